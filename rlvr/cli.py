@@ -16,6 +16,7 @@ commands:
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3)
   study STUDY.yaml [--out DIR]        train a recipe per arm and seed, then compare the arms
+  report STUDY_DIR                    rewrite a study's report (intervals vs the control) from its folder
   build-model RECIPE.yaml [key=value]  build (or find cached) the tiny model + SFT warm-up only
 
 `rlvr <command> --help` for details.
@@ -102,6 +103,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rlvr.study.command import main as study_main
 
         return study_main(rest)
+    if command == "report":
+        from rlvr.study.command import report_main
+
+        return report_main(rest)
     print(f"rlvr: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List
 
 from rlvr.config.load import recipe_drift
 from rlvr.study.report import collect_runs, format_table, study_report, write_report
-from rlvr.study.spec import Study, StudyError, StudyRun, load_study
+from rlvr.study.spec import DEFAULT_LAST_K, Study, StudyError, StudyRun, load_study
 
 # Keys that follow from where the study writes, not from what it trains.
 _LOCATION_KEYS = {"output_dir", "run_name"}
@@ -139,11 +139,53 @@ def run_study(study: Study, actions: List[str]) -> None:
 def report(study: Study) -> Dict[str, Any]:
     """Collect the run folders, write study.json/csv/png, print the table; the report dict."""
     runs = collect_runs(study.output_dir, list(study.arms), study.seeds)
-    result = study_report(study.name, str(study.output_dir), study.seeds, study.threshold, study.arms, runs)
-    paths = write_report(result, study.output_dir)
+    result = study_report(study.name, str(study.output_dir), study.seeds, study.threshold, study.arms, runs,
+                          control=study.control, last_k=study.last_k)
+    return _write_and_print(result, study.output_dir)
+
+
+def _write_and_print(result: Dict[str, Any], output_dir: Path) -> Dict[str, Any]:
+    paths = write_report(result, output_dir)
     print(format_table(result))
     print(f"report: {', '.join(str(p) for p in paths)}")
     return result
+
+
+def rerender(study_dir: Path) -> Dict[str, Any]:
+    """Re-read the run folders of a study folder and rewrite its report, using the arms, seeds,
+    threshold, control and last_k recorded in its study.json (no study file needed)."""
+    study_json = Path(study_dir) / "study.json"
+    if not study_json.is_file():
+        raise StudyError(f"{study_dir}: no study.json (run `rlvr study STUDY.yaml` first)")
+    try:
+        old = json.loads(study_json.read_text())
+        arms = {a["arm"]: a["overrides"] for a in old["arms"]}
+        seeds, threshold = old["seeds"], old.get("threshold")
+    except (ValueError, KeyError, TypeError) as err:
+        raise StudyError(f"{study_json}: not a study report ({type(err).__name__}: {err})") from None
+    control = old.get("control", next(iter(arms)))
+    last_k = old.get("last_k", DEFAULT_LAST_K)
+    runs = collect_runs(Path(study_dir), list(arms), seeds)
+    result = study_report(old.get("study", Path(study_dir).name), str(study_dir), seeds, threshold, arms, runs,
+                          control=control, last_k=last_k)
+    return _write_and_print(result, Path(study_dir))
+
+
+def report_main(argv: List[str]) -> int:
+    """Entry point of `rlvr report STUDY_DIR`: re-render a study's report from its folder."""
+    parser = argparse.ArgumentParser(prog="rlvr report",
+                                     description="Rewrite a study's report (study.json/csv/png) from its run folders.")
+    parser.add_argument("study_dir", help="a study's output folder (holds study.json)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        rerender(Path(args.study_dir))
+    except StudyError as err:
+        print(f"rlvr report: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: List[str]) -> int:

@@ -1,5 +1,8 @@
-"""The study report: from run folders to one row per arm (mean and std over seeds, and each
-seed's value), written as study.json, study.csv and eval_gt_accuracy.png, and a console table.
+"""The study report: from run folders to one row per arm (mean, sd, standard error and 95%
+t-interval over seeds, and each seed's value) and, for every arm but the control, its
+difference from the control paired by seed (t and bootstrap intervals, exact sign-flip
+p-value; rlvr/study/stats.py), written as study.json, study.csv and eval_gt_accuracy.png,
+and console tables with a sentence per comparison.
 
 `collect_runs` is the only function that reads files; `study_report`, `arm_report`,
 `run_stats`, `csv_table` and `format_table` are pure. Only finished runs enter the figures;
@@ -9,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from rlvr.study.spec import run_name
+from rlvr.study.spec import DEFAULT_LAST_K, run_name
+from rlvr.study.stats import paired_comparison, summary
 from rlvr.tracking.run_folder import read_metrics
 
 EVAL = "eval/gt_accuracy"
@@ -21,7 +24,11 @@ EVAL = "eval/gt_accuracy"
 STEP_MEANS = ("errors/harmful", "errors/beneficial", "errors/benign",
               "reward/false_positive_rate", "reward/false_negative_rate", "perf/step_s")
 METRICS = ("initial_eval_gt_accuracy", "final_eval_gt_accuracy", "best_eval_gt_accuracy",
-           "steps_to_threshold", *STEP_MEANS)
+           "last_k_eval_gt_accuracy", "auc_eval_gt_accuracy", "steps_to_threshold", *STEP_MEANS)
+# Outcome metrics compared with the control arm (paired by seed).
+COMPARED = ("final_eval_gt_accuracy", "best_eval_gt_accuracy", "last_k_eval_gt_accuracy",
+            "auc_eval_gt_accuracy", "steps_to_threshold")
+HEADLINE = "final_eval_gt_accuracy"  # the comparison the report states in words
 PLOT_FILE = "eval_gt_accuracy.png"
 
 
@@ -37,14 +44,28 @@ def steps_to_threshold(curve: Sequence[Tuple[int, float]], threshold: float) -> 
     return next((step for step, acc in curve if acc >= threshold), None)
 
 
-def run_stats(rows: Sequence[Mapping[str, Any]], threshold: Optional[float]) -> Dict[str, Optional[float]]:
-    """The report's figures (METRICS) for one run's metrics.jsonl rows; None where undefined."""
+def curve_area(curve: Sequence[Tuple[int, float]]) -> Optional[float]:
+    """Area under the eval curve (trapezoids) divided by its step span: the run's average
+    accuracy over training, less noisy than one final evaluation. None below 2 points."""
+    if len(curve) < 2 or curve[-1][0] == curve[0][0]:
+        return None
+    area = sum((s1 - s0) * (a0 + a1) / 2 for (s0, a0), (s1, a1) in zip(curve, curve[1:]))
+    return area / (curve[-1][0] - curve[0][0])
+
+
+def run_stats(rows: Sequence[Mapping[str, Any]], threshold: Optional[float],
+              last_k: int = DEFAULT_LAST_K) -> Dict[str, Optional[float]]:
+    """The report's figures (METRICS) for one run's metrics.jsonl rows; None where undefined.
+    last_k averages the last `last_k` evaluations after step 0 (fewer if the run has fewer)."""
     curve = eval_curve(rows)
     accs = [acc for _, acc in curve]
+    trained = [acc for step, acc in curve if step > 0][-last_k:]
     stats: Dict[str, Optional[float]] = {
         "initial_eval_gt_accuracy": curve[0][1] if curve and curve[0][0] == 0 else None,
         "final_eval_gt_accuracy": accs[-1] if accs else None,
         "best_eval_gt_accuracy": max(accs) if accs else None,
+        "last_k_eval_gt_accuracy": sum(trained) / len(trained) if trained else None,
+        "auc_eval_gt_accuracy": curve_area(curve),
         "steps_to_threshold": steps_to_threshold(curve, threshold) if threshold is not None else None,
     }
     train_rows = [r for r in rows if int(r.get("step", 0)) >= 1]
@@ -54,39 +75,29 @@ def run_stats(rows: Sequence[Mapping[str, Any]], threshold: Optional[float]) -> 
     return stats
 
 
-def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
-    """Mean and sample standard deviation (n - 1) of the non-None values; std None below 2."""
-    xs = [float(v) for v in values if v is not None]
-    if not xs:
-        return None, None
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-
-
 # ---- one arm and the study ------------------------------------------------------------------
 def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, Any]],
-               threshold: Optional[float]) -> Dict[str, Any]:
+               threshold: Optional[float], last_k: int = DEFAULT_LAST_K) -> Dict[str, Any]:
     """One arm's row. `runs`: one dict per seed with seed, run_name, status, error, rows.
 
-    metrics[m] = {mean, std, per_seed: {seed: value}} over the finished seeds; for
+    metrics[m] = {mean, std, se, ci95, n, per_seed: {seed: value}} over the finished seeds; for
     steps_to_threshold also `reached` (seeds that got there), and mean/std only when all did
     (a mean over the seeds that happened to reach it would flatter the arm). curve = mean,
     min and max of eval/gt_accuracy over finished seeds at each evaluated step.
     """
     finished = [r for r in runs if r["status"] == "finished"]
-    per_run = {r["seed"]: run_stats(r["rows"], threshold) for r in finished}
+    per_run = {r["seed"]: run_stats(r["rows"], threshold, last_k) for r in finished}
     metrics: Dict[str, Dict[str, Any]] = {}
     for key in METRICS:
         values = {str(seed): stats[key] for seed, stats in per_run.items()}
-        mean, std = mean_std(list(values.values()))
-        entry: Dict[str, Any] = {"mean": mean, "std": std, "per_seed": values}
+        stats = summary(list(values.values()))
+        entry: Dict[str, Any] = {"mean": stats["mean"], "std": stats["sd"], "se": stats["se"],
+                                 "ci95": stats["ci95"], "n": stats["n"], "per_seed": values}
         if key == "steps_to_threshold":
             reached = sum(v is not None for v in values.values())
             entry["reached"] = reached
             if threshold is None or reached < len(values):
-                entry["mean"] = entry["std"] = None
+                entry["mean"] = entry["std"] = entry["se"] = entry["ci95"] = None
         metrics[key] = entry
     by_step: Dict[int, List[float]] = {}
     for r in finished:
@@ -104,13 +115,30 @@ def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, A
     }
 
 
+def vs_control(arm: Mapping[str, Any], control: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """COMPARED metrics of `arm` minus `control` (two arm_report rows), paired by seed.
+    steps_to_threshold pairs only seeds where both arms reached the threshold."""
+    return {key: paired_comparison(arm["metrics"][key]["per_seed"], control["metrics"][key]["per_seed"])
+            for key in COMPARED}
+
+
 def study_report(name: str, output_dir: str, seeds: Sequence[int], threshold: Optional[float],
                  arms: Mapping[str, Sequence[str]],
-                 runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Dict[str, Any]:
-    """The whole report (what study.json holds): `runs[arm]` as arm_report takes them."""
+                 runs: Mapping[str, Sequence[Mapping[str, Any]]], control: Optional[str] = None,
+                 last_k: int = DEFAULT_LAST_K) -> Dict[str, Any]:
+    """The whole report (what study.json holds): `runs[arm]` as arm_report takes them; every
+    arm but `control` (default: the first arm) carries `vs_control`."""
+    control = control if control is not None else next(iter(arms))
+    if control not in arms:
+        raise ValueError(f"study {name}: control = {control!r} is not an arm; arms are {list(arms)}")
+    rows = [arm_report(arm, overrides, runs[arm], threshold, last_k) for arm, overrides in arms.items()]
+    control_row = next(r for r in rows if r["arm"] == control)
+    for row in rows:
+        if row["arm"] != control:
+            row["vs_control"] = vs_control(row, control_row)
     return {"study": name, "output_dir": output_dir, "seeds": list(seeds), "threshold": threshold,
-            "metrics": list(METRICS),
-            "arms": [arm_report(arm, overrides, runs[arm], threshold) for arm, overrides in arms.items()]}
+            "control": control, "last_k": last_k, "metrics": list(METRICS), "compared": list(COMPARED),
+            "arms": rows}
 
 
 def collect_runs(output_dir: Path, arms: Sequence[str], seeds: Sequence[int]) -> Dict[str, List[Dict[str, Any]]]:
@@ -138,16 +166,25 @@ def collect_runs(output_dir: Path, arms: Sequence[str], seeds: Sequence[int]) ->
 def csv_table(report: Mapping[str, Any]) -> Tuple[List[str], List[List[Any]]]:
     """(header, rows): per metric `<m>_mean`, `<m>_std`, `<m>_seed<s>`; then each seed's status."""
     seeds = report["seeds"]
+    compared = report.get("compared", [])
     header = ["arm", "n_seeds", "n_finished"]
     for key in METRICS:
-        header += [f"{key}_mean", f"{key}_std", *(f"{key}_seed{s}" for s in seeds)]
+        header += [f"{key}_mean", f"{key}_std", f"{key}_ci95_lo", f"{key}_ci95_hi",
+                   *(f"{key}_seed{s}" for s in seeds)]
+    for key in compared:
+        header += [f"{key}_vs_control_{part}" for part in ("diff", "ci95_lo", "ci95_hi", "p", "n_pairs")]
     header += [f"status_seed{s}" for s in seeds]
     rows = []
     for arm in report["arms"]:
         row: List[Any] = [arm["arm"], arm["n_seeds"], arm["n_finished"]]
         for key in METRICS:
             m = arm["metrics"][key]
-            row += [m["mean"], m["std"], *(m["per_seed"].get(str(s)) for s in seeds)]
+            ci = m.get("ci95") or [None, None]
+            row += [m["mean"], m["std"], *ci, *(m["per_seed"].get(str(s)) for s in seeds)]
+        for key in compared:
+            c = arm.get("vs_control", {}).get(key)
+            ci = (c or {}).get("ci95") or [None, None]
+            row += [c["diff_mean"], *ci, c["p_value"], c["n_pairs"]] if c else [None] * 5
         status = {r["seed"]: r["status"] for r in arm["runs"]}
         row += [status.get(s, "missing") for s in seeds]
         rows.append(["" if v is None else v for v in row])
@@ -157,7 +194,8 @@ def csv_table(report: Mapping[str, Any]) -> Tuple[List[str], List[List[Any]]]:
 # (metric, column title, format); steps_to_threshold is shown only when the study has a threshold.
 _TABLE = [
     ("initial_eval_gt_accuracy", "initial", "{:.3f}"), ("final_eval_gt_accuracy", "final", "{:.3f}"),
-    ("best_eval_gt_accuracy", "best", "{:.3f}"), ("steps_to_threshold", "steps>={thr}", "{:.1f}"),
+    ("best_eval_gt_accuracy", "best", "{:.3f}"), ("last_k_eval_gt_accuracy", "last{k}", "{:.3f}"),
+    ("auc_eval_gt_accuracy", "auc", "{:.3f}"), ("steps_to_threshold", "steps>={thr}", "{:.1f}"),
     ("errors/harmful", "harmful", "{:.3f}"), ("errors/beneficial", "beneficial", "{:.3f}"),
     ("errors/benign", "benign", "{:.3f}"), ("reward/false_positive_rate", "fp_rate", "{:.3f}"),
     ("reward/false_negative_rate", "fn_rate", "{:.3f}"), ("perf/step_s", "s/step", "{:.2f}"),
@@ -173,18 +211,71 @@ def _cell(entry: Mapping[str, Any], fmt: str, key: str) -> str:
     return text if entry["std"] is None else f"{text}±{fmt.format(entry['std'])}"
 
 
+def _aligned(lines: List[List[str]]) -> List[str]:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))).rstrip()
+            for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return text
+
+
+def _diff_cell(c: Optional[Mapping[str, Any]], fmt: str) -> str:
+    if not c or c["diff_mean"] is None:
+        return "-"
+    sign = "+" if c["diff_mean"] >= 0 else ""
+    text = f"{sign}{fmt.format(c['diff_mean'])}"
+    if c["ci95"] is not None:
+        text += f" [{fmt.format(c['ci95'][0])}, {fmt.format(c['ci95'][1])}]"
+    return f"{text} p={c['p_value']:.3g}"
+
+
+def comparison_sentence(arm: Mapping[str, Any], control: str, key: str = HEADLINE) -> str:
+    """One sentence: is the arm's difference from the control separable with the seeds run?"""
+    c = arm["vs_control"][key]
+    what = key.replace("_eval_gt_accuracy", " eval accuracy").replace("_", " ")
+    if c["diff_mean"] is None:
+        return f"{arm['arm']} vs {control}: no seed where both finished; nothing to compare."
+    head = f"{arm['arm']} vs {control}: {what} {c['diff_mean']:+.3f}"
+    if c["ci95"] is None:
+        return f"{head} from one pair of seeds: not separable; run more seeds for an interval."
+    head += (f" (95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], bootstrap "
+             f"[{c['ci95_bootstrap'][0]:+.3f}, {c['ci95_bootstrap'][1]:+.3f}], "
+             f"sign-flip p = {c['p_value']:.3g}, {c['n_pairs']} pairs)")
+    floor = 2.0 / 2 ** c["n_pairs"]
+    if c["separable"]:
+        note = "" if floor <= 0.05 else (f"; with {c['n_pairs']} pairs the exact permutation test "
+                                          f"cannot go below p = {floor:.3g}, so add seeds to confirm")
+        return f"{head}: separable from the control (the t-interval excludes 0){note}."
+    need = c["seeds_needed"]
+    more = (f"the observed paired sd would need about {need} seeds" if need is not None
+            else "no realistic number of seeds would separate it")
+    return f"{head}: not separable with {c['n_pairs']} seeds; {more}."
+
+
 def format_table(report: Mapping[str, Any]) -> str:
-    """Aligned console table: one line per arm, `mean±std` over finished seeds."""
+    """Aligned console tables: one line per arm with `mean±sd` over finished seeds, then each
+    arm against the control (paired difference [95% t-interval] and sign-flip p), then words."""
     columns = [c for c in _TABLE if c[0] != "steps_to_threshold" or report["threshold"] is not None]
-    header = ["arm", "runs"] + [title.format(thr=report["threshold"]) for _, title, _ in columns]
+    last_k = report.get("last_k", DEFAULT_LAST_K)
+    header = ["arm", "runs"] + [title.format(thr=report["threshold"], k=last_k) for _, title, _ in columns]
     lines = [header]
     for arm in report["arms"]:
         lines.append([arm["arm"], f"{arm['n_finished']}/{arm['n_seeds']}"]
                      + [_cell(arm["metrics"][key], fmt, key) for key, _, fmt in columns])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))).rstrip()
-            for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = _aligned(lines)
+    control = report.get("control")
+    others = [arm for arm in report["arms"] if "vs_control" in arm]
+    if control is not None and others:
+        compared = [(key, title, fmt) for key, title, fmt in columns if key in report.get("compared", [])]
+        lines = [["arm - " + control, "pairs"] + [title.format(thr=report["threshold"], k=last_k)
+                                                 for _, title, _ in compared]]
+        for arm in others:
+            pairs = arm["vs_control"][HEADLINE]["n_pairs"]
+            lines.append([arm["arm"], str(pairs)] + [_diff_cell(arm["vs_control"][key], fmt)
+                                                     for key, _, fmt in compared])
+        text += ["", f"paired by seed against the control ({control}): mean difference [95% t-interval], "
+                 "exact sign-flip p", *_aligned(lines), ""]
+        text += [comparison_sentence(arm, control) for arm in others]
     failed = [f"  {arm['arm']} seed {r['seed']}: {r['status']}" + (f": {r['error']}" if r["error"] else "")
               for arm in report["arms"] for r in arm["runs"] if r["status"] != "finished"]
     if failed:

@@ -6,6 +6,9 @@
     seeds: [0, 1]                       # optional; default [0]; applied as `seed=<s>`
     overrides: [steps=60]               # optional; applied to every arm, before the arm's own
     threshold: 0.4                      # optional; report steps until eval/gt_accuracy >= this
+    control: ground_truth               # optional; the arm others are compared with (paired by seed);
+                                        # default: the arm named ground_truth, else the first arm
+    last_k: 3                           # optional; "last k" metric = mean of the last k evaluations
     arms:
       ground_truth: []
       flip_fp0.2: [reward.design.name=flip, reward.design.fp_rate=0.2]
@@ -24,7 +27,8 @@ import yaml
 
 from rlvr.config import RecipeConfig, RecipeError, load_recipe
 
-STUDY_KEYS = ("recipe", "output_dir", "seeds", "overrides", "threshold", "arms")
+STUDY_KEYS = ("recipe", "output_dir", "seeds", "overrides", "threshold", "control", "last_k", "arms")
+DEFAULT_LAST_K = 3
 # Keys the study sets itself; an arm or the study's overrides may not set them.
 RESERVED = {"seed": "the study's `seeds` list", "run_name": "the study ({arm}__seed{s})",
             "output_dir": "the study's `output_dir` (or --out)"}
@@ -56,6 +60,8 @@ class Study:
     overrides: List[str]
     arms: Dict[str, List[str]]  # arm name -> its overrides, in file order
     threshold: Optional[float] = None
+    control: str = ""  # the arm every other arm is compared with, paired by seed
+    last_k: int = DEFAULT_LAST_K  # evaluations averaged by the last-k metric
     runs: List[StudyRun] = field(default_factory=list)  # seed-major: every arm at seeds[0] first
 
 
@@ -117,8 +123,15 @@ def load_study(path: Union[str, Path], out: Optional[Union[str, Path]] = None) -
                              "(it names a run folder)")
         arms[arm] = _dotlist(value, f"{where}: arm {arm!r}")
 
+    control = raw.get("control", "ground_truth" if "ground_truth" in arms else next(iter(arms)))
+    if control not in arms:
+        raise StudyError(f"{where}: control = {control!r} is not an arm; arms are {list(arms)}")
+    last_k = raw.get("last_k", DEFAULT_LAST_K)
+    if isinstance(last_k, bool) or not isinstance(last_k, int) or last_k < 1:
+        raise StudyError(f"{where}: last_k = {last_k!r} must be an integer >= 1 (evaluations averaged)")
+
     study = Study(path=path, name=path.stem, recipe=recipe, output_dir=output_dir, seeds=list(seeds),
-                  overrides=overrides, arms=arms, threshold=threshold)
+                  overrides=overrides, arms=arms, threshold=threshold, control=control, last_k=last_k)
     _load(study, overrides, f"{where}: overrides")  # a bad shared override is named as such
     for seed in study.seeds:
         for arm, arm_overrides in arms.items():

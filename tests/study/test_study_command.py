@@ -33,7 +33,7 @@ def fake_train(monkeypatch):
         (folder / "config.yaml").write_text(to_yaml(cfg))
         if cfg.run_name.startswith("bad"):
             raise RuntimeError("warm-up exploded")
-        acc = 0.25 + 0.1 * cfg.seed
+        acc = 0.25 + 0.1 * cfg.seed - (0.05 + 0.01 * cfg.seed if cfg.run_name.startswith("worse") else 0.0)
         rows = [{"step": 0, "eval/gt_accuracy": 0.2}, {"step": 1, "errors/harmful": 0.1, "perf/step_s": 0.5},
                 {"step": 2, "errors/harmful": 0.3, "perf/step_s": 0.5, "eval/gt_accuracy": acc}]
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -84,6 +84,40 @@ def test_dry_run_and_report_only_start_nothing(tmp_path, fake_train, capsys):
     assert fake_train == []
     assert "0/1" in capsys.readouterr().out
     assert json.loads((out / "study.json").read_text())["arms"][0]["runs"][0]["status"] == "missing"
+
+
+def test_control_comparison_in_words_and_rlvr_report_rerenders(tmp_path, fake_train, capsys):
+    study = write_study(tmp_path, {"worse": "[reward.design.name=flip]", "gt": "[]"}, seeds="[0, 1, 2]")
+    study.write_text(study.read_text() + "control: gt\nlast_k: 1\n")
+    out = tmp_path / "out"
+    assert main([str(study), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "study.json").read_text())
+    assert report["control"] == "gt" and report["last_k"] == 1
+    worse, gt = report["arms"]
+    assert "vs_control" not in gt
+    final = worse["vs_control"]["final_eval_gt_accuracy"]
+    # paired diffs -0.05, -0.06, -0.07: mean -0.06, sd 0.01, t(0.975, 2) * 0.01 / sqrt(3) = 0.024841
+    assert final["n_pairs"] == 3 and final["diff_mean"] == pytest.approx(-0.06)
+    assert final["ci95"] == [pytest.approx(-0.084841, abs=1e-5), pytest.approx(-0.035159, abs=1e-5)]
+    assert final["p_value"] == 0.25 and final["separable"] is True
+    assert worse["metrics"]["final_eval_gt_accuracy"]["ci95"] is not None
+    assert "paired by seed against the control (gt)" in printed
+    assert "worse vs gt: final eval accuracy -0.060" in printed and "cannot go below p = 0.25" in printed
+
+    (out / "study.csv").unlink()
+    assert cli_main(["report", str(out)]) == 0
+    assert (out / "study.csv").is_file()
+    assert json.loads((out / "study.json").read_text()) == report
+    assert cli_main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no study.json" in capsys.readouterr().err
+
+
+def test_control_must_be_an_arm(tmp_path, fake_train, capsys):
+    study = write_study(tmp_path, {"gt": "[]"})
+    study.write_text(study.read_text() + "control: nope\n")
+    assert main([str(study), "--dry-run"]) == 2
+    assert "control = 'nope' is not an arm" in capsys.readouterr().err
 
 
 def test_finished_run_with_a_different_recipe_is_refused(tmp_path, fake_train, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.study.report import (METRICS, collect_runs, format_table, mean_std, run_stats, steps_to_threshold,
+from rlvr.study.report import (METRICS, collect_runs, curve_area, format_table, run_stats, steps_to_threshold,
                                study_report, write_report)
 
 SEEDS = [0, 1]
@@ -59,10 +59,15 @@ def test_run_stats_by_hand():
     assert steps_to_threshold([(0, 0.1), (10, 0.3)], 0.5) is None
 
 
-def test_mean_std_is_sample_std():
-    assert mean_std([2, 4]) == (3.0, pytest.approx(math.sqrt(2)))
-    assert mean_std([0.7, None]) == (0.7, None)
-    assert mean_std([]) == (None, None)
+def test_last_k_and_area_under_the_curve_by_hand():
+    rows = [{"step": 0, "eval/gt_accuracy": 0.2}, {"step": 2, "eval/gt_accuracy": 0.5},
+            {"step": 4, "eval/gt_accuracy": 0.4}, {"step": 8, "eval/gt_accuracy": 0.6}]
+    stats = run_stats(rows, threshold=None, last_k=2)
+    assert stats["last_k_eval_gt_accuracy"] == pytest.approx(0.5)  # (0.4 + 0.6) / 2
+    # trapezoids: 2 * 0.35 + 2 * 0.45 + 4 * 0.5 = 3.6 over 8 steps
+    assert stats["auc_eval_gt_accuracy"] == pytest.approx(0.45)
+    assert run_stats(rows, None, last_k=10)["last_k_eval_gt_accuracy"] == pytest.approx(0.5)  # step 0 never counts
+    assert curve_area([(0, 0.3)]) is None
 
 
 def test_arm_means_and_std_over_seeds(study_dir):
@@ -77,8 +82,11 @@ def test_arm_means_and_std_over_seeds(study_dir):
     assert m["final_eval_gt_accuracy"]["per_seed"] == {"0": 0.4, "1": 0.6}
     assert m["best_eval_gt_accuracy"]["mean"] == pytest.approx(0.55)
     # Seed 0 reaches 0.45 at step 2, seed 1 at step 4.
-    assert m["steps_to_threshold"] == {"mean": 3.0, "std": pytest.approx(math.sqrt(2)),
-                                       "per_seed": {"0": 2, "1": 4}, "reached": 2}
+    assert m["final_eval_gt_accuracy"]["se"] == pytest.approx(0.1)
+    # t(0.975, 1) = 12.706: 0.5 +- 12.706 * 0.1
+    assert m["final_eval_gt_accuracy"]["ci95"] == [pytest.approx(-0.7706, abs=1e-4), pytest.approx(1.7706, abs=1e-4)]
+    assert {k: m["steps_to_threshold"][k] for k in ("mean", "std", "per_seed", "reached")} == \
+        {"mean": 3.0, "std": pytest.approx(math.sqrt(2)), "per_seed": {"0": 2, "1": 4}, "reached": 2}
     assert m["errors/harmful"]["per_seed"] == {"0": pytest.approx(0.2), "1": 0.0}
     assert m["errors/harmful"]["mean"] == pytest.approx(0.1)
     assert m["perf/step_s"]["mean"] == pytest.approx(1.5)
@@ -90,7 +98,13 @@ def test_arm_means_and_std_over_seeds(study_dir):
     assert noisy["n_finished"] == 1
     assert noisy["runs"][1] == {"seed": 1, "run_name": "noisy__seed1", "status": "failed",
                                 "error": "RuntimeError: boom"}
-    assert noisy["metrics"]["final_eval_gt_accuracy"] == {"mean": 0.35, "std": None, "per_seed": {"0": 0.35}}
+    assert noisy["metrics"]["final_eval_gt_accuracy"] == {"mean": 0.35, "std": None, "se": None, "ci95": None,
+                                                          "n": 1, "per_seed": {"0": 0.35}}
+    # Against the control ("good", the first arm): only seed 0 pairs; one pair gives no interval.
+    assert "vs_control" not in good
+    final = noisy["vs_control"]["final_eval_gt_accuracy"]
+    assert final["n_pairs"] == 1 and final["diff_mean"] == pytest.approx(-0.05) and final["ci95"] is None
+    assert final["p_value"] == 1.0  # both sign patterns of one difference are as extreme
     assert noisy["metrics"]["steps_to_threshold"]["reached"] == 0
     assert noisy["metrics"]["steps_to_threshold"]["mean"] is None
     assert absent["n_finished"] == 0 and {r["status"] for r in absent["runs"]} == {"missing"}
@@ -114,8 +128,10 @@ def test_written_files_csv_columns_png_and_table(study_dir):
     header = list(rows[0])
     assert header[:3] == ["arm", "n_seeds", "n_finished"]
     for key in METRICS:
-        assert [f"{key}_mean", f"{key}_std", f"{key}_seed0", f"{key}_seed1"] == \
-            header[header.index(f"{key}_mean"):header.index(f"{key}_mean") + 4]
+        assert [f"{key}_mean", f"{key}_std", f"{key}_ci95_lo", f"{key}_ci95_hi", f"{key}_seed0", f"{key}_seed1"] \
+            == header[header.index(f"{key}_mean"):header.index(f"{key}_mean") + 6]
+    assert "final_eval_gt_accuracy_vs_control_p" in header
+    assert float(rows[1]["final_eval_gt_accuracy_vs_control_diff"]) == pytest.approx(-0.05)
     assert header[-2:] == ["status_seed0", "status_seed1"]
     assert float(rows[0]["final_eval_gt_accuracy_mean"]) == pytest.approx(0.5)
     assert rows[0]["steps_to_threshold_seed1"] == "4"
@@ -124,11 +140,12 @@ def test_written_files_csv_columns_png_and_table(study_dir):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
     table = format_table(report).splitlines()
-    assert table[0].split() == ["arm", "runs", "initial", "final", "best", "steps>=0.45", "harmful",
-                                "beneficial", "benign", "fp_rate", "fn_rate", "s/step"]
+    assert table[0].split() == ["arm", "runs", "initial", "final", "best", "last3", "auc", "steps>=0.45",
+                                "harmful", "beneficial", "benign", "fp_rate", "fn_rate", "s/step"]
     assert len({len(line) for line in table[:5]}) == 1  # aligned: every row as wide as the header
-    assert table[2].split()[:6] == ["good", "2/2", "0.200±0.000", "0.500±0.141", "0.550±0.071", "3.0±1.4"]
-    assert table[3].split()[:6] == ["noisy", "1/2", "0.200", "0.350", "0.350", "never"]
+    assert table[2].split()[:8] == ["good", "2/2", "0.200±0.000", "0.500±0.141", "0.550±0.071", "0.450±0.000",
+                                    "0.375±0.035", "3.0±1.4"]
+    assert table[3].split()[:8] == ["noisy", "1/2", "0.200", "0.350", "0.350", "0.325", "0.287", "never"]
     assert table[4].split()[:3] == ["absent", "0/2", "-"]
     assert "  noisy seed 1: failed: RuntimeError: boom" in table
     assert "steps>=" not in format_table(build(study_dir, threshold=None))
