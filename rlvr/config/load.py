@@ -25,6 +25,7 @@ _RANGES = [
     ("model.hidden_size", 8, None), ("model.num_layers", 1, None), ("model.num_heads", 1, None),
     ("warmup.steps", 0, None), ("warmup.batch_size", 1, None), ("warmup.lr", 0.0, None),
     ("warmup.target_accuracy", 0.0, 1.0), ("warmup.check_every", 1, None),
+    ("warmup.validation_size", 1, None),
     ("task.num_digits", 1, 6), ("task.train_size", 1, None), ("task.sft_both_rate", 0.0, 1.0), ("task.eval_size", 1, None),
     ("reward.num_workers", 1, None), ("reward.timeout_s", 0.01, None),
     ("rollout.num_workers", 1, None), ("rollout.prompts_per_step", 1, None),
@@ -117,6 +118,8 @@ def _get(cfg, dotted: str):
 def _check(cfg: RecipeConfig, where: str) -> None:
     for key, low, high in _RANGES:
         value = _get(cfg, key)
+        if value is None:  # an optional key left unset
+            continue
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"within [{low}, {high}]" if high is not None else f">= {low}"
             raise RecipeError(f"{where}: {key} = {value} must be {bounds}")
@@ -143,6 +146,10 @@ def _check(cfg: RecipeConfig, where: str) -> None:
     if cfg.rollout.prompts_per_step > cfg.task.train_size:
         raise RecipeError(f"{where}: rollout.prompts_per_step = {cfg.rollout.prompts_per_step} exceeds "
                           f"task.train_size = {cfg.task.train_size}")
+    if (cfg.model.path is None and cfg.warmup.enabled and cfg.warmup.validation_size is not None
+            and cfg.warmup.validation_size >= cfg.task.train_size):
+        raise RecipeError(f"{where}: warmup.validation_size = {cfg.warmup.validation_size} must be below "
+                          f"task.train_size = {cfg.task.train_size} (the warm-up trains on the rest)")
     if "{question}" not in cfg.task.prompt_template:
         raise RecipeError(f"{where}: task.prompt_template = {cfg.task.prompt_template!r} must contain {{question}}")
     if cfg.rollout.temperature != 1.0:

@@ -26,8 +26,9 @@ class WarmupConfig:
     steps: int = 300  # SFT optimizer steps
     batch_size: int = 64  # SFT examples per step
     lr: float = 3.0e-3  # SFT AdamW learning rate
-    target_accuracy: float = 0.3  # stop SFT once greedy held-out accuracy reaches this
+    target_accuracy: float = 0.3  # stop SFT once greedy accuracy on the validation slice reaches this
     check_every: int = 25  # measure greedy accuracy every N SFT steps
+    validation_size: Optional[int] = None  # first N training prompts: the slice SFT stops on (left out of SFT data; never the eval split); None = min(128, train_size // 4)
     seed: int = 0  # SFT data / init seed
 
 

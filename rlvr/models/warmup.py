@@ -1,8 +1,10 @@
 """SFT warm-up: teach the tiny model the task's answer format until a target accuracy.
 
-The initial policy's accuracy is a measured output (held-out greedy accuracy), not a hope:
-training stops at the first check where accuracy reaches `target_accuracy`, and the run
-records the figure it started RL from.
+The initial policy's accuracy is a measured output, not a hope: training stops at the first
+check where greedy accuracy on a VALIDATION slice reaches `target_accuracy`. The slice is
+carved from the training prompts (and left out of the SFT data), never taken from the
+held-out eval split: selecting on the eval split would bias the run's step-0 eval accuracy
+upward (the checkpoint that happened to score well there is the one kept).
 """
 from __future__ import annotations
 
@@ -46,21 +48,22 @@ def greedy_accuracy(model, tokenizer, prompts: Sequence[Prompt],
     return sum(verify(t, p.gold, p.meta).score >= 1.0 for t, p in zip(texts, prompts)) / len(prompts)
 
 
-def sft_warmup(model, tokenizer, train: List[Prompt], held_out: List[Prompt],
+def sft_warmup(model, tokenizer, train: List[Prompt], validation: List[Prompt],
                verify: Callable[[str, str, dict], GroundTruth], targets: Dict[str, str], *,
                steps: int, batch_size: int, lr: float, target_accuracy: float,
                check_every: int, seed: int, max_new_tokens: int, log=print) -> Dict[str, float]:
-    """Train in place until held-out greedy accuracy >= target_accuracy or `steps` run out.
+    """Train in place on `train` until greedy accuracy on `validation` >= target_accuracy or
+    `steps` run out. `validation` must not be the eval split (see the module docstring).
 
     `targets` maps prompt id -> completion text (the eos token is appended here).
-    Returns {"steps", "accuracy", "seconds"}: the measured starting point for RL.
+    Returns {"steps", "validation_accuracy", "seconds"}: where SFT stopped and why.
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
-    start, accuracy, step = time.time(), greedy_accuracy(model, tokenizer, held_out, verify, max_new_tokens), 0
-    log(f"warm-up: step 0 greedy accuracy {accuracy:.3f} (target {target_accuracy:.2f})")
+    start, accuracy, step = time.time(), greedy_accuracy(model, tokenizer, validation, verify, max_new_tokens), 0
+    log(f"warm-up: step 0 validation greedy accuracy {accuracy:.3f} (target {target_accuracy:.2f})")
     while step < steps and accuracy < target_accuracy:
         batch = rng.sample(train, min(batch_size, len(train)))
         input_ids, attention_mask, labels = sft_batch(tokenizer, batch, [targets[p.id] for p in batch])
@@ -71,7 +74,7 @@ def sft_warmup(model, tokenizer, train: List[Prompt], held_out: List[Prompt],
         opt.step()
         step += 1
         if step % check_every == 0 or step == steps:
-            accuracy = greedy_accuracy(model, tokenizer, held_out, verify, max_new_tokens)
-            log(f"warm-up: step {step} loss {loss.item():.3f} greedy accuracy {accuracy:.3f}")
+            accuracy = greedy_accuracy(model, tokenizer, validation, verify, max_new_tokens)
+            log(f"warm-up: step {step} loss {loss.item():.3f} validation greedy accuracy {accuracy:.3f}")
             sys.stdout.flush()
-    return {"steps": step, "accuracy": accuracy, "seconds": time.time() - start}
+    return {"steps": step, "validation_accuracy": accuracy, "seconds": time.time() - start}

@@ -38,6 +38,7 @@ def write(tmp_path, text):
     ("algorithm:\n  clip_eps: 0.0\n", "algorithm.clip_eps = 0.0 must be within"),
     ("reward:\n  timeout_s: 0\n", "reward.timeout_s = 0.0 must be"),
     ("trainer:\n  num_ranks: 9\nrollout:\n  prompts_per_step: 2\n  samples_per_prompt: 4\n", "trainer.num_ranks = 9 exceeds the 8 sequences"),
+    ("task:\n  train_size: 100\nwarmup:\n  validation_size: 100\n", "warmup.validation_size = 100 must be below task.train_size = 100"),
     ("cluster:\n  num_cpus: 2\ntrainer:\n  num_ranks: 2\n", "cluster.num_cpus = 2 is fewer than the 4 actors"),
     ("task:\n  name: chess\n", "task.name = 'chess' is not a task"),
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
