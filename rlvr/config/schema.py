@@ -89,6 +89,12 @@ class AlgorithmConfig:
 
 
 @dataclass
+class EvalConfig:
+    samples_per_prompt: int = 0  # k sampled answers per held-out prompt beside greedy (eval/gt_accuracy_sampled, eval/pass_at_k); 0 = greedy only
+    temperature: float = 1.0  # sampling temperature of those k answers
+
+
+@dataclass
 class ClusterConfig:
     address: str = "local"  # ray address: local (start an embedded cluster) | auto | ray://...
     num_cpus: Optional[int] = None  # CPUs for an embedded cluster (None = all)
@@ -120,5 +126,6 @@ class RecipeConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)  # generation
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # DeepSpeed policy trainer
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)  # advantages and loss
+    eval: EvalConfig = field(default_factory=EvalConfig)  # held-out evaluation beyond greedy (eval_every and task.eval_size set when and on what)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)  # Ray cluster and resources
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # metrics, samples, wandb

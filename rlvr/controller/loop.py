@@ -27,6 +27,7 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "logging.wandb", "logging.console", "logging.log_samples_every",
                      "cluster.address", "cluster.num_cpus"}
 
+EVAL_SAMPLING_SEED = 7_000_003  # + step: sampled evaluation draws, independent of the recipe's seed
 VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could not check"
 
 # Fields of a scored record that go into samples/step_*.jsonl as they are.
@@ -206,12 +207,22 @@ class Controller:
         return time.time() - start
 
     def evaluate(self, prompts: Sequence[Prompt], step: int) -> Dict[str, float]:
-        """Greedy ground-truth accuracy on the held-out split."""
+        """Greedy ground-truth accuracy on the held-out split; with eval.samples_per_prompt = k,
+        also the mean accuracy of k sampled answers per prompt and pass@k."""
+        from rlvr.rewards.accuracy import sampled_eval_metrics
+
         _, generations, _, _ = self._generate(prompts, 1, 0.0, seed=0)
         scored = self._score(prompts, generations)
         gts = [g[0]["gt"] for g in scored]
-        return {"eval/gt_accuracy": sum(x >= 1.0 for x in gts) / len(gts),
-                "eval/gt_reward_mean": sum(gts) / len(gts)}
+        metrics = {"eval/gt_accuracy": sum(x >= 1.0 for x in gts) / len(gts),
+                   "eval/gt_reward_mean": sum(gts) / len(gts)}
+        k = self.cfg.eval.samples_per_prompt
+        if k:  # the same sampling seed at a given step in every arm and run of a study
+            _, generations, _, _ = self._generate(prompts, k, self.cfg.eval.temperature,
+                                                  seed=EVAL_SAMPLING_SEED + step)
+            correct = torch.tensor([[r["gt"] >= 1.0 for r in group] for group in self._score(prompts, generations)])
+            metrics.update(sampled_eval_metrics(correct))
+        return metrics
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any, Dict, List
 
 from rlvr.config.load import recipe_drift
 from rlvr.study.report import collect_runs, format_table, study_report, write_report
-from rlvr.study.spec import DEFAULT_LAST_K, Study, StudyError, StudyRun, load_study
+from rlvr.study.spec import DEFAULT_LAST_K, EVAL_METRICS, Study, StudyError, StudyRun, load_study
 
 # Keys that follow from where the study writes, not from what it trains.
 _LOCATION_KEYS = {"output_dir", "run_name"}
@@ -140,7 +140,7 @@ def report(study: Study) -> Dict[str, Any]:
     """Collect the run folders, write study.json/csv/png, print the table; the report dict."""
     runs = collect_runs(study.output_dir, list(study.arms), study.seeds)
     result = study_report(study.name, str(study.output_dir), study.seeds, study.threshold, study.arms, runs,
-                          control=study.control, last_k=study.last_k)
+                          control=study.control, last_k=study.last_k, metric=study.eval_metric)
     return _write_and_print(result, study.output_dir)
 
 
@@ -167,7 +167,7 @@ def rerender(study_dir: Path) -> Dict[str, Any]:
     last_k = old.get("last_k", DEFAULT_LAST_K)
     runs = collect_runs(Path(study_dir), list(arms), seeds)
     result = study_report(old.get("study", Path(study_dir).name), str(study_dir), seeds, threshold, arms, runs,
-                          control=control, last_k=last_k)
+                          control=control, last_k=last_k, metric=old.get("eval_metric", EVAL_METRICS[0]))
     return _write_and_print(result, Path(study_dir))
 
 

@@ -33,9 +33,9 @@ PLOT_FILE = "eval_gt_accuracy.png"
 
 
 # ---- one run ------------------------------------------------------------------------------
-def eval_curve(rows: Sequence[Mapping[str, Any]]) -> List[Tuple[int, float]]:
-    """[(step, eval/gt_accuracy)] of the rows that carry an evaluation, in step order."""
-    return sorted((int(r["step"]), float(r[EVAL])) for r in rows if r.get(EVAL) is not None)
+def eval_curve(rows: Sequence[Mapping[str, Any]], metric: str = EVAL) -> List[Tuple[int, float]]:
+    """[(step, metric)] of the rows that carry an evaluation, in step order."""
+    return sorted((int(r["step"]), float(r[metric])) for r in rows if r.get(metric) is not None)
 
 
 def steps_to_threshold(curve: Sequence[Tuple[int, float]], threshold: float) -> Optional[int]:
@@ -54,10 +54,11 @@ def curve_area(curve: Sequence[Tuple[int, float]]) -> Optional[float]:
 
 
 def run_stats(rows: Sequence[Mapping[str, Any]], threshold: Optional[float],
-              last_k: int = DEFAULT_LAST_K) -> Dict[str, Optional[float]]:
+              last_k: int = DEFAULT_LAST_K, metric: str = EVAL) -> Dict[str, Optional[float]]:
     """The report's figures (METRICS) for one run's metrics.jsonl rows; None where undefined.
-    last_k averages the last `last_k` evaluations after step 0 (fewer if the run has fewer)."""
-    curve = eval_curve(rows)
+    The *_eval_gt_accuracy figures are of `metric` (the study's eval_metric); last_k averages
+    the last `last_k` evaluations after step 0 (fewer if the run has fewer)."""
+    curve = eval_curve(rows, metric)
     accs = [acc for _, acc in curve]
     trained = [acc for step, acc in curve if step > 0][-last_k:]
     stats: Dict[str, Optional[float]] = {
@@ -77,7 +78,7 @@ def run_stats(rows: Sequence[Mapping[str, Any]], threshold: Optional[float],
 
 # ---- one arm and the study ------------------------------------------------------------------
 def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, Any]],
-               threshold: Optional[float], last_k: int = DEFAULT_LAST_K) -> Dict[str, Any]:
+               threshold: Optional[float], last_k: int = DEFAULT_LAST_K, metric: str = EVAL) -> Dict[str, Any]:
     """One arm's row. `runs`: one dict per seed with seed, run_name, status, error, rows.
 
     metrics[m] = {mean, std, se, ci95, n, per_seed: {seed: value}} over the finished seeds; for
@@ -86,7 +87,7 @@ def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, A
     min and max of eval/gt_accuracy over finished seeds at each evaluated step.
     """
     finished = [r for r in runs if r["status"] == "finished"]
-    per_run = {r["seed"]: run_stats(r["rows"], threshold, last_k) for r in finished}
+    per_run = {r["seed"]: run_stats(r["rows"], threshold, last_k, metric) for r in finished}
     metrics: Dict[str, Dict[str, Any]] = {}
     for key in METRICS:
         values = {str(seed): stats[key] for seed, stats in per_run.items()}
@@ -101,7 +102,7 @@ def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, A
         metrics[key] = entry
     by_step: Dict[int, List[float]] = {}
     for r in finished:
-        for step, acc in eval_curve(r["rows"]):
+        for step, acc in eval_curve(r["rows"], metric):
             by_step.setdefault(step, []).append(acc)
     steps = sorted(by_step)
     return {
@@ -125,19 +126,20 @@ def vs_control(arm: Mapping[str, Any], control: Mapping[str, Any]) -> Dict[str, 
 def study_report(name: str, output_dir: str, seeds: Sequence[int], threshold: Optional[float],
                  arms: Mapping[str, Sequence[str]],
                  runs: Mapping[str, Sequence[Mapping[str, Any]]], control: Optional[str] = None,
-                 last_k: int = DEFAULT_LAST_K) -> Dict[str, Any]:
+                 last_k: int = DEFAULT_LAST_K, metric: str = EVAL) -> Dict[str, Any]:
     """The whole report (what study.json holds): `runs[arm]` as arm_report takes them; every
-    arm but `control` (default: the first arm) carries `vs_control`."""
+    arm but `control` (default: the first arm) carries `vs_control`; accuracy figures are of
+    `metric` (eval/gt_accuracy, or eval/gt_accuracy_sampled / eval/pass_at_k)."""
     control = control if control is not None else next(iter(arms))
     if control not in arms:
         raise ValueError(f"study {name}: control = {control!r} is not an arm; arms are {list(arms)}")
-    rows = [arm_report(arm, overrides, runs[arm], threshold, last_k) for arm, overrides in arms.items()]
+    rows = [arm_report(arm, overrides, runs[arm], threshold, last_k, metric) for arm, overrides in arms.items()]
     control_row = next(r for r in rows if r["arm"] == control)
     for row in rows:
         if row["arm"] != control:
             row["vs_control"] = vs_control(row, control_row)
     return {"study": name, "output_dir": output_dir, "seeds": list(seeds), "threshold": threshold,
-            "control": control, "last_k": last_k, "metrics": list(METRICS), "compared": list(COMPARED),
+            "control": control, "last_k": last_k, "eval_metric": metric, "metrics": list(METRICS), "compared": list(COMPARED),
             "arms": rows}
 
 
@@ -263,6 +265,8 @@ def format_table(report: Mapping[str, Any]) -> str:
         lines.append([arm["arm"], f"{arm['n_finished']}/{arm['n_seeds']}"]
                      + [_cell(arm["metrics"][key], fmt, key) for key, _, fmt in columns])
     text = _aligned(lines)
+    if report.get("eval_metric", EVAL) != EVAL:
+        text.append(f"(initial/final/best/last/auc/steps are of {report['eval_metric']})")
     control = report.get("control")
     others = [arm for arm in report["arms"] if "vs_control" in arm]
     if control is not None and others:
@@ -305,7 +309,7 @@ def plot_eval_curves(report: Mapping[str, Any], path: Path) -> Path:
                    label=f"threshold {report['threshold']:g}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("RL step")
-    ax.set_ylabel("eval/gt_accuracy (greedy, held-out)")
+    ax.set_ylabel(f"{report.get('eval_metric', EVAL)} (held-out)")
     ax.set_title(f"study {report['study']}: mean over seeds, shaded min-max")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

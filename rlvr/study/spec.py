@@ -9,6 +9,8 @@
     control: ground_truth               # optional; the arm others are compared with (paired by seed);
                                         # default: the arm named ground_truth, else the first arm
     last_k: 3                           # optional; "last k" metric = mean of the last k evaluations
+    eval_metric: eval/gt_accuracy       # optional; or eval/gt_accuracy_sampled, eval/pass_at_k
+                                        # (those need eval.samples_per_prompt > 0 in every arm)
     arms:
       ground_truth: []
       flip_fp0.2: [reward.design.name=flip, reward.design.fp_rate=0.2]
@@ -27,8 +29,10 @@ import yaml
 
 from rlvr.config import RecipeConfig, RecipeError, load_recipe
 
-STUDY_KEYS = ("recipe", "output_dir", "seeds", "overrides", "threshold", "control", "last_k", "arms")
+STUDY_KEYS = ("recipe", "output_dir", "seeds", "overrides", "threshold", "control", "last_k", "eval_metric",
+              "arms")
 DEFAULT_LAST_K = 3
+EVAL_METRICS = ("eval/gt_accuracy", "eval/gt_accuracy_sampled", "eval/pass_at_k")
 # Keys the study sets itself; an arm or the study's overrides may not set them.
 RESERVED = {"seed": "the study's `seeds` list", "run_name": "the study ({arm}__seed{s})",
             "output_dir": "the study's `output_dir` (or --out)"}
@@ -62,6 +66,7 @@ class Study:
     threshold: Optional[float] = None
     control: str = ""  # the arm every other arm is compared with, paired by seed
     last_k: int = DEFAULT_LAST_K  # evaluations averaged by the last-k metric
+    eval_metric: str = EVAL_METRICS[0]  # the held-out metric the accuracy figures are of
     runs: List[StudyRun] = field(default_factory=list)  # seed-major: every arm at seeds[0] first
 
 
@@ -130,13 +135,21 @@ def load_study(path: Union[str, Path], out: Optional[Union[str, Path]] = None) -
     if isinstance(last_k, bool) or not isinstance(last_k, int) or last_k < 1:
         raise StudyError(f"{where}: last_k = {last_k!r} must be an integer >= 1 (evaluations averaged)")
 
+    eval_metric = raw.get("eval_metric", EVAL_METRICS[0])
+    if eval_metric not in EVAL_METRICS:
+        raise StudyError(f"{where}: eval_metric = {eval_metric!r} must be one of {list(EVAL_METRICS)}")
+
     study = Study(path=path, name=path.stem, recipe=recipe, output_dir=output_dir, seeds=list(seeds),
-                  overrides=overrides, arms=arms, threshold=threshold, control=control, last_k=last_k)
+                  overrides=overrides, arms=arms, threshold=threshold, control=control, last_k=last_k,
+                  eval_metric=eval_metric)
     _load(study, overrides, f"{where}: overrides")  # a bad shared override is named as such
     for seed in study.seeds:
         for arm, arm_overrides in arms.items():
             full = [*overrides, *arm_overrides, f"seed={seed}"]
             cfg = _load(study, full, f"{where}: arm {arm!r}")
+            if eval_metric != EVAL_METRICS[0] and cfg.eval.samples_per_prompt < 1:
+                raise StudyError(f"{where}: arm {arm!r}: eval_metric = {eval_metric} needs "
+                                 "eval.samples_per_prompt >= 1 (add it to the study's overrides)")
             cfg = replace(cfg, run_name=run_name(arm, seed), output_dir=str(output_dir))
             study.runs.append(StudyRun(arm=arm, seed=seed, run_name=run_name(arm, seed),
                                        overrides=full, cfg=cfg))

@@ -72,8 +72,13 @@ def test_quickstart_vllm_deepspeed_two_ranks(tmp_path):
 def test_quickstart_hf_backend_one_rank_with_wandb_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # no network: wandb writes its files locally
     summary = train(short_run(tmp_path, "rollout.backend=hf", "trainer.num_ranks=1", "trainer.zero_stage=0",
-                              "logging.wandb=true"))
+                              "logging.wandb=true", "eval.samples_per_prompt=3"))
     assert summary["status"] == "finished"
+    evals = [r for r in read_metrics(tmp_path / "e2e" / "metrics.jsonl") if "eval/gt_accuracy" in r]
+    assert [r["step"] for r in evals] == [0, 2, 3]
+    for r in evals:  # 32 prompts x 3 samples: accuracy in steps of 1/96, pass@3 in steps of 1/32
+        assert r["eval/pass_at_k"] >= r["eval/gt_accuracy_sampled"]
+        assert round(r["eval/gt_accuracy_sampled"] * 96, 6).is_integer() and round(r["eval/pass_at_k"] * 32, 6).is_integer()
     offline = list((tmp_path / "e2e" / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
     assert summary["sync_max_logprob_diff"] < 1e-4

@@ -113,6 +113,15 @@ def test_control_comparison_in_words_and_rlvr_report_rerenders(tmp_path, fake_tr
     assert "no study.json" in capsys.readouterr().err
 
 
+def test_sampled_eval_metric_needs_sampled_evaluation(tmp_path, fake_train, capsys):
+    study = write_study(tmp_path, {"gt": "[]"})
+    study.write_text(study.read_text() + "eval_metric: eval/pass_at_k\n")
+    assert main([str(study), "--dry-run"]) == 2
+    assert "needs eval.samples_per_prompt >= 1" in capsys.readouterr().err
+    study.write_text(study.read_text().replace("[steps=2]", "[steps=2, eval.samples_per_prompt=4]"))
+    assert main([str(study), "--dry-run"]) == 0
+
+
 def test_control_must_be_an_arm(tmp_path, fake_train, capsys):
     study = write_study(tmp_path, {"gt": "[]"})
     study.write_text(study.read_text() + "control: nope\n")

@@ -149,3 +149,18 @@ def test_written_files_csv_columns_png_and_table(study_dir):
     assert table[4].split()[:3] == ["absent", "0/2", "-"]
     assert "  noisy seed 1: failed: RuntimeError: boom" in table
     assert "steps>=" not in format_table(build(study_dir, threshold=None))
+
+
+def test_eval_metric_selects_the_curve(tmp_path):
+    folder = tmp_path / "a__seed0"
+    folder.mkdir()
+    rows = [{"step": 0, "eval/gt_accuracy": 0.2, "eval/gt_accuracy_sampled": 0.15},
+            {"step": 5, "eval/gt_accuracy": 0.6, "eval/gt_accuracy_sampled": 0.35}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "summary.json").write_text(json.dumps({"status": "finished"}))
+    runs = collect_runs(tmp_path, ["a"], [0])
+    report = study_report("toy", str(tmp_path), [0], 0.3, {"a": []}, runs, metric="eval/gt_accuracy_sampled")
+    m = report["arms"][0]["metrics"]
+    assert m["final_eval_gt_accuracy"]["mean"] == 0.35 and m["steps_to_threshold"]["mean"] == 5
+    assert report["eval_metric"] == "eval/gt_accuracy_sampled"
+    assert "are of eval/gt_accuracy_sampled" in format_table(report)
