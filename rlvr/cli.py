@@ -16,6 +16,7 @@ commands:
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3)
   study STUDY.yaml [--out DIR]        train a recipe per arm and seed, then compare the arms
+  audit RECIPE.yaml [key=value ...]   profile the initial policy under the recipe's proxy (no training)
   report STUDY_DIR                    rewrite a study's report (intervals vs the control) from its folder
   build-model RECIPE.yaml [key=value]  build (or find cached) the tiny model + SFT warm-up only
 
@@ -103,6 +104,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rlvr.study.command import main as study_main
 
         return study_main(rest)
+    if command == "audit":
+        from rlvr.controller.audit_command import main as audit_main
+
+        return audit_main(rest)
     if command == "report":
         from rlvr.study.command import report_main
 

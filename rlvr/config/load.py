@@ -27,6 +27,7 @@ _RANGES = [
     ("warmup.target_accuracy", 0.0, 1.0), ("warmup.check_every", 1, None),
     ("warmup.validation_size", 1, None),
     ("eval.samples_per_prompt", 0, None), ("eval.temperature", 0.0, None),
+    ("eval.audit_prompts", 0, None),
     ("task.num_digits", 1, 6), ("task.train_size", 1, None), ("task.sft_both_rate", 0.0, 1.0), ("task.eval_size", 1, None),
     ("reward.num_workers", 1, None), ("reward.timeout_s", 0.01, None),
     ("rollout.num_workers", 1, None), ("rollout.prompts_per_step", 1, None),

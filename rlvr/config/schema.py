@@ -92,6 +92,7 @@ class AlgorithmConfig:
 class EvalConfig:
     samples_per_prompt: int = 0  # k sampled answers per held-out prompt beside greedy (eval/gt_accuracy_sampled, eval/pass_at_k); 0 = greedy only
     temperature: float = 1.0  # sampling temperature of those k answers
+    audit_prompts: int = 64  # training prompts profiled before step 1 (rlvr audit's profile, stored in summary.json); 0 = skip
 
 
 @dataclass

@@ -27,6 +27,8 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "logging.wandb", "logging.console", "logging.log_samples_every",
                      "cluster.address", "cluster.num_cpus"}
 
+AUDIT_SEED = 5_000_011  # the audit's prompt choice and sampling: the same in every arm and seed
+AUDIT_EPOCH = 1_000_000  # reward-randomness key epoch of audit samples: draws apart from training's
 EVAL_SAMPLING_SEED = 7_000_003  # + step: sampled evaluation draws, independent of the recipe's seed
 VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could not check"
 
@@ -224,6 +226,22 @@ class Controller:
             metrics.update(sampled_eval_metrics(correct))
         return metrics
 
+    def audit(self, train_prompts: Sequence[Prompt], num_prompts: int) -> Dict[str, Any]:
+        """The initial policy's profile under the proxy (rlvr/rewards/audit.py): G samples on
+        `num_prompts` training prompts chosen by AUDIT_SEED, scored by both channels."""
+        from rlvr.rewards.audit import audit_profile
+
+        order = list(range(len(train_prompts)))
+        random.Random(AUDIT_SEED).shuffle(order)
+        prompts = [train_prompts[i] for i in order[:num_prompts]]
+        G = self.cfg.rollout.samples_per_prompt
+        _, generations, _, _ = self._generate(prompts, G, self.cfg.rollout.temperature, seed=AUDIT_SEED)
+        scored = self._score(prompts, generations, epoch=AUDIT_EPOCH)
+        proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
+        gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
+        logp = torch.tensor([[sum(g.logprobs) for g in group] for group in generations], dtype=torch.float64)
+        return audit_profile(proxy, gt, logp)
+
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
         from transformers import AutoTokenizer
@@ -261,6 +279,12 @@ class Controller:
                 tracker.log({"step": 0, **first})
                 state = {"step": 0, "evals": [first["eval/gt_accuracy"]],
                          "initial_eval_gt_accuracy": first["eval/gt_accuracy"]}
+                if cfg.eval.audit_prompts:
+                    state["audit"] = self.audit(train_prompts, cfg.eval.audit_prompts)
+                    progress(f"audit of the initial policy under the proxy: gt accuracy "
+                             f"{state['audit']['gt/accuracy']:.3f}, false-positive rate "
+                             f"{state['audit']['reward/false_positive_rate']:.3f}, false-negative rate "
+                             f"{state['audit']['reward/false_negative_rate']:.3f} (rlvr audit for the full table)")
             else:
                 state, checkpoint = resume
                 self.trainer.load_training_state(str(checkpoint / "trainer"))
@@ -269,6 +293,8 @@ class Controller:
                 summary["resumed_from_step"] = state["step"]
                 progress(f"resumed from {checkpoint} (step {state['step']})")
             summary["initial_eval_gt_accuracy"] = state["initial_eval_gt_accuracy"]
+            if "audit" in state:
+                summary["audit"] = state["audit"]
             evals = list(state["evals"])
             step_times, sync_times = [], []
             for step in range(state["step"] + 1, cfg.steps + 1):

@@ -29,6 +29,10 @@ METRICS = ("initial_eval_gt_accuracy", "final_eval_gt_accuracy", "best_eval_gt_a
 COMPARED = ("final_eval_gt_accuracy", "best_eval_gt_accuracy", "last_k_eval_gt_accuracy",
             "auc_eval_gt_accuracy", "steps_to_threshold")
 HEADLINE = "final_eval_gt_accuracy"  # the comparison the report states in words
+# The initial policy's audit under each arm's proxy (summary.json "audit"), averaged over seeds.
+AUDIT_KEYS = (("gt/accuracy", "gt acc"), ("reward/false_positive_rate", "fp_rate"),
+              ("reward/false_negative_rate", "fn_rate"), ("reward/zero_proxy_variance_groups", "flat_groups"),
+              ("audit/acc", "Acc"), ("audit/acc_w", "Acc-W"), ("audit/hacc", "HAcc"), ("audit/hacc_w", "HAcc-W"))
 PLOT_FILE = "eval_gt_accuracy.png"
 
 
@@ -105,8 +109,11 @@ def arm_report(arm: str, overrides: Sequence[str], runs: Sequence[Mapping[str, A
         for step, acc in eval_curve(r["rows"], metric):
             by_step.setdefault(step, []).append(acc)
     steps = sorted(by_step)
+    audits = [r["audit"] for r in finished if r.get("audit")]
+    audit = {key: summary([a.get(key) for a in audits])["mean"] for key, _ in AUDIT_KEYS} if audits else None
     return {
         "arm": arm, "overrides": list(overrides), "n_seeds": len(runs), "n_finished": len(finished),
+        "audit": audit,
         "runs": [{k: r.get(k) for k in ("seed", "run_name", "status", "error")} for r in runs],
         "metrics": metrics,
         "curve": {"step": steps,
@@ -152,12 +159,13 @@ def collect_runs(output_dir: Path, arms: Sequence[str], seeds: Sequence[int]) ->
         for seed in seeds:
             folder = Path(output_dir) / run_name(arm, seed)
             run: Dict[str, Any] = {"seed": seed, "run_name": run_name(arm, seed), "status": "missing",
-                                   "error": None, "rows": []}
+                                   "error": None, "rows": [], "audit": None}
             if folder.is_dir():
                 run["status"] = "incomplete"
             if (folder / "summary.json").is_file():
                 summary = json.loads((folder / "summary.json").read_text())
                 run["status"], run["error"] = summary.get("status", "unknown"), summary.get("error")
+                run["audit"] = summary.get("audit")
             if run["status"] == "finished":  # a killed run can end in a half-written line
                 run["rows"] = read_metrics(folder / "metrics.jsonl")
             out[arm].append(run)
@@ -280,6 +288,13 @@ def format_table(report: Mapping[str, Any]) -> str:
         text += ["", f"paired by seed against the control ({control}): mean difference [95% t-interval], "
                  "exact sign-flip p", *_aligned(lines), ""]
         text += [comparison_sentence(arm, control) for arm in others]
+    audited = [arm for arm in report["arms"] if arm.get("audit")]
+    if audited:
+        lines = [["initial policy under the proxy"] + [title for _, title in AUDIT_KEYS]]
+        for arm in audited:
+            lines.append([arm["arm"]] + ["-" if arm["audit"][key] is None else f"{arm['audit'][key]:.3f}"
+                                         for key, _ in AUDIT_KEYS])
+        text += ["", "audit before RL (eval.audit_prompts; mean over seeds):", *_aligned(lines)]
     failed = [f"  {arm['arm']} seed {r['seed']}: {r['status']}" + (f": {r['error']}" if r["error"] else "")
               for arm in report["arms"] for r in arm["runs"] if r["status"] != "finished"]
     if failed:

@@ -74,6 +74,9 @@ def test_quickstart_hf_backend_one_rank_with_wandb_offline(tmp_path, monkeypatch
     summary = train(short_run(tmp_path, "rollout.backend=hf", "trainer.num_ranks=1", "trainer.zero_stage=0",
                               "logging.wandb=true", "eval.samples_per_prompt=3"))
     assert summary["status"] == "finished"
+    audit = json.loads((tmp_path / "e2e" / "summary.json").read_text())["audit"]  # eval.audit_prompts = 64
+    assert audit["audit/prompts"] == 64 and sum(audit["audit/success_histogram"]) == 64
+    assert audit["reward/false_positive_rate"] == 0.0 and audit["reward/error_rate"] == 0.0  # ground truth
     evals = [r for r in read_metrics(tmp_path / "e2e" / "metrics.jsonl") if "eval/gt_accuracy" in r]
     assert [r["step"] for r in evals] == [0, 2, 3]
     for r in evals:  # 32 prompts x 3 samples: accuracy in steps of 1/96, pass@3 in steps of 1/32

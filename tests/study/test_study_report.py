@@ -26,7 +26,8 @@ def make_run(folder: Path, evals, harmful, step_s, status="finished", error=None
             row["eval/gt_accuracy"] = evals[step]
         rows.append(row)
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = {"status": status, **({"error": error} if error else {})}
+    summary = {"status": status, **({"error": error} if error else {}),
+               "audit": {"gt/accuracy": evals[0], "reward/false_positive_rate": 0.25, "audit/acc": None}}
     (folder / "summary.json").write_text(json.dumps(summary))
 
 
@@ -164,3 +165,13 @@ def test_eval_metric_selects_the_curve(tmp_path):
     assert m["final_eval_gt_accuracy"]["mean"] == 0.35 and m["steps_to_threshold"]["mean"] == 5
     assert report["eval_metric"] == "eval/gt_accuracy_sampled"
     assert "are of eval/gt_accuracy_sampled" in format_table(report)
+
+
+def test_audit_per_arm_in_report_and_table(study_dir):
+    report = build(study_dir)
+    good = report["arms"][0]
+    assert good["audit"]["gt/accuracy"] == pytest.approx(0.2) and good["audit"]["audit/acc"] is None
+    assert good["audit"]["reward/false_positive_rate"] == pytest.approx(0.25)
+    assert report["arms"][2]["audit"] is None  # no finished run
+    table = format_table(report)
+    assert "audit before RL" in table and "initial policy under the proxy" in table

@@ -1,0 +1,71 @@
+"""`rlvr audit RECIPE [key=value ...] [--out AUDIT.json] [--prompts N]`: profile a recipe's
+initial policy under its proxy reward before any RL (rlvr/rewards/audit.py).
+
+It builds (or finds cached) the same initial policy `rlvr train` would start from, starts the
+recipe's rollout and reward actors, samples G answers on N training prompts and prints the
+profile; nothing is trained and no run folder is written. Exit status: 0, 2 for a bad recipe.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rlvr audit",
+                                     description="Profile a recipe's initial policy under its proxy reward.")
+    parser.add_argument("recipe", help="recipe YAML")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. reward.design.fp_rate=0.2")
+    parser.add_argument("--out", help="also write the profile as JSON here")
+    parser.add_argument("--prompts", type=int, help="training prompts to profile (default: eval.audit_prompts, "
+                                                    "else 64)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from rlvr.config import RecipeError, load_recipe
+
+    try:
+        cfg = load_recipe(args.recipe, args.overrides)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    num_prompts = args.prompts or cfg.eval.audit_prompts or 64
+    if num_prompts < 1:
+        print(f"error: --prompts = {num_prompts} must be >= 1", file=sys.stderr)
+        return 2
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(f"error: --out {out}: {err.strerror}", file=sys.stderr)
+            return 2
+
+    from transformers import AutoTokenizer
+
+    from rlvr.controller.loop import Controller
+    from rlvr.rewards.audit import format_audit
+
+    controller = Controller(cfg)
+    train_prompts, eval_prompts = controller.prompts()
+    model_dir, warmup = controller.initial_policy(train_prompts, eval_prompts)
+    controller.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    try:
+        controller._start_actors(model_dir)
+        profile = controller.audit(train_prompts, min(num_prompts, len(train_prompts)))
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            controller._shutdown()
+    profile = {"recipe": str(args.recipe), "overrides": list(args.overrides), "model_dir": model_dir,
+               "warmup": warmup, "reward_design": dict(cfg.reward.design), **profile}
+    print(format_audit(profile))
+    if args.out:
+        Path(args.out).write_text(json.dumps(profile, indent=1) + "\n")
+        print(f"audit: {args.out}")
+    return 0
