@@ -2,40 +2,26 @@
 
 arXiv 2604.25872 categorizes an error (r_P(y) != r_G(y)) by whether y attracts probability
 under policy gradient: in the tabular case the logit of y rises iff r_P(y) > V_P. rlvr
-estimates this per prompt group of G on-policy samples:
+estimates this per prompt group of G on-policy samples (a diagnostic heuristic, not a causal
+measurement): V_P = mean proxy reward of the group, V_G = mean ground-truth reward. The gold
+answer defines y*: a sample is optimal when gt >= gt_pass (1.0: full credit), whether or not
+the group holds one, so a wrong sample with a positive advantage is hacking even in an
+all-wrong group. Labels (the shared vocabulary, rlvr/rewards/labels.py):
 
-    V_P = mean proxy reward of the group, V_G = mean ground-truth reward, best = max gt.
-
-A sample is an error when |proxy - gt| > atol; otherwise its category is "none". An error is
-
-- harmful, if it attracts probability under the proxy (proxy > V_P) while gt < best, or if
-  it is a best output the proxy keeps from attracting probability (proxy <= V_P and
-  gt = best > V_G). Sub-labels:
-    - "harmful_hacking" (paper: harmful type I, reward hacking): proxy > V_P, gt < best,
-      and its proxy is >= the proxy of every best output in the group, so the proxy would
-      let the policy converge onto it (the criterion rlvr.theory.categorize uses);
-    - "harmful_stalling" (paper: harmful type II): proxy > V_P, gt < best, but its proxy is
-      below that of some best output: a mediocre proxy that pulls probability onto a
-      suboptimal output for a while (e.g. 0.5 partial credit for one of two constraints,
-      paper Section 5);
-    - "harmful_suppression": proxy <= V_P on a best output (gt = best > V_G).
-- beneficial ("beneficial"), if its gt is mediocre (V_G < gt < best) and the proxy keeps it
-  from attracting probability (proxy <= V_P): the paper's y_med that would stall the policy.
-- benign, otherwise. Sub-labels:
-    - "benign_I" (paper: benign type I): proxy <= V_P and gt <= V_G; it attracts
-      probability under neither reward;
-    - "benign_best": proxy > V_P on a best output; its standing relative to the mean is
-      unchanged (or gt is flat in the group, so every sampled output is equally good).
-  The paper's benign type II (y has negligible probability under the initial policy) needs
-  policy probabilities, so it is not labelled online.
+- harmful_hacking: suboptimal, proxy > V_P, and proxy >= the proxy of every optimal sample
+  in the group (always, when the group has none);
+- harmful_stalling: suboptimal, proxy > V_P, but below some optimal sample's proxy (e.g. 0.5
+  partial credit for one of two constraints, paper Section 5);
+- harmful_suppression: optimal, proxy <= V_P (it never attracts probability);
+- harmful_slowdown: optimal, under-rewarded (proxy < gt) but still > V_P;
+- beneficial: mediocre (V_G < gt < gt_pass) and proxy <= V_P: the paper's y_med kept from
+  stalling the policy (never fires with 0/1 rewards);
+- benign_I: suboptimal and proxy <= V_P, gt <= V_G: it attracts under neither reward;
+- benign_best: optimal, over-rewarded (proxy > gt) above V_P: it attracts either way.
 
 Comparisons with the means use the tolerance atol (a proxy within atol of V_P does not
-attract probability). The labels describe the sampled group, not the whole output space:
-in an all-wrong group gt is flat, so no error in it is harmful
-(`reward/gt_flat_proxy_varied_groups` counts such groups). rlvr.theory.categorize labels
-errors of the exact bandit at theta_0 with expectations under pi_0; the two agree on the
-paper's y*/y_med/bad example but not everywhere (it calls an over-rewarded best output
-beneficial and an under-rewarded best output hacking or stalling).
+attract probability). rlvr.theory.categorize labels errors of the exact bandit at theta_0
+with expectations under pi_0, with the same names.
 
 "Pass" in `reward_error_metrics` means full credit: reward >= 1.0 by default, for both the
 gt and the proxy. So 0.5 partial credit is a fail (an error, but not a false positive), a
@@ -49,15 +35,11 @@ from typing import Dict, List
 
 import torch
 
+from rlvr.rewards.labels import ONLINE_LABELS, family
+
 CATEGORIES = ("none", "harmful", "benign", "beneficial")
-SUBCATEGORIES = ("none", "harmful_hacking", "harmful_stalling", "harmful_suppression",
-                 "beneficial", "benign_I", "benign_best")
+SUBCATEGORIES = ("none", *ONLINE_LABELS)
 ATOL = 1e-6
-
-
-def family(subcategory: str) -> str:
-    """'harmful_hacking' -> 'harmful', 'benign_I' -> 'benign', 'none' -> 'none'."""
-    return subcategory.split("_")[0]
 
 
 _SUB_TO_CAT = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])
@@ -72,27 +54,27 @@ def _as_groups(proxy: torch.Tensor, gt: torch.Tensor, ndim: int):
 
 
 def category_codes(proxy: torch.Tensor, gt: torch.Tensor, fine: bool = False,
-                   atol: float = ATOL) -> torch.Tensor:
+                   atol: float = ATOL, gt_pass: float = 1.0) -> torch.Tensor:
     """Codes [P, G] of proxy [P, G] vs gt [P, G]: indices into CATEGORIES, or into
-    SUBCATEGORIES if `fine`."""
+    SUBCATEGORIES if `fine`. A sample is optimal (y*) when gt >= gt_pass."""
     proxy, gt = _as_groups(proxy, gt, 2)
     v_p = proxy.mean(dim=1, keepdim=True)
     v_g = gt.mean(dim=1, keepdim=True)
-    best = gt.max(dim=1, keepdim=True).values
 
     error = (proxy - gt).abs() > atol
     attracts = proxy > v_p + atol  # logit rises under the proxy (tabular policy gradient)
-    is_best = gt >= best - atol
+    optimal = gt >= gt_pass - atol  # the gold answer defines y*, sampled or not
     above_vg = gt > v_g + atol
-    # highest proxy among the group's best outputs: reaching it means the policy may converge there
-    best_proxy = torch.where(is_best, proxy, torch.full_like(proxy, -torch.inf)).max(dim=1, keepdim=True).values
+    # highest proxy among the group's optimal samples (-inf when none was sampled)
+    best_proxy = torch.where(optimal, proxy, torch.full_like(proxy, -torch.inf)).max(dim=1, keepdim=True).values
 
     code = torch.full(proxy.shape, SUBCATEGORIES.index("benign_I"), dtype=torch.long)
-    code[attracts & is_best] = SUBCATEGORIES.index("benign_best")
-    code[attracts & ~is_best] = SUBCATEGORIES.index("harmful_stalling")
-    code[attracts & ~is_best & (proxy >= best_proxy - atol)] = SUBCATEGORIES.index("harmful_hacking")
-    code[~attracts & is_best & above_vg] = SUBCATEGORIES.index("harmful_suppression")
-    code[~attracts & ~is_best & above_vg] = SUBCATEGORIES.index("beneficial")
+    code[attracts & optimal & (proxy > gt)] = SUBCATEGORIES.index("benign_best")
+    code[attracts & optimal & (proxy < gt)] = SUBCATEGORIES.index("harmful_slowdown")
+    code[attracts & ~optimal] = SUBCATEGORIES.index("harmful_stalling")
+    code[attracts & ~optimal & (proxy >= best_proxy - atol)] = SUBCATEGORIES.index("harmful_hacking")
+    code[~attracts & optimal & (proxy < gt)] = SUBCATEGORIES.index("harmful_suppression")
+    code[~attracts & ~optimal & above_vg] = SUBCATEGORIES.index("beneficial")
     code[~error] = SUBCATEGORIES.index("none")
     return code if fine else _SUB_TO_CAT[code]
 
@@ -123,7 +105,7 @@ def reward_error_metrics(proxy: torch.Tensor, gt: torch.Tensor, proxy_pass: floa
     its std <= atol. `fine` adds an errors/<sub-label> fraction per harmful and benign sub-label.
     """
     proxy, gt = _as_groups(proxy, gt, 2)
-    sub = category_codes(proxy, gt, fine=True, atol=atol)
+    sub = category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass)
     cat = _SUB_TO_CAT[sub]
     n = float(proxy.numel())
 

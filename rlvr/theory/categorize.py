@@ -6,19 +6,25 @@ r(y) > V(theta), and V_P only grows under gradient flow on r_P. Categories:
 
 - harmful_hacking  (harmful, type I): the proxy over-rewards a suboptimal output
   above the mean and at least as high as every optimal output, so the policy
-  converges onto it; or it under-rewards an optimal output below the mean, so the
-  best output never attracts probability.
+  converges onto it.
 - harmful_stalling (harmful, type II): a suboptimal output is over-rewarded above
   the mean but below the best proxy reward (it attracts probability for a while,
-  the policy concentrates on a suboptimal output); or an optimal output is
-  under-rewarded but still above the mean (it attracts probability more slowly).
+  the policy concentrates on a suboptimal output).
+- harmful_suppression: an optimal output under-rewarded to at most the mean: it
+  never attracts probability.
+- harmful_slowdown: an optimal output under-rewarded but still above the mean: it
+  attracts probability more slowly.
 - benign_I: the error leaves y attracting no probability under r_P: an
   over-reward that stays at or below V_P(theta_0), or an under-reward of a
   suboptimal output that attracts nothing under r_G either (r_G(y) <= V_G(theta_0)).
 - benign_II: pi_0(y) < negligible_prob; benign only over a finite horizon.
 - beneficial: a suboptimal output that would attract probability under r_G
   (r_G(y) > V_G(theta_0), a "mediocre" output that causes stalling) gets a lower
-  proxy reward, steering probability to y*; or an optimal output is over-rewarded.
+  proxy reward, steering probability to y*.
+- benign_best: an optimal output over-rewarded: it attracts probability either way
+  (the ablation finds no effect).
+
+The names are the ones training's online categorization uses (rlvr/rewards/labels.py).
 
 This is the tabular theory at theta_0; the ablation (rlvr.theory.ablation) is the
 causal check, and disagreements are reported, not hidden.
@@ -30,10 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlvr.rewards.labels import FAMILIES, LABELS, family
 from rlvr.theory import policy
 
-CATEGORIES = ("harmful_hacking", "harmful_stalling", "benign_I", "benign_II", "beneficial")
-FAMILIES = ("harmful", "benign", "beneficial")
+CATEGORIES = LABELS
+__all__ = ["CATEGORIES", "FAMILIES", "ErrorCategory", "categorize_error", "categorize_errors", "erroneous_outputs",
+           "family"]
 _REWARD_ATOL = 1e-12
 
 
@@ -48,11 +56,6 @@ class ErrorCategory:
     @property
     def family(self) -> str:
         return family(self.category)
-
-
-def family(category: str) -> str:
-    """'harmful_hacking' -> 'harmful', 'benign_II' -> 'benign', 'beneficial' -> 'beneficial'."""
-    return category.split("_")[0]
 
 
 def erroneous_outputs(proxy_rewards: np.ndarray, gt_rewards: np.ndarray) -> list[int]:
@@ -86,10 +89,10 @@ def categorize_error(
         return verdict("benign_II", f"pi0(y) < {negligible_prob:g}: negligible probability over a finite horizon")
     if is_optimal:
         if over:
-            return verdict("beneficial", "over-rewards an optimal output: it attracts probability faster")
+            return verdict("benign_best", "over-rewards an optimal output: it attracts probability either way")
         if not attracts_p:
-            return verdict("harmful_hacking", "under-rewards an optimal output below V_P0: it never attracts")
-        return verdict("harmful_stalling", "under-rewards an optimal output: it attracts probability more slowly")
+            return verdict("harmful_suppression", "under-rewards an optimal output below V_P0: it never attracts")
+        return verdict("harmful_slowdown", "under-rewards an optimal output: it attracts probability more slowly")
     if over:
         if not attracts_p:
             return verdict("benign_I", "r_P(y) < V_P0: y never attracts probability")

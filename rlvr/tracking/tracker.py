@@ -8,9 +8,10 @@ from typing import Any, Dict, Mapping, Optional
 from rlvr.tracking.run_folder import RunFolder
 
 # The console line: (metric, label, format); missing metrics are left out.
+# harm~ is the share of samples the online heuristic labels harmful (rlvr/rewards/categorize.py), not a measurement.
 _CONSOLE = [
     ("gt/reward_mean", "gt", "{:.3f}"), ("proxy/reward_mean", "proxy", "{:.3f}"),
-    ("eval/gt_accuracy", "eval", "{:.3f}"), ("errors/harmful", "harm", "{:.2f}"),
+    ("eval/gt_accuracy", "eval", "{:.3f}"), ("errors/harmful", "harm~", "{:.2f}"),
     ("loss", "loss", "{:+.4f}"), ("policy/entropy", "ent", "{:.3f}"),
     ("perf/step_s", "s/step", "{:.2f}"), ("perf/weight_sync_s", "sync", "{:.3f}"),
 ]

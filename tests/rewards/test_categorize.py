@@ -57,9 +57,19 @@ def test_bonus_on_a_best_output_is_benign():
     assert labels([1, 1.1, 0, 0], gt=[1, 1, 0, 0], fine=True) == ["none", "benign_best", "none", "none"]
 
 
-def test_flat_ground_truth_makes_every_error_benign():
-    assert labels([1, 0, 0, 0], gt=[0, 0, 0, 0]) == ["benign", "none", "none", "none"]
-    assert labels([0, 1, 1, 1], gt=[1, 1, 1, 1]) == ["benign", "none", "none", "none"]
+def test_the_gold_answer_defines_y_star_in_flat_groups():
+    # All wrong: a false positive gets a positive advantage on a wrong answer; that is hacking
+    # even though no correct sample is in the group (the gold answer is y*).
+    assert labels([1, 0, 0, 0], gt=[0, 0, 0, 0], fine=True) == ["harmful_hacking", "none", "none", "none"]
+    # All right: a false negative pushes a correct answer down.
+    assert labels([0, 1, 1, 1], gt=[1, 1, 1, 1], fine=True) == ["harmful_suppression", "none", "none", "none"]
+    # All wrong and all rewarded alike: nothing attracts, the errors are benign.
+    assert labels([1, 1, 1, 1], gt=[0, 0, 0, 0]) == ["benign"] * 4
+
+
+def test_an_under_rewarded_optimal_output_still_above_the_mean_is_slowdown():
+    # V_P = 0.3: y* at 0.9 < gt 1 still attracts, more slowly
+    assert labels([0.9, 0.3, 0, 0], gt=[1, 0.3, 0, 0], fine=True) == ["harmful_slowdown", "none", "none", "none"]
 
 
 def test_no_error_means_none():
@@ -127,8 +137,8 @@ def test_reward_error_metrics_hand_computed():
     fine = reward_error_metrics(proxy, gt, fine=True)
     assert fine["errors/harmful_hacking"] == fine["errors/harmful_suppression"] == pytest.approx(1 / 12)
     assert fine["errors/harmful_stalling"] == fine["errors/benign_I"] == fine["errors/benign_best"] == 0.0
-    assert set(fine) - set(m) == {"errors/harmful_hacking", "errors/harmful_stalling",
-                                  "errors/harmful_suppression", "errors/benign_I", "errors/benign_best"}
+    assert set(fine) - set(m) == {"errors/harmful_hacking", "errors/harmful_stalling", "errors/harmful_suppression",
+                                  "errors/harmful_slowdown", "errors/benign_I", "errors/benign_best"}
 
 
 def test_metrics_on_the_paper_pattern():
@@ -164,4 +174,6 @@ def test_gt_flat_proxy_varied_groups():
     m = reward_error_metrics(proxy, gt)
     assert m["reward/gt_flat_proxy_varied_groups"] == pytest.approx(0.5)
     assert m["reward/zero_proxy_variance_groups"] == pytest.approx(0.5)
-    assert m["errors/benign"] == pytest.approx(5 / 12)
+    # [1, 0, 0] and [0.1, 0, 0]: a wrong answer above the mean is hacking; [1, 1, 1]: benign
+    assert m["errors/harmful"] == pytest.approx(2 / 12)
+    assert m["errors/benign"] == pytest.approx(3 / 12)

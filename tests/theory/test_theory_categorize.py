@@ -55,14 +55,21 @@ def test_negligible_probability_is_benign_type_ii():
 
 
 def test_errors_on_the_optimal_output():
-    assert _category([1.5, 0.8, -1, -1, -1]) == "beneficial"
-    assert _category([-0.5, 0.8, -1, -1, -1]) == "harmful_hacking"  # below V_P0 = 0.3 - 0.025: never attracts
-    assert _category([0.9, 0.8, -1, -1, -1]) == "harmful_stalling"
+    assert _category([1.5, 0.8, -1, -1, -1]) == "benign_best"
+    assert _category([-0.5, 0.8, -1, -1, -1]) == "harmful_suppression"  # below V_P0 = 0.3 - 0.025: never attracts
+    assert _category([0.9, 0.8, -1, -1, -1]) == "harmful_slowdown"
 
 
 def test_family():
     assert [family(c) for c in ("harmful_hacking", "harmful_stalling", "benign_I", "benign_II", "beneficial")] == [
         "harmful", "harmful", "benign", "benign", "beneficial"]
+
+
+def test_theory_and_training_share_one_vocabulary():
+    from rlvr.rewards.categorize import SUBCATEGORIES
+    from rlvr.theory.categorize import CATEGORIES
+
+    assert set(SUBCATEGORIES) - {"none"} == set(CATEGORIES) - {"benign_II"}  # benign_II needs pi_0
 
 
 def test_corrected_proxy_fixes_one_output_only():
