@@ -185,4 +185,4 @@ def _check_field_types(design: RewardDesign, where: str) -> None:
 
 
 # Importing the modules registers their designs.
-from rlvr.rewards.designs import basic, shaped, spurious, systematic, transforms  # noqa: E402,F401
+from rlvr.rewards.designs import basic, causal, shaped, spurious, systematic, transforms  # noqa: E402,F401
