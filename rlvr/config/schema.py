@@ -107,6 +107,8 @@ class ClusterConfig:
 class LoggingConfig:
     wandb: bool = False  # also log to wandb (WANDB_MODE=offline works with no network)
     wandb_project: str = "rlvr"  # wandb project
+    wandb_group: Optional[str] = None  # wandb group (rlvr study sets the study's name)
+    wandb_tags: List[str] = field(default_factory=list)  # wandb tags (rlvr study sets arm=<arm> and the arm's overrides)
     log_samples_every: int = 1  # write samples/step_*.jsonl every N steps (0 = never)
     console: bool = True  # one progress line per step
 

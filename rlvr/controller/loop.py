@@ -25,6 +25,7 @@ RESUME_STATE = "rlvr_state.json"  # in a checkpoint folder: the loop's state at 
 # Recipe keys a resumed run may change; anything else must match the run's config.yaml.
 RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", "checkpoint_every",
                      "logging.wandb", "logging.console", "logging.log_samples_every",
+                     "logging.wandb_group", "logging.wandb_tags",
                      "cluster.address", "cluster.num_cpus"}
 
 AUDIT_SEED = 5_000_011  # the audit's prompt choice and sampling: the same in every arm and seed
@@ -271,7 +272,8 @@ class Controller:
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
             tracker = Tracker(folder, cfg.steps, cfg.logging.console,
                               cfg.logging.wandb_project if cfg.logging.wandb else None,
-                              cfg.run_name, asdict(cfg))
+                              cfg.run_name, asdict(cfg), wandb_group=cfg.logging.wandb_group,
+                              wandb_tags=cfg.logging.wandb_tags)
             sampler = PromptSampler(train_prompts, cfg.seed)
             self._start_actors(model_dir)
             if resume is None:

@@ -150,10 +150,17 @@ def load_study(path: Union[str, Path], out: Optional[Union[str, Path]] = None) -
             if eval_metric != EVAL_METRICS[0] and cfg.eval.samples_per_prompt < 1:
                 raise StudyError(f"{where}: arm {arm!r}: eval_metric = {eval_metric} needs "
                                  "eval.samples_per_prompt >= 1 (add it to the study's overrides)")
-            cfg = replace(cfg, run_name=run_name(arm, seed), output_dir=str(output_dir))
+            cfg = replace(cfg, run_name=run_name(arm, seed), output_dir=str(output_dir),
+                          logging=replace(cfg.logging, wandb_group=cfg.logging.wandb_group or study.name,
+                                          wandb_tags=cfg.logging.wandb_tags or wandb_tags(arm, arm_overrides)))
             study.runs.append(StudyRun(arm=arm, seed=seed, run_name=run_name(arm, seed),
                                        overrides=full, cfg=cfg))
     return study
+
+
+def wandb_tags(arm: str, overrides: List[str]) -> List[str]:
+    """wandb tags of an arm: arm=<name> and its axis values (wandb caps a tag at 64 characters)."""
+    return [tag[:64] for tag in (f"arm={arm}", *overrides)]
 
 
 def _dotlist(value: Any, where: str) -> List[str]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional
+import uuid
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from rlvr.tracking.run_folder import RunFolder
 
@@ -17,9 +18,23 @@ _CONSOLE = [
 ]
 
 
+WANDB_ID_FILE = "wandb_run_id"  # in the run folder: a resumed run continues the same wandb run
+
+
+def wandb_run_id(folder: RunFolder) -> str:
+    """The run folder's wandb run id, made on first use and kept in WANDB_ID_FILE."""
+    path = folder.path / WANDB_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:16]
+    path.write_text(run_id + "\n")
+    return run_id
+
+
 class Tracker:
     def __init__(self, folder: RunFolder, total_steps: int, console: bool = True,
-                 wandb_project: Optional[str] = None, run_name: str = "", config: Optional[Dict] = None):
+                 wandb_project: Optional[str] = None, run_name: str = "", config: Optional[Dict] = None,
+                 wandb_group: Optional[str] = None, wandb_tags: Sequence[str] = ()):
         self.folder, self.total_steps, self.console = folder, total_steps, console
         self.wandb = None
         if wandb_project:
@@ -27,7 +42,9 @@ class Tracker:
 
             # WANDB_MODE=offline works with no network; the files land in the run folder.
             self.wandb = wandb.init(project=wandb_project, name=run_name, config=config,
-                                    dir=str(folder.path), mode=os.environ.get("WANDB_MODE"))
+                                    dir=str(folder.path), mode=os.environ.get("WANDB_MODE"),
+                                    group=wandb_group, tags=list(wandb_tags) or None,
+                                    id=wandb_run_id(folder), resume="allow")
 
     def log(self, metrics: Mapping[str, Any]) -> None:
         self.folder.log_metrics(metrics)

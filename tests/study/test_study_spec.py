@@ -40,6 +40,10 @@ arms:
     assert fp7.cfg.reward.design == {"name": "flip", "fp_rate": 0.2}
     assert fp7.cfg.run_name == "fp__seed7" and fp7.cfg.output_dir == str(tmp_path / "out")
     assert study.runs[0].cfg.reward.design == {"name": "ground_truth"}
+    # wandb: the study's name groups its runs; each run is tagged with its arm and axis values
+    assert fp7.cfg.logging.wandb_group == "toy"
+    assert fp7.cfg.logging.wandb_tags == ["arm=fp", "reward.design.name=flip", "reward.design.fp_rate=0.2"]
+    assert study.control == "gt" and study.last_k == 3 and study.eval_metric == "eval/gt_accuracy"
 
 
 def test_defaults_output_dir_and_seeds(tmp_path):
