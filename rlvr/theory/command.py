@@ -2,13 +2,15 @@
 
     rlvr theory CONFIG.yaml|json --out DIR [--log-every N] [--no-plot] [--no-ablation]
     rlvr theory --paper --out DIR        # the paper's Section 3.3 set
+    rlvr theory --random N [--seed S] [--thresholds 0.5,0.9] [--horizons 2000,20000] --out DIR
+                                         # static categories vs ablations on N random instances
 
 Writes DIR/result.json with (at least) these keys:
   steps_to_threshold  int | null  steps applied before E[r_G] first reaches `threshold` (0: starts there)
   final_gt_reward     float       E_pi[r_G] after the last step
   final_probs         [K] floats  pi after the last step
-  categories          {"y": name} static category of each erroneous output y (r_P(y) != r_G(y)):
-                                  harmful_hacking | harmful_stalling | benign_I | benign_II | beneficial
+  categories          {"y": name} static category of each erroneous output y (r_P(y) != r_G(y)), in
+                                  the vocabulary training uses (rlvr/rewards/labels.py)
   ablation            {"y": {steps_to_threshold, delta_steps, final_gt_reward, verdict}} with only
                                   the error on y corrected; null with --no-ablation
   disagreements       [{output, category, ablation_verdict}] where the two disagree
@@ -40,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", nargs="?", help="theory config (.yaml, .yml or .json)")
     parser.add_argument("--paper", action="store_true", help="run the paper's Section 3.3 set instead of CONFIG")
+    parser.add_argument("--random", type=int, metavar="N",
+                        help="compare static categories with fix-one and add-one ablations on N random instances")
+    parser.add_argument("--seed", type=int, default=0, help="--random: the family's seed")
+    parser.add_argument("--thresholds", default="0.5,0.9", help="--random: E[r_G] thresholds, comma-separated")
+    parser.add_argument("--horizons", default="2000,20000", help="--random: step budgets, comma-separated")
+    parser.add_argument("--max-errors", type=int, default=2, help="--random: reward errors per instance, at most")
     parser.add_argument("--out", help="output directory (default: runs/theory/<config name> or runs/theory/paper)")
     parser.add_argument("--log-every", type=int, help="trajectory log interval in steps (overrides the config)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plots")
@@ -114,6 +122,28 @@ def _run_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_random(args: argparse.Namespace) -> int:
+    from rlvr.theory.random_families import format_agreement, random_agreement
+
+    try:
+        thresholds = [float(t) for t in args.thresholds.split(",")]
+        horizons = [int(h) for h in args.horizons.split(",")]
+    except ValueError:
+        print("rlvr theory: error: --thresholds and --horizons take comma-separated numbers, e.g. 0.5,0.9",
+              file=sys.stderr)
+        return 2
+    if args.random < 1 or args.max_errors < 1 or any(h < 1 for h in horizons):
+        print("rlvr theory: error: --random, --max-errors and --horizons must be >= 1", file=sys.stderr)
+        return 2
+    report = random_agreement(args.random, args.seed, thresholds, horizons, args.max_errors)
+    out_dir = Path(args.out or f"runs/theory/random{args.random}_seed{args.seed}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "random.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(format_agreement(report))
+    print(f"-> {out_dir / 'random.json'}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Entry point of `rlvr theory`; argv excludes the word 'theory'. Returns the exit code."""
     parser = _parser()
@@ -121,10 +151,12 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0)
-    if args.paper == (args.config is not None):
+    if sum([args.paper, args.config is not None, args.random is not None]) != 1:
         parser.print_usage(sys.stderr)
-        print("rlvr theory: error: give exactly one of CONFIG or --paper", file=sys.stderr)
+        print("rlvr theory: error: give exactly one of CONFIG, --paper or --random N", file=sys.stderr)
         return 2
+    if args.random is not None:
+        return _run_random(args)
     if args.log_every is not None and args.log_every < 1:
         print("rlvr theory: error: --log-every must be >= 1", file=sys.stderr)
         return 2
