@@ -27,9 +27,17 @@ def policy_cache_key(cfg: RecipeConfig) -> str:
 
 def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt],
                    verify: Callable, log: Callable[[str], None]) -> Tuple[str, Dict]:
-    """(model folder, warm-up info). info["accuracy"] is the measured initial greedy accuracy."""
+    """(model folder, warm-up info). info["accuracy"] is the measured initial greedy accuracy.
+
+    A given model.path (local folder or hub id) is resolved to an absolute local folder once
+    here; actors and checkpoints only ever see that folder."""
     if cfg.model.path:
-        return cfg.model.path, {"source": cfg.model.path}
+        from rlvr.models.resolve import resolve_model_path
+
+        folder, info = resolve_model_path(cfg.model.path)
+        log(f"initial policy: {folder}" + (f" (hub {info['hub_id']} @ {info['revision'][:12]})"
+                                           if "hub_id" in info else ""))
+        return folder, info
     folder = Path(cfg.output_dir) / "_models" / policy_cache_key(cfg)
     info_file = folder / WARMUP_INFO
     if info_file.is_file():

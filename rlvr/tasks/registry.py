@@ -55,10 +55,12 @@ def _file_backed(kind: str) -> Callable[[Any, str, int], List[Prompt]]:
             raise ValueError(f"task.path must name a JSONL file for task.name = {kind!r}")
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        keys = {"question_key": str(_get(task_cfg, "question_key", "question")),
+                "answer_key": str(_get(task_cfg, "answer_key", "answer")), "kind": kind}
         if "{split}" in str(path):
-            prompts = load_jsonl_qa(str(path).format(split=split), kind=kind)
+            prompts = load_jsonl_qa(str(path).format(split=split), **keys)
         else:
-            everything = load_jsonl_qa(str(path), kind=kind)
+            everything = load_jsonl_qa(str(path), **keys)
             random.Random(f"{kind}:{_get(task_cfg, 'seed', 0)}").shuffle(everything)
             eval_size = int(_get(task_cfg, "eval_size", 128))
             if eval_size >= len(everything):
