@@ -115,20 +115,30 @@ class Controller:
         return prepare_policy(self.cfg, list(train), list(held_out),
                               get_verifier(self.cfg.reward.verifier), progress)
 
+    def _reserve(self) -> None:
+        """Start or join Ray and hold the run's placement group. The request is compared with
+        the cluster first: a run that cannot be placed fails here, naming the resource."""
+        from rlvr.controller.cluster import reserve, start_ray
+        from rlvr.controller.layout import layout_for
+
+        if getattr(self, "placement", None) is not None:
+            return
+        cfg = self.cfg
+        self.layout = layout = layout_for(cfg)
+        start_ray(cfg.cluster, int(layout.cpus), uses_gpus=layout.gpus > 0)
+        self.placement = reserve(layout, cfg.cluster.placement_strategy, log=progress)
+
     def _start_actors(self, model_dir: str) -> None:
         import ray
 
-        from rlvr.controller.cluster import reserve, slot_strategy, start_ray
-        from rlvr.controller.layout import layout_for
+        from rlvr.controller.cluster import slot_strategy
         from rlvr.rewards.worker import RewardWorkerActor
         from rlvr.rollout.worker import RolloutWorkerActor
         from rlvr.trainer.group import TrainerGroup
 
         cfg = self.cfg
-        layout = layout_for(cfg)
-        start_ray(cfg.cluster, int(layout.cpus), uses_gpus=layout.gpus > 0)
-        # Compared with the cluster first: a run that cannot be placed fails here, naming the resource.
-        self.placement = reserve(layout, cfg.cluster.placement_strategy, log=progress)
+        self._reserve()
+        layout = self.layout
         M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
         progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({cfg.rollout.backend}), "
                  f"{R} reward worker(s)")
@@ -151,6 +161,10 @@ class Controller:
                                       scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
             for slot in layout.reward]
+        if layout.gpus:
+            # vLLM measures free GPU memory while it starts: on a shared card let the engines
+            # finish before trainer ranks allocate (and free) memory beside them.
+            ray.get([w.policy_version.remote() for w in self.rollout])
         # Trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py).
         self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                     placement_group=self.placement,
@@ -254,6 +268,8 @@ class Controller:
         tracker = None
         try:
             train_prompts, eval_prompts = self.prompts()
+            if cfg.cluster.address != "local" or cfg.trainer.num_gpus_per_rank or cfg.rollout.num_gpus_per_worker:
+                self._reserve()  # a cluster too small fails now, not after a model download or warm-up
             model_dir, warmup = self.initial_policy(train_prompts, eval_prompts)
             summary.update(model_dir=model_dir, warmup=warmup)
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)

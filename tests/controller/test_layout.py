@@ -56,6 +56,10 @@ def test_colocate_puts_rank_i_and_shard_i_on_card_i():
     layout = plan_layout(1, 0.5, 2, 0.4, 1, 1, colocate=True)
     assert layout.bundles[:2] == [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}]
     assert [(e.bundle, e.num_gpus) for e in layout.rollout] == [(0, 0.4), (1, 0.4)]
+    # Two TP-2 engines on 4 cards: engine 1's actor (its CPU) lives on its first shard, card 2.
+    layout = plan_layout(1, 0.5, 2, 0.4, 2, 0, colocate=True)
+    assert layout.bundles == [{"CPU": 2.0, "GPU": 1.0}, {"GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}, {"GPU": 1.0}]
+    assert [e.shard_bundles for e in layout.rollout] == [(0, 1), (2, 3)]
 
 
 def test_shipped_gpu_recipes_need_the_hardware_they_name():
