@@ -39,7 +39,7 @@ class TaskConfig:
     operations: List[str] = field(default_factory=lambda: ["+"])  # operators drawn per prompt
     train_size: int = 2000  # number of training prompts
     eval_size: int = 128  # held-out prompts for greedy ground-truth accuracy
-    path: Optional[str] = None  # JSONL data file for file-backed tasks ("{split}" in it picks per-split files)
+    path: Optional[str] = None  # data file (.jsonl, .json array or .parquet) for file-backed tasks ("{split}" in it picks per-split files)
     constraint_names: Optional[List[str]] = None  # constraints task: restrict the constraint pool (None = all)
     sft_both_rate: float = 1.0  # constraints task: fraction of warm-up targets meeting both constraints (the rest meet only the first)
     prompt_template: str = "{question}"  # how a task's question becomes the prompt text (e.g. add a \\boxed{} instruction)

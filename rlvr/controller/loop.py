@@ -147,6 +147,8 @@ class Controller:
             tp = len(slot.shard_bundles)
             env = ({"VLLM_RAY_BUNDLE_INDICES": ",".join(map(str, slot.shard_bundles)),
                     "VLLM_RAY_PER_WORKER_GPUS": str(slot.gpus_per_shard)} if tp > 1 else {})
+            if tp == 1 and not slot.num_gpus and layout.gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU engine in a GPU run: Ray would show it every GPU
             kwargs = {"dtype": cfg.model.dtype, "max_model_len": cfg.rollout.max_model_len,
                       "gpu_memory_utilization": cfg.rollout.gpu_memory_utilization,
                       **({"tensor_parallel_size": tp} if tp > 1 else {})}

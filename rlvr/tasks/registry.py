@@ -4,7 +4,8 @@
                  arithmetic_graded
     constraints  two-constraint instruction prompts (rlvr.tasks.constraints_task); verifier
                  constraints
-    gsm8k, math  a local JSONL file at task.path (rlvr.tasks.loaders); verifier math
+    gsm8k, math  a local JSONL (or .json array, or .parquet) file at task.path, fields named by
+                 task.question_key / task.answer_key (rlvr.tasks.loaders); verifier math
 
 File-backed splits: if task.path contains "{split}" it is formatted with the split name
 (data/gsm8k_{split}.jsonl). Otherwise one file serves both splits: its records are shuffled
