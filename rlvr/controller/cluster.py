@@ -50,6 +50,7 @@ def reserve(layout, strategy: str, timeout_s: float = 600.0, log=print):
 
     The request is compared with ray.cluster_resources() first (ResourceError naming the
     resource); a request that fits the cluster but not what is free now waits up to timeout_s.
+    An autoscaling cluster is judged by the nodes it has now.
     """
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
@@ -60,9 +61,9 @@ def reserve(layout, strategy: str, timeout_s: float = 600.0, log=print):
     check_fits(layout, ray.cluster_resources(), nodes, strategy)
     group = placement_group(layout.bundles, strategy=strategy)
     log(f"waiting for a placement group of {layout.describe()} ({strategy})")
-    start = time.monotonic()
+    start, ready_ref = time.monotonic(), group.ready()
     while True:
-        ready, _ = ray.wait([group.ready()], timeout=15.0)
+        ready, _ = ray.wait([ready_ref], timeout=15.0)
         if ready:
             return group
         waited = time.monotonic() - start
