@@ -18,3 +18,35 @@ for key, value in {
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_hub_model(tmp_path_factory):
+    """The tiny model served as hub id `rlvr-test/tiny-char` from a local HF cache laid out
+    as huggingface_hub writes one: blobs/, snapshots/<sha>/ of symlinks into blobs, refs/main.
+
+    Returns (hf_home, hub cache, repo id, snapshot folder, commit sha)."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from rlvr.models.tiny import build_tiny_model
+
+    home = tmp_path_factory.mktemp("hf_home")
+    built = build_tiny_model(home / "built", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256)
+    cache, sha = home / "hub", "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "models--rlvr-test--tiny-char"
+    snapshot = repo / "snapshots" / sha
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for f in sorted(Path(built).iterdir()):
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        shutil.copy(f, repo / "blobs" / digest)
+        (snapshot / f.name).symlink_to(Path("..") / ".." / "blobs" / digest)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    shutil.rmtree(built)
+    return home, cache, "rlvr-test/tiny-char", snapshot, sha

@@ -21,7 +21,7 @@ class RecipeError(ValueError):
 
 # (key, low, high): inclusive numeric ranges; None = unbounded on that side.
 _RANGES = [
-    ("steps", 0, None), ("eval_every", 0, None), ("checkpoint_every", 0, None),
+    ("steps", 0, None), ("eval_every", 0, None), ("checkpoint_every", 0, None), ("checkpoint_keep_last", 0, None),
     ("model.hidden_size", 8, None), ("model.num_layers", 1, None), ("model.num_heads", 1, None),
     ("warmup.steps", 0, None), ("warmup.batch_size", 1, None), ("warmup.lr", 0.0, None),
     ("warmup.target_accuracy", 0.0, 1.0), ("warmup.check_every", 1, None),
@@ -34,11 +34,13 @@ _RANGES = [
     ("rollout.samples_per_prompt", 1, None), ("rollout.max_new_tokens", 1, None),
     ("rollout.top_p", 0.0, 1.0),
     ("rollout.gpu_memory_utilization", 0.0, 1.0), ("rollout.max_model_len", 8, None),
+    ("rollout.num_gpus_per_worker", 0.0, 1.0), ("rollout.tensor_parallel_size", 1, None),
+    ("trainer.num_gpus_per_rank", 0.0, 1.0),
     ("trainer.num_ranks", 1, None), ("trainer.zero_stage", 0, 3), ("trainer.lr", 0.0, None),
     ("trainer.weight_decay", 0.0, None), ("trainer.grad_clip", 0.0, None),
     ("trainer.micro_batch_size", 1, None), ("trainer.updates_per_step", 1, None),
     ("algorithm.clip_eps", 1e-6, 0.999999), ("algorithm.kl_coef", 0.0, None),
-    ("algorithm.entropy_coef", 0.0, None), ("cluster.num_gpus", 0, None),
+    ("algorithm.entropy_coef", 0.0, None),
 ]
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16", "float16"}),
@@ -130,6 +132,15 @@ def _check(cfg: RecipeConfig, where: str) -> None:
             raise RecipeError(f"{where}: {key} = {_get(cfg, key)!r} must be one of {sorted(choices)}")
     if cfg.model.path is None and not cfg.model.build_tiny:
         raise RecipeError(f"{where}: model.path is empty and model.build_tiny is false: set one")
+    if cfg.task.apply_chat_template and cfg.model.path is None:
+        raise RecipeError(f"{where}: task.apply_chat_template = true, but the built tiny model's character "
+                          "tokenizer has no chat template: set it false or set model.path to a chat model")
+    if cfg.model.path is not None:
+        from rlvr.models.resolve import check_model_path
+
+        problem = check_model_path(cfg.model.path)  # local disk only: a hub id is fetched at run time
+        if problem:
+            raise RecipeError(f"{where}: {problem}")
     if cfg.model.hidden_size % cfg.model.num_heads:
         raise RecipeError(f"{where}: model.hidden_size = {cfg.model.hidden_size} must be divisible by model.num_heads = {cfg.model.num_heads}")
     if cfg.rollout.samples_per_prompt < 2:
@@ -158,6 +169,7 @@ def _check(cfg: RecipeConfig, where: str) -> None:
         # The trainer's PPO ratio compares against temperature-1 log-probs of the policy.
         raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature}: only 1.0 is "
                           "supported for training (the PPO ratio assumes temperature-1 sampling)")
+    _check_resources(cfg, where)
     _check_reward(cfg, where)
     from rlvr.tasks.registry import TASKS
 
@@ -169,6 +181,44 @@ def _check(cfg: RecipeConfig, where: str) -> None:
                           f"{cfg.task.name!r} answers; use one of {sorted(allowed)}")
     if cfg.task.name in ("gsm8k", "math") and not cfg.task.path:
         raise RecipeError(f"{where}: task.name = {cfg.task.name!r} reads a local JSONL file: set task.path")
+
+
+def _check_resources(cfg: RecipeConfig, where: str) -> None:
+    """GPU shares, tensor parallelism and colocation that no cluster could place sensibly."""
+    t, r, tp = cfg.trainer.num_gpus_per_rank, cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size
+    if tp > 1 and cfg.rollout.backend != "vllm":
+        raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} needs rollout.backend = vllm")
+    if tp > 1 and r == 0:
+        raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} shards an engine over GPUs: "
+                          "set rollout.num_gpus_per_worker (the GPU share of each shard)")
+    if cfg.cluster.colocate:
+        if t == 0 or r == 0:
+            raise RecipeError(f"{where}: cluster.colocate = true shares GPUs between trainer and rollout: "
+                              "set both trainer.num_gpus_per_rank and rollout.num_gpus_per_worker > 0")
+        if t + r > 1.0 + 1e-9:
+            raise RecipeError(f"{where}: trainer.num_gpus_per_rank + rollout.num_gpus_per_worker = {t + r:g} "
+                              "exceeds one GPU with cluster.colocate = true: lower them so they sum to <= 1")
+    else:
+        # Separate bundles with fractions may be packed onto one card by Ray.
+        if tp > 1 and r < 1:
+            raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} with rollout.num_gpus_per_worker "
+                              f"= {r:g}: shards need distinct GPUs; set num_gpus_per_worker = 1 or "
+                              "cluster.colocate = true")
+        if cfg.trainer.num_ranks > 1 and 0 < t < 1:
+            raise RecipeError(f"{where}: trainer.num_ranks = {cfg.trainer.num_ranks} with trainer.num_gpus_per_rank "
+                              f"= {t:g}: ranks need distinct GPUs (NCCL); set num_gpus_per_rank = 1 or "
+                              "cluster.colocate = true")
+    declared = cfg.cluster.num_gpus
+    if declared is not None:
+        if declared < 0:
+            raise RecipeError(f"{where}: cluster.num_gpus = {declared} must be >= 0 (or unset to detect)")
+        if cfg.cluster.address != "local":
+            raise RecipeError(f"{where}: cluster.num_gpus declares an embedded (cluster.address=local) "
+                              f"cluster's GPUs; with cluster.address = {cfg.cluster.address!r} unset it and "
+                              "give actors GPUs with trainer.num_gpus_per_rank / rollout.num_gpus_per_worker")
+        if declared > 0 and t == 0 and r == 0:
+            raise RecipeError(f"{where}: cluster.num_gpus = {declared} declares GPUs but no actor asks for one: "
+                              "set trainer.num_gpus_per_rank and/or rollout.num_gpus_per_worker")
 
 
 def _check_reward(cfg: RecipeConfig, where: str) -> None:

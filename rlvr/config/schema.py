@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 @dataclass
 class ModelConfig:
-    path: Optional[str] = None  # HF model folder; None = build the tiny model (no downloads)
+    path: Optional[str] = None  # local HF model folder, or a hub id (org/name) the controller fetches once into the HF cache; None = build the tiny model
     build_tiny: bool = True  # build a tiny Llama-architecture LM + char tokenizer when `path` is None
     hidden_size: int = 64  # tiny model width
     num_layers: int = 2  # tiny model depth
@@ -40,10 +40,13 @@ class TaskConfig:
     operations: List[str] = field(default_factory=lambda: ["+"])  # operators drawn per prompt
     train_size: int = 2000  # number of training prompts
     eval_size: int = 128  # held-out prompts for greedy ground-truth accuracy
-    path: Optional[str] = None  # JSONL data file for file-backed tasks ("{split}" in it picks per-split files)
+    path: Optional[str] = None  # data file (.jsonl, .json array or .parquet) for file-backed tasks ("{split}" in it picks per-split files)
     constraint_names: Optional[List[str]] = None  # constraints task: restrict the constraint pool (None = all)
     sft_both_rate: float = 1.0  # constraints task: fraction of warm-up targets meeting both constraints (the rest meet only the first)
     prompt_template: str = "{question}"  # how a task's question becomes the prompt text (e.g. add a \\boxed{} instruction)
+    question_key: str = "question"  # file-backed tasks: the record field holding the question
+    answer_key: str = "answer"  # file-backed tasks: the record field holding the answer (gsm8k: "... #### 42"; math: the final answer)
+    apply_chat_template: bool = False  # wrap each prompt as a user turn with the tokenizer's chat template (instruct models)
 
 
 @dataclass
@@ -64,12 +67,15 @@ class RolloutConfig:
     temperature: float = 1.0  # sampling temperature (training needs 1.0: the PPO ratio uses temperature-1 log-probs)
     top_p: float = 1.0  # nucleus sampling
     max_model_len: int = 256  # vLLM: longest prompt + response in tokens
-    gpu_memory_utilization: float = 0.5  # vLLM on GPU only
+    gpu_memory_utilization: float = 0.5  # vLLM on GPU only: fraction of a card's memory the engine takes (keep it below its share on a shared card)
+    num_gpus_per_worker: float = 0  # GPU share of each engine shard (0 = CPU; 1 = a whole card; 0.4 = share a card)
+    tensor_parallel_size: int = 1  # vLLM tensor parallelism: each engine spans this many GPUs (one shard each)
 
 
 @dataclass
 class TrainerConfig:
     num_ranks: int = 1  # PolicyTrainer actors in the torch.distributed group
+    num_gpus_per_rank: float = 0  # GPU share of each trainer rank (0 = CPU; 1 = a whole card; 0.5 = share a card)
     zero_stage: int = 0  # DeepSpeed ZeRO stage 0-3
     lr: float = 2.0e-4  # policy learning rate
     weight_decay: float = 0.0  # AdamW weight decay
@@ -99,7 +105,8 @@ class EvalConfig:
 class ClusterConfig:
     address: str = "local"  # ray address: local (start an embedded cluster) | auto | ray://...
     num_cpus: Optional[int] = None  # CPUs for an embedded cluster (None = all)
-    num_gpus: int = 0  # 0 = CPU only; 1 = each trainer rank and rollout worker gets one GPU
+    num_gpus: Optional[int] = None  # GPUs an embedded (address=local) cluster declares; None = detect when actors ask for GPUs, else 0
+    colocate: bool = False  # trainer ranks and rollout engine shards share GPUs: one whole-GPU bundle each, rank i and shard i on card i
     placement_strategy: str = "PACK"  # placement group strategy for trainer and rollout bundles
 
 
@@ -121,6 +128,7 @@ class RecipeConfig:
     steps: int = 30  # RL steps
     eval_every: int = 5  # greedy ground-truth eval every K steps (and at step 0 and the end)
     checkpoint_every: int = 0  # save checkpoints every N steps (0 = only at the end)
+    checkpoint_keep_last: int = 0  # keep only the newest N complete checkpoints (0 = keep all)
     resume: bool = False  # continue <output_dir>/<run_name> from its latest checkpoint (steps may be raised)
     model: ModelConfig = field(default_factory=ModelConfig)  # the policy
     warmup: WarmupConfig = field(default_factory=WarmupConfig)  # SFT warm-up of a built tiny model

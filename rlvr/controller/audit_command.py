@@ -45,16 +45,12 @@ def main(argv: List[str]) -> int:
             print(f"error: --out {out}: {err.strerror}", file=sys.stderr)
             return 2
 
-    from transformers import AutoTokenizer
-
     from rlvr.controller.loop import Controller
     from rlvr.rewards.audit import format_audit
 
     controller = Controller(cfg)
-    train_prompts, eval_prompts = controller.prompts()
-    model_dir, warmup = controller.initial_policy(train_prompts, eval_prompts)
-    controller.tokenizer = AutoTokenizer.from_pretrained(model_dir)
     try:
+        train_prompts, _, model_dir, warmup = controller.inputs()
         controller._start_actors(model_dir)
         profile = controller.audit(train_prompts, min(num_prompts, len(train_prompts)))
     finally:

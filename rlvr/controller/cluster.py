@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Dict, Optional
 
 from rlvr.config.schema import ClusterConfig
@@ -18,17 +19,19 @@ ACTOR_ENV: Dict[str, str] = {
 }
 
 
-def start_ray(cluster: ClusterConfig, logical_cpus: int) -> None:
+def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False) -> None:
     """Join `cluster.address`, or start an embedded local cluster with enough logical CPUs.
 
     Logical CPUs are a count for scheduling, not cores: on a 2-core laptop the embedded
     cluster advertises one per actor so trainer, rollout and reward actors all fit.
+    uses_gpus: some actor asks for a GPU; otherwise every actor is kept off GPUs, and an
+    embedded cluster declares none (unless cluster.num_gpus says how many).
     """
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     env = dict(ACTOR_ENV)
-    if cluster.num_gpus == 0:
+    if not uses_gpus:
         env["DS_ACCELERATOR"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
     if ray.is_initialized():
@@ -36,7 +39,46 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int) -> None:
     kwargs: Dict = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
     if cluster.address == "local":
         num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=None if cluster.num_gpus else 0,
-                 include_dashboard=False, **kwargs)
+        num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     else:
         ray.init(address=cluster.address, **kwargs)
+
+
+def reserve(layout, strategy: str, timeout_s: float = 600.0, log=print):
+    """The placement group of `layout`, ready; fails at once when the cluster is too small.
+
+    The request is compared with ray.cluster_resources() first (ResourceError naming the
+    resource); a request that fits the cluster but not what is free now waits up to timeout_s.
+    An autoscaling cluster is judged by the nodes it has now.
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from rlvr.controller.layout import ResourceError, check_fits
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    check_fits(layout, ray.cluster_resources(), nodes, strategy)
+    group = placement_group(layout.bundles, strategy=strategy)
+    log(f"waiting for a placement group of {layout.describe()} ({strategy})")
+    start, ready_ref = time.monotonic(), group.ready()
+    while True:
+        ready, _ = ray.wait([ready_ref], timeout=15.0)
+        if ready:
+            return group
+        waited = time.monotonic() - start
+        free = {k: round(v, 2) for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+        if waited >= timeout_s:
+            remove_placement_group(group)
+            raise ResourceError(f"the placement group ({layout.describe()}) was not ready after "
+                                f"{waited:.0f} s; free now: {free}. Other jobs hold the resources, or "
+                                "bundles cannot be packed onto the nodes (see `ray status`)")
+        log(f"still waiting for the placement group after {waited:.0f} s; free now: {free}")
+
+
+def slot_strategy(group, bundle: int, capture_child_tasks: bool = False):
+    """Scheduling strategy that puts an actor in `bundle` of `group`."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=bundle,
+                                            placement_group_capture_child_tasks=capture_child_tasks)

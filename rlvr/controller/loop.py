@@ -24,9 +24,11 @@ from rlvr.tracking.tracker import Tracker, progress
 RESUME_STATE = "rlvr_state.json"  # in a checkpoint folder: the loop's state at that step
 # Recipe keys a resumed run may change; anything else must match the run's config.yaml.
 RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", "checkpoint_every",
-                     "logging.wandb", "logging.console", "logging.log_samples_every",
+                     "checkpoint_keep_last", "logging.wandb", "logging.console", "logging.log_samples_every",
                      "logging.wandb_group", "logging.wandb_tags",
-                     "cluster.address", "cluster.num_cpus"}
+                     "cluster.address", "cluster.num_cpus", "cluster.num_gpus", "cluster.colocate",
+                     "cluster.placement_strategy", "trainer.num_gpus_per_rank",
+                     "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size"}
 
 AUDIT_SEED = 5_000_011  # the audit's prompt choice and sampling: the same in every arm and seed
 AUDIT_EPOCH = 1_000_000  # reward-randomness key epoch of audit samples: draws apart from training's
@@ -70,6 +72,19 @@ def _verifier_inputs(prompt: Prompt) -> Dict[str, Any]:
     return {"constraints": prompt.meta["constraints"]} if "constraints" in prompt.meta else {}
 
 
+def chat_prompts(tokenizer, prompts: Sequence[Prompt], model: str) -> List[Prompt]:
+    """Each prompt's text wrapped as one user turn by the tokenizer's chat template, ending
+    with the assistant's turn opening (task.apply_chat_template)."""
+    if not getattr(tokenizer, "chat_template", None):
+        from rlvr.config.load import RecipeError
+
+        raise RecipeError(f"task.apply_chat_template = true but the tokenizer of {model} has no chat "
+                          "template: set it false, or use an instruct/chat model")
+    return [replace(p, text=tokenizer.apply_chat_template([{"role": "user", "content": p.text}],
+                                                          tokenize=False, add_generation_prompt=True))
+            for p in prompts]
+
+
 def split_round_robin(items: Sequence[Any], parts: int) -> List[List[Any]]:
     return [list(items[i::parts]) for i in range(parts)]
 
@@ -104,44 +119,79 @@ class Controller:
         return prepare_policy(self.cfg, list(train), list(held_out),
                               get_verifier(self.cfg.reward.verifier), progress)
 
+    def inputs(self):
+        """(train prompts, eval prompts, model folder, warm-up info), with self.tokenizer set and
+        the chat template applied when the recipe asks; a cluster too small for the run fails
+        before a model download or warm-up."""
+        from transformers import AutoTokenizer
+
+        cfg = self.cfg
+        train_prompts, eval_prompts = self.prompts()
+        if cfg.cluster.address != "local" or cfg.trainer.num_gpus_per_rank or cfg.rollout.num_gpus_per_worker:
+            self._reserve()
+        model_dir, warmup = self.initial_policy(train_prompts, eval_prompts)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if cfg.task.apply_chat_template:
+            train_prompts, eval_prompts = (chat_prompts(self.tokenizer, ps, cfg.model.path or model_dir)
+                                           for ps in (train_prompts, eval_prompts))
+        return train_prompts, eval_prompts, model_dir, warmup
+
+    def _reserve(self) -> None:
+        """Start or join Ray and hold the run's placement group. The request is compared with
+        the cluster first: a run that cannot be placed fails here, naming the resource."""
+        from rlvr.controller.cluster import reserve, start_ray
+        from rlvr.controller.layout import layout_for
+
+        if getattr(self, "placement", None) is not None:
+            return
+        cfg = self.cfg
+        self.layout = layout = layout_for(cfg)
+        start_ray(cfg.cluster, int(layout.cpus), uses_gpus=layout.gpus > 0)
+        self.placement = reserve(layout, cfg.cluster.placement_strategy, log=progress)
+
     def _start_actors(self, model_dir: str) -> None:
         import ray
-        from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        from rlvr.controller.cluster import start_ray
+        from rlvr.controller.cluster import slot_strategy
         from rlvr.rewards.worker import RewardWorkerActor
         from rlvr.rollout.worker import RolloutWorkerActor
         from rlvr.trainer.group import TrainerGroup
 
         cfg = self.cfg
-        M, N, R = cfg.trainer.num_ranks, cfg.rollout.num_workers, cfg.reward.num_workers
-        gpu = 1 if cfg.cluster.num_gpus > 0 else 0
-        start_ray(cfg.cluster, M + N + R)
-        # One placement group: bundles [0, M) trainer ranks, then rollout, then reward workers.
-        bundles = [{"CPU": 1, **({"GPU": 1} if gpu else {})} for _ in range(M + N)] + [{"CPU": 1}] * R
-        self.placement = placement_group(bundles, strategy=cfg.cluster.placement_strategy)
-        progress(f"waiting for a placement group of {len(bundles)} bundles ({cfg.cluster.placement_strategy})")
-        ray.get(self.placement.ready(), timeout=600)
-
-        def bundle(i):
-            return PlacementGroupSchedulingStrategy(placement_group=self.placement,
-                                                    placement_group_bundle_index=i)
-
+        self._reserve()
+        layout = self.layout
+        M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
         progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({cfg.rollout.backend}), "
                  f"{R} reward worker(s)")
-        self.rollout = [
-            RolloutWorkerActor.options(num_cpus=1, num_gpus=gpu, scheduling_strategy=bundle(M + i)).remote(
-                model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i,
-                engine_kwargs={"dtype": cfg.model.dtype, "max_model_len": cfg.rollout.max_model_len,
-                               "gpu_memory_utilization": cfg.rollout.gpu_memory_utilization})
-            for i in range(N)]
+        self.rollout = []
+        for i, slot in enumerate(layout.rollout):
+            tp = len(slot.shard_bundles)
+            env = ({"VLLM_RAY_BUNDLE_INDICES": ",".join(map(str, slot.shard_bundles)),
+                    "VLLM_RAY_PER_WORKER_GPUS": str(slot.gpus_per_shard)} if tp > 1 else {})
+            if tp == 1 and not slot.num_gpus and layout.gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU engine in a GPU run: Ray would show it every GPU
+            kwargs = {"dtype": cfg.model.dtype, "max_model_len": cfg.rollout.max_model_len,
+                      "gpu_memory_utilization": cfg.rollout.gpu_memory_utilization,
+                      **({"tensor_parallel_size": tp} if tp > 1 else {})}
+            # tp > 1: vLLM's Ray executor starts one worker per shard bundle of this placement group.
+            self.rollout.append(RolloutWorkerActor.options(
+                num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
+                scheduling_strategy=slot_strategy(self.placement, slot.bundle, capture_child_tasks=tp > 1),
+                **({"runtime_env": {"env_vars": env}} if env else {}),
+            ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs))
         self.reward = [
-            RewardWorkerActor.options(num_cpus=1, scheduling_strategy=bundle(M + N + i)).remote(
+            RewardWorkerActor.options(num_cpus=slot.num_cpus,
+                                      scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
-            for i in range(R)]
+            for slot in layout.reward]
+        if layout.gpus:
+            # vLLM measures free GPU memory while it starts: on a shared card let the engines
+            # finish before trainer ranks allocate (and free) memory beside them.
+            ray.get([w.policy_version.remote() for w in self.rollout])
+        # Trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py).
         self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
-                                    placement_group=self.placement, num_gpus_per_rank=gpu)
+                                    placement_group=self.placement,
+                                    num_gpus_per_rank=cfg.trainer.num_gpus_per_rank)
         ray.get([w.policy_version.remote() for w in self.rollout])
         progress("all actors ready")
 
@@ -245,7 +295,6 @@ class Controller:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
-        from transformers import AutoTokenizer
 
         cfg = self.cfg
         if cfg.run_name is None:
@@ -266,10 +315,8 @@ class Controller:
         summary: Dict[str, Any] = {"run_name": cfg.run_name, "status": "running"}
         tracker = None
         try:
-            train_prompts, eval_prompts = self.prompts()
-            model_dir, warmup = self.initial_policy(train_prompts, eval_prompts)
+            train_prompts, eval_prompts, model_dir, warmup = self.inputs()
             summary.update(model_dir=model_dir, warmup=warmup)
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
             tracker = Tracker(folder, cfg.steps, cfg.logging.console,
                               cfg.logging.wandb_project if cfg.logging.wandb else None,
                               cfg.run_name, asdict(cfg), wandb_group=cfg.logging.wandb_group,
@@ -396,6 +443,8 @@ class Controller:
         self.trainer.save_hf(str(path))
         self.trainer.save_training_state(str(path / "trainer"))
         (path / RESUME_STATE).write_text(json.dumps(state, indent=2))
+        for old in folder.prune_checkpoints(self.cfg.checkpoint_keep_last, RESUME_STATE):
+            progress(f"deleted checkpoint {old.name} (checkpoint_keep_last = {self.cfg.checkpoint_keep_last})")
 
     def resume_point(self, folder: RunFolder):
         """(loop state, checkpoint folder) of the run's latest complete checkpoint."""

@@ -39,12 +39,19 @@ def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt
                    verify: Callable, log: Callable[[str], None]) -> Tuple[str, Dict]:
     """(model folder, warm-up info).
 
-    SFT trains on `train` minus its first `warmup.validation_size` prompts and stops on greedy
-    accuracy over those; `held_out` (the eval split) is only measured once at the end, so
-    info holds both `validation_accuracy` (what selected the policy) and `eval_accuracy`.
+    A given model.path (local folder or hub id) is resolved to an absolute local folder once
+    here; actors and checkpoints only ever see that folder. A built tiny model: SFT trains on
+    `train` minus its first `warmup.validation_size` prompts and stops on greedy accuracy over
+    those; `held_out` (the eval split) is only measured once at the end, so info holds both
+    `validation_accuracy` (what selected the policy) and `eval_accuracy`.
     """
     if cfg.model.path:
-        return cfg.model.path, {"source": cfg.model.path}
+        from rlvr.models.resolve import resolve_model_path
+
+        folder, info = resolve_model_path(cfg.model.path)
+        log(f"initial policy: {folder}" + (f" (hub {info['hub_id']} @ {info['revision'][:12]})"
+                                           if "hub_id" in info else ""))
+        return folder, info
     folder = Path(cfg.output_dir) / "_models" / policy_cache_key(cfg)
     info_file = folder / WARMUP_INFO
     if info_file.is_file():

@@ -71,7 +71,7 @@ class VLLMEngine(RolloutEngine):
 
     def __init__(self, model_dir: str, *, seed: int = 0, dtype: str = "float32",
                  gpu_memory_utilization: float = 0.5, max_model_len: int = 256,
-                 kv_cache_memory_bytes: Optional[int] = None):
+                 kv_cache_memory_bytes: Optional[int] = None, tensor_parallel_size: int = 1):
         from transformers import AutoTokenizer
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -88,7 +88,10 @@ class VLLMEngine(RolloutEngine):
         self.llm = LLM(
             model=self.model_dir, dtype=dtype, seed=seed, enforce_eager=True,
             max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-            kv_cache_memory_bytes=kv_cache_memory_bytes, worker_extension_cls=EXTENSION)
+            kv_cache_memory_bytes=kv_cache_memory_bytes, worker_extension_cls=EXTENSION,
+            # tp > 1: one Ray worker per shard, in the bundles the controller names (VLLM_RAY_BUNDLE_INDICES)
+            tensor_parallel_size=tensor_parallel_size,
+            distributed_executor_backend="ray" if tensor_parallel_size > 1 else None)
         # vLLM's CPU worker replaces torch.set_num_threads with a no-op in its process; with the
         # in-process engine that is ours, and rlvr pins threads itself.
         torch.set_num_threads = set_num_threads

@@ -4,6 +4,8 @@
     MATH:  {"problem": ..., "solution": "... \\\\boxed{\\\\frac{1}{2}} ..."} -> gold "\\\\frac{1}{2}"
            (or an "answer" field, which wins over the solution)
 
+Files: JSONL (one record per line), a .json array, or a .parquet table; task.question_key
+and task.answer_key name the fields, so a raw file with other field names loads as it is.
 Prompt ids are "{file stem}-{n}" (n = the record's 0-based position among records), or the
 record's own "id" / "unique_id" when it has one, so they are stable across runs.
 meta = {"source": path, "line": line number}. Errors name the file and line.
@@ -14,7 +16,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from rlvr.tasks import Prompt
 
@@ -85,26 +87,65 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind = {kind!r} must be one of {list(KINDS)}")
 
 
-def load_jsonl_qa(path: str, question_key: str = "question", answer_key: str = "answer",
-                  kind: str = "gsm8k") -> List[Prompt]:
-    """Every record of a JSONL file as a Prompt (blank lines are ignored)."""
-    _check_kind(kind)
-    stem, prompts = Path(path).stem, []
+def read_records(path: str) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
+    """(where, record, meta) for every record of a local data file, in order.
+
+    .parquet: one record per row (pyarrow); .json holding a JSON array: one per element;
+    anything else (.jsonl, JSON-lines .json): one per non-blank line. `where` names the file
+    and line or row for error messages.
+    """
+    if str(path).endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as err:
+            raise TaskDataError(f"{path}: cannot read as parquet ({_first_line(err)})") from None
+        for n, row in enumerate(rows):
+            yield f"{path} row {n}", row, {"source": str(path), "row": n}
+        return
     try:
         f = open(path, encoding="utf-8")
     except OSError as err:
         raise TaskDataError(f"{path}: cannot open ({err.strerror})") from None
     with f:
-        for lineno, line in enumerate(f, 1):
+        if str(path).endswith(".json"):
+            text = f.read()
+            if text.lstrip().startswith("["):
+                try:
+                    rows = json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise TaskDataError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+                for n, row in enumerate(rows):
+                    yield f"{path} element {n}", row, {"source": str(path), "row": n}
+                return
+            lines = iter(text.splitlines(keepends=True))
+        else:
+            lines = f
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise TaskDataError(f"{where}: malformed JSON ({err.msg})") from None
-            prompts.append(_record_to_prompt(record, where, f"{stem}-{len(prompts)}", question_key,
-                                             answer_key, kind, {"source": str(path), "line": lineno}))
+                raise TaskDataError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+            yield f"{path}:{lineno}", record, {"source": str(path), "line": lineno}
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_jsonl_qa(path: str, question_key: str = "question", answer_key: str = "answer",
+                  kind: str = "gsm8k") -> List[Prompt]:
+    """Every record of a JSONL file (or .json array, or .parquet table) as a Prompt (blank
+    lines are ignored)."""
+    _check_kind(kind)
+    stem, prompts = Path(path).stem, []
+    for where, record, meta in read_records(path):
+        prompts.append(_record_to_prompt(record, where, f"{stem}-{len(prompts)}", question_key,
+                                         answer_key, kind, meta))
     if not prompts:
         raise TaskDataError(f"{path}: no records")
     return prompts

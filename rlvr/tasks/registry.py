@@ -4,7 +4,8 @@
                  arithmetic_graded
     constraints  two-constraint instruction prompts (rlvr.tasks.constraints_task); verifier
                  constraints
-    gsm8k, math  a local JSONL file at task.path (rlvr.tasks.loaders); verifier math
+    gsm8k, math  a local JSONL (or .json array, or .parquet) file at task.path, fields named by
+                 task.question_key / task.answer_key (rlvr.tasks.loaders); verifier math
 
 File-backed splits: if task.path contains "{split}" it is formatted with the split name
 (data/gsm8k_{split}.jsonl). Otherwise one file serves both splits: its records are shuffled
@@ -55,10 +56,12 @@ def _file_backed(kind: str) -> Callable[[Any, str, int], List[Prompt]]:
             raise ValueError(f"task.path must name a JSONL file for task.name = {kind!r}")
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        keys = {"question_key": str(_get(task_cfg, "question_key", "question")),
+                "answer_key": str(_get(task_cfg, "answer_key", "answer")), "kind": kind}
         if "{split}" in str(path):
-            prompts = load_jsonl_qa(str(path).format(split=split), kind=kind)
+            prompts = load_jsonl_qa(str(path).format(split=split), **keys)
         else:
-            everything = load_jsonl_qa(str(path), kind=kind)
+            everything = load_jsonl_qa(str(path), **keys)
             random.Random(f"{kind}:{_get(task_cfg, 'seed', 0)}").shuffle(everything)
             eval_size = int(_get(task_cfg, "eval_size", 128))
             if eval_size >= len(everything):

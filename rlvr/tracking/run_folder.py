@@ -4,8 +4,30 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+
+_CHECKPOINT = re.compile(r"^step_(\d+)$")
+
+
+def checkpoints_to_delete(checkpoints: Sequence[Tuple[int, bool]], keep_last: int) -> List[int]:
+    """Steps whose checkpoints go so that only the newest `keep_last` complete ones stay.
+
+    checkpoints: (step, complete) pairs, any order. keep_last = 0 keeps everything. Incomplete
+    checkpoints older than the newest complete one (a save that died) go too; newer incomplete
+    ones (a save in progress) always stay.
+    """
+    if keep_last <= 0:
+        return []
+    complete = sorted(step for step, done in checkpoints if done)
+    if not complete:
+        return []
+    keep = set(complete[-keep_last:])
+    newest = complete[-1]
+    return sorted(step for step, done in checkpoints
+                  if step not in keep and (done or step < newest))
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,6 +84,18 @@ class RunFolder:
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step_{step:06d}"
+
+    def prune_checkpoints(self, keep_last: int, marker: str) -> List[Path]:
+        """Delete older checkpoints (checkpoints_to_delete); a checkpoint is complete when it
+        holds `marker`, which is removed first so a half-deleted folder reads as incomplete."""
+        found = {int(m.group(1)): p for p in (self.path / "checkpoints").iterdir()
+                 if p.is_dir() and (m := _CHECKPOINT.match(p.name))}
+        doomed = [found[s] for s in checkpoints_to_delete(
+            [(step, (p / marker).is_file()) for step, p in found.items()], keep_last)]
+        for path in doomed:
+            (path / marker).unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True)
+        return doomed
 
     def close(self) -> None:
         self._metrics.close()

@@ -59,11 +59,14 @@ class TrainerGroup:
             _master_address.options(scheduling_strategy=strategies[0]).remote())
 
         num_threads = max(1, int(num_cpus_per_rank))
+        env = {"OMP_NUM_THREADS": str(num_threads)}
+        if not num_gpus_per_rank:  # Ray shows a zero-GPU actor every GPU of its node: keep CPU ranks off them
+            env["CUDA_VISIBLE_DEVICES"] = ""
         for rank in range(self.num_ranks):
             actor = PolicyTrainerActor.options(
                 num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank,
                 scheduling_strategy=strategies[rank],
-                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(num_threads)}},
+                runtime_env={"env_vars": env},
             ).remote(rank, self.num_ranks, master_addr, master_port, str(model_dir),
                      dict(trainer), dict(algorithm),
                      # Ray gives each GPU actor exactly its own device, visible as cuda:0.

@@ -43,6 +43,19 @@ def write(tmp_path, text):
     ("task:\n  name: chess\n", "task.name = 'chess' is not a task"),
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
     ("rollout:\n  temperature: 0.7\n", "only 1.0 is supported for training"),
+    ("trainer:\n  num_gpus_per_rank: 2\n", "trainer.num_gpus_per_rank = 2.0 must be within [0.0, 1.0]"),
+    ("rollout:\n  tensor_parallel_size: 2\n", "rollout.tensor_parallel_size = 2 needs rollout.backend = vllm"),
+    ("rollout:\n  backend: vllm\n  tensor_parallel_size: 2\n", "set rollout.num_gpus_per_worker"),
+    ("rollout:\n  backend: vllm\n  tensor_parallel_size: 2\n  num_gpus_per_worker: 0.5\n",
+     "shards need distinct GPUs; set num_gpus_per_worker = 1 or cluster.colocate = true"),
+    ("trainer:\n  num_ranks: 2\n  num_gpus_per_rank: 0.5\n", "ranks need distinct GPUs (NCCL)"),
+    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\n", "set both trainer.num_gpus_per_rank and"),
+    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.7\nrollout:\n  num_gpus_per_worker: 0.4\n",
+     "= 1.1 exceeds one GPU with cluster.colocate = true"),
+    ("cluster:\n  address: auto\n  num_gpus: 1\n", "cluster.num_gpus declares an embedded"),
+    ("cluster:\n  num_gpus: 1\n", "declares GPUs but no actor asks for one"),
+    ("checkpoint_keep_last: -1\n", "checkpoint_keep_last = -1 must be >= 0"),
+    ("model:\n  path: ./no/such/model\n", "model.path = './no/such/model' does not exist"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):
     with pytest.raises(RecipeError) as err:

@@ -28,3 +28,24 @@ def test_a_used_run_folder_is_refused_and_an_early_failure_leaves_a_failed_summa
     (tmp_path / "r" / "metrics.jsonl").write_text('{"step": 0}\n')
     with pytest.raises(RecipeError, match="already holds a run"):
         Controller(cfg).run()
+
+
+def test_chat_template_wraps_each_prompt_as_a_user_turn(tmp_path):
+    import pytest
+
+    from rlvr.config import RecipeError
+    from rlvr.controller.loop import chat_prompts
+    from rlvr.models.tiny import build_char_tokenizer
+    from rlvr.tasks import Prompt
+
+    tok = build_char_tokenizer(tmp_path)
+    prompts = [Prompt("p0", "1+2=", "3"), Prompt("p1", "4+4=", "8")]
+    with pytest.raises(RecipeError, match=r"the tokenizer of tiny has no chat template: set it false"):
+        chat_prompts(tok, prompts, "tiny")
+    tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}[assistant]{% endif %}")
+    wrapped = chat_prompts(tok, prompts, "tiny")
+    assert [p.text for p in wrapped] == ["[user]1+2=[assistant]", "[user]4+4=[assistant]"]
+    assert [(p.id, p.gold) for p in wrapped] == [("p0", "3"), ("p1", "8")]
+    with pytest.raises(RecipeError, match="apply_chat_template = true, but the built tiny model"):
+        load_recipe(None, ["task.apply_chat_template=true"])

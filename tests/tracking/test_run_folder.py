@@ -38,3 +38,34 @@ def test_truncate_metrics_keeps_earlier_steps_and_drops_a_half_written_line(tmp_
     folder.log_metrics({"step": 3, "loss": 9.0})
     folder.close()
     assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [0, 1, 2, 3]
+
+
+def test_checkpoints_to_delete_keeps_the_newest_complete_ones():
+    from rlvr.tracking.run_folder import checkpoints_to_delete
+
+    found = [(2, True), (4, True), (6, True), (1, False), (7, False)]
+    assert checkpoints_to_delete(found, 0) == []  # keep everything
+    assert checkpoints_to_delete(found, 1) == [1, 2, 4]  # 7 is newer than 6: a save in progress stays
+    assert checkpoints_to_delete(found, 2) == [1, 2]
+    assert checkpoints_to_delete(found, 5) == [1]  # a dead save older than the newest complete goes
+    assert checkpoints_to_delete([(3, False)], 1) == []  # nothing complete: delete nothing
+
+
+def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path):
+    from rlvr.config import load_recipe, to_yaml
+    from rlvr.controller.loop import RESUME_STATE, Controller
+
+    cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=10", "resume=true"])
+    folder = RunFolder(tmp_path / "r")
+    folder.write_config(to_yaml(cfg))
+    for step, complete in ((2, True), (4, True), (5, False), (6, True), (8, False)):
+        path = folder.checkpoint_dir(step)
+        (path / "trainer").mkdir(parents=True)
+        if complete:
+            (path / RESUME_STATE).write_text(json.dumps({"step": step, "evals": [0.0]}))
+    deleted = folder.prune_checkpoints(2, RESUME_STATE)
+    assert [p.name for p in deleted] == ["step_000002", "step_000005"]
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == [
+        "step_000004", "step_000006", "step_000008"]
+    state, path = Controller(cfg).resume_point(folder)
+    assert state["step"] == 6 and path == folder.checkpoint_dir(6)

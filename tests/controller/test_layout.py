@@ -1,0 +1,84 @@
+"""Resource layout math against hand-counted bundles (no Ray here)."""
+from pathlib import Path
+
+import pytest
+
+from rlvr.config import load_recipe
+from rlvr.controller.layout import ResourceError, check_fits, layout_for, pack_gpus, plan_layout
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cpu_default_is_one_cpu_bundle_per_actor_as_before():
+    layout = layout_for(load_recipe(None))
+    assert layout.bundles == [{"CPU": 1.0}] * 3
+    assert [s.bundle for s in layout.trainer + layout.rollout + layout.reward] == [0, 1, 2]
+    assert layout.gpus == 0 and layout.cpus == 3
+    assert layout.rollout[0].num_gpus == 0 and layout.rollout[0].shard_bundles == (1,)
+
+
+def test_trainer_half_and_engine_point_four_pack_onto_one_gpu():
+    layout = plan_layout(1, 0.5, 1, 0.4, 1, 1, colocate=False)
+    assert layout.bundles == [{"CPU": 1.0, "GPU": 0.5}, {"CPU": 1.0, "GPU": 0.4}, {"CPU": 1.0}]
+    assert layout.gpus == 1 and layout.cpus == 3
+    assert layout.trainer[0].num_gpus == 0.5 and layout.rollout[0].num_gpus == 0.4
+
+
+@pytest.mark.parametrize("fractions, cards", [
+    ([], 0), ([0.5, 0.4], 1), ([0.6, 0.6, 0.6], 3), ([0.5, 0.5, 0.5], 2),
+    ([0.6, 0.5, 0.5, 0.4], 2),  # 0.6+0.4 | 0.5+0.5
+    ([1.0, 1.0, 0.3], 3), ([0.25] * 8, 2),
+])
+def test_pack_gpus_first_fit_decreasing(fractions, cards):
+    assert pack_gpus(fractions) == cards
+
+
+def test_tensor_parallel_engines_get_one_whole_gpu_bundle_per_shard():
+    # 4 trainer ranks x 1 GPU, 2 engines x TP 2 x 1 GPU, 1 reward worker: 8 GPUs.
+    layout = plan_layout(4, 1.0, 2, 1.0, 2, 1, colocate=False)
+    assert layout.bundles == ([{"CPU": 1.0, "GPU": 1.0}] * 4 + [{"CPU": 1.0, "GPU": 1.0}, {"GPU": 1.0}] * 2
+                              + [{"CPU": 1.0}])
+    assert [(e.bundle, e.shard_bundles, e.num_gpus, e.gpus_per_shard) for e in layout.rollout] == [
+        (4, (4, 5), 0.0, 1.0), (6, (6, 7), 0.0, 1.0)]  # the engine actor itself holds no GPU
+    assert layout.reward[0].bundle == 8
+    assert layout.gpus == 8 and layout.cpus == 7
+
+
+def test_colocate_puts_rank_i_and_shard_i_on_card_i():
+    # 2 ranks x 0.5, 1 engine x TP 2 x 0.4, 2 reward workers: 2 whole-GPU bundles.
+    layout = plan_layout(2, 0.5, 1, 0.4, 2, 2, colocate=True)
+    assert layout.bundles == [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}]
+    assert [(s.bundle, s.num_gpus) for s in layout.trainer] == [(0, 0.5), (1, 0.5)]
+    assert layout.rollout[0].shard_bundles == (0, 1) and layout.rollout[0].gpus_per_shard == 0.4
+    assert [s.bundle for s in layout.reward] == [2, 3]
+    assert layout.gpus == 2 and layout.cpus == 5
+    # More engines than ranks: one card per engine, the rank on the first.
+    layout = plan_layout(1, 0.5, 2, 0.4, 1, 1, colocate=True)
+    assert layout.bundles[:2] == [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}]
+    assert [(e.bundle, e.num_gpus) for e in layout.rollout] == [(0, 0.4), (1, 0.4)]
+    # Two TP-2 engines on 4 cards: engine 1's actor (its CPU) lives on its first shard, card 2.
+    layout = plan_layout(1, 0.5, 2, 0.4, 2, 0, colocate=True)
+    assert layout.bundles == [{"CPU": 2.0, "GPU": 1.0}, {"GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}, {"GPU": 1.0}]
+    assert [e.shard_bundles for e in layout.rollout] == [(0, 1), (2, 3)]
+
+
+def test_shipped_gpu_recipes_need_the_hardware_they_name():
+    single = layout_for(load_recipe(str(ROOT / "recipes" / "gpu_single.yaml")))
+    assert single.gpus == 1 and single.bundles[0] == {"CPU": 2.0, "GPU": 1.0}
+    math = layout_for(load_recipe(str(ROOT / "recipes" / "gpu_math.yaml")))
+    assert math.gpus == 8 and math.cpus == 12
+
+
+def test_check_fits_names_the_missing_resource_and_the_keys():
+    layout = plan_layout(2, 1.0, 1, 1.0, 1, 1, colocate=False)  # 3 GPU, 4 CPU
+    check_fits(layout, {"GPU": 3.0, "CPU": 4.0})
+    with pytest.raises(ResourceError, match=r"needs 3 GPU .*the Ray cluster has 2: lower trainer.num_gpus_per_rank"):
+        check_fits(layout, {"GPU": 2.0, "CPU": 64.0})
+    with pytest.raises(ResourceError, match=r"needs 4 CPU .*has 3: lower trainer.num_ranks"):
+        check_fits(layout, {"GPU": 8.0, "CPU": 3.0})
+    with pytest.raises(ResourceError, match=r"needs 1 GPU .*has 0"):
+        check_fits(plan_layout(1, 0.5, 1, 0.4, 1, 1, colocate=False), {"CPU": 8.0})
+    two_nodes = [{"GPU": 2.0, "CPU": 8.0}, {"GPU": 2.0, "CPU": 8.0}]
+    check_fits(layout, {"GPU": 4.0, "CPU": 16.0}, two_nodes, "PACK")
+    with pytest.raises(ResourceError, match=r"STRICT_PACK .*needs 3 GPU and the largest node has 2"):
+        check_fits(layout, {"GPU": 4.0, "CPU": 16.0}, two_nodes, "STRICT_PACK")
