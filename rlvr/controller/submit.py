@@ -187,11 +187,12 @@ def build_job(args: argparse.Namespace) -> Tuple[str, Dict, List[str]]:
     return job_entrypoint(args.python, recipe, args.overrides), runtime_env, big
 
 
-def follow_commands(job_id: str, address: str) -> str:
-    """The three commands that follow, query and stop a job."""
-    return (f"  follow: ray job logs -f {job_id} --address {address}\n"
-            f"  status: ray job status {job_id} --address {address}\n"
-            f"  stop:   ray job stop {job_id} --address {address}")
+def follow_commands(job_id: str, address: str, token_auth: bool) -> str:
+    """The three commands that follow, query and stop a job (Ray's CLI needs RAY_AUTH_MODE=token too)."""
+    ray = "RAY_AUTH_MODE=token ray" if token_auth else "ray"
+    return (f"  follow: {ray} job logs -f {job_id} --address {address}\n"
+            f"  status: {ray} job status {job_id} --address {address}\n"
+            f"  stop:   {ray} job stop {job_id} --address {address}")
 
 
 def _connect(address: str):
@@ -200,13 +201,14 @@ def _connect(address: str):
     try:
         return JobSubmissionClient(address)
     except Exception as err:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ...
-        text = " ".join(str(err).split()).rstrip(".")
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        text = (lines[0] if lines else type(err).__name__).rstrip(".")  # Ray appends a page of advice
         hint = ("start a head (`ray start --head`) or pass --address / set RAY_ADDRESS to its "
                 "dashboard URL (port 8265)")
         if "uthentication" in text or "401" in text or "403" in text:
             hint = ("the cluster requires its token: copy the head's ~/.ray/auth_token here "
                     "(or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token")
-        raise SubmitError(f"cannot use the Ray jobs API at {address}: {text[:300]}; {hint}") from None
+        raise SubmitError(f"cannot use the Ray jobs API at {address} ({text[:200]}): {hint}") from None
 
 
 def _stream_logs(client, job_id: str) -> bool:
@@ -266,14 +268,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as err:  # noqa: BLE001 - the upload or the request failed: say so in one line
         print(f"error: submitting to {address} failed: {' '.join(str(err).split())[:500]}", file=sys.stderr)
         return 1
+    token_auth = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
     print(f"submitted job {job_id} to {address}\n  entrypoint: {entrypoint}\n"
-          f"{follow_commands(job_id, address)}", flush=True)
+          f"{follow_commands(job_id, address, token_auth)}", flush=True)
     if not args.wait:
         return 0
     try:
         status = wait_for(client, job_id)
     except KeyboardInterrupt:
-        print(f"\nstopped following; job {job_id} keeps running (ray job stop {job_id} --address {address})",
+        print(f"\nstopped following; job {job_id} keeps running\n{follow_commands(job_id, address, token_auth)}",
               file=sys.stderr)
         return 130
     if status == "SUCCEEDED":

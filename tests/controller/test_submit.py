@@ -128,10 +128,12 @@ def test_wait_exit_status_follows_the_jobs_end(final, code, capsys, monkeypatch,
     monkeypatch.setattr(submit, "_connect", lambda address: client)
     monkeypatch.setattr(submit, "enable_token_auth", lambda: None)  # leave this process's Ray config alone
     monkeypatch.setattr(submit.time, "sleep", lambda s: None)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # Ray's own CLI then needs it too: the hints say so
     assert main(["submit", QUICKSTART, "--address", "http://h:8265", "--wait", f"output_dir={tmp_path}"]) == code
     out, err = capsys.readouterr()
     assert "submitted job raysubmit_TEST to http://h:8265" in out
-    assert "ray job logs -f raysubmit_TEST --address http://h:8265" in out and "ray job stop raysubmit_TEST" in out
+    assert "RAY_AUTH_MODE=token ray job logs -f raysubmit_TEST --address http://h:8265" in out
+    assert "RAY_AUTH_MODE=token ray job stop raysubmit_TEST --address http://h:8265" in out
     assert "line 2" in out  # the streamed log
     assert client.submitted[0].split()[:5] == [sys.executable, "-m", "rlvr.cli", "train", "recipes/quickstart.yaml"]
     if code:
