@@ -7,9 +7,9 @@ working dir is this repository (minus .git, virtual environments, run folders, c
 files over 50 MiB); its entrypoint is `PYTHON -m rlvr.cli train RECIPE cluster.address=auto
 key=value ...`, where PYTHON is this interpreter unless `--python` names the one on the
 cluster. The address is --address, else $RAY_ADDRESS, else http://127.0.0.1:8265 (the
-dashboard of a head started here). Ray 2.60 clusters started with `ray start` require a
-token: when RAY_AUTH_MODE is unset and a token is at hand ($RAY_AUTH_TOKEN,
-$RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), the client uses it (RAY_AUTH_MODE=token).
+dashboard of a head started here). A Ray 2.60 head with token auth on refuses clients
+without RAY_AUTH_MODE=token: when that is unset and a token is at hand ($RAY_AUTH_TOKEN,
+$RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), the client sets it and sends the token.
 With --wait the job's logs are streamed until it ends; the exit status is 0 only if it
 SUCCEEDED.
 """
@@ -27,7 +27,8 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # gitignore syntax, relative to the working dir (Ray also honours .gitignore and .rayignore).
 EXCLUDES = [".git", ".venv", "venv", ".env", "__pycache__", "*.pyc", ".pytest_cache", "*.egg-info",
             "/runs/", "/outputs/", "wandb/", ".ipynb_checkpoints"]
-_SKIP_DIRS = {".git", ".venv", "venv", ".env", "__pycache__", ".pytest_cache", "wandb", "runs", "outputs"}
+_SKIP_DIRS = {".git", ".venv", "venv", ".env", "__pycache__", ".pytest_cache", "wandb", ".ipynb_checkpoints"}
+_SKIP_TOP_DIRS = {"runs", "outputs"}  # anchored at the working dir, as in EXCLUDES
 LARGE_FILE_BYTES = 50 * 2**20  # Ray stores the upload in its GCS (512 MiB cap); big files belong on shared storage
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -97,7 +98,9 @@ def large_files(working_dir: Path, limit: int = LARGE_FILE_BYTES) -> List[str]:
     """Files over `limit` bytes under the working dir (outside always-excluded folders), POSIX-relative."""
     found = []
     for root, dirs, files in os.walk(working_dir):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
+        top = Path(root) == Path(working_dir)
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")
+                   and not (top and d in _SKIP_TOP_DIRS)]
         for name in files:
             path = Path(root) / name
             try:
@@ -205,7 +208,9 @@ def _connect(address: str):
         text = (lines[0] if lines else type(err).__name__).rstrip(".")  # Ray appends a page of advice
         hint = ("start a head (`ray start --head`) or pass --address / set RAY_ADDRESS to its "
                 "dashboard URL (port 8265)")
-        if "uthentication" in text or "401" in text or "403" in text:
+        if "ray[default]" in text:
+            hint = "install the jobs client: pip install -e \".[cluster]\" (ray[default])"
+        elif "uthentication" in text or "401" in text or "403" in text:
             hint = ("the cluster requires its token: copy the head's ~/.ray/auth_token here "
                     "(or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token")
         raise SubmitError(f"cannot use the Ray jobs API at {address} ({text[:200]}): {hint}") from None

@@ -90,8 +90,12 @@ def test_excludes_cover_an_output_dir_inside_the_upload_and_large_files(tmp_path
     (tmp_path / "data" / "small.jsonl").write_bytes(b"x" * 10)
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / "huge.so").write_bytes(b"x" * 5000)  # always excluded: not scanned
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "ckpt.bin").write_bytes(b"x" * 5000)  # excluded as /runs/: not scanned
+    (tmp_path / "data" / "runs").mkdir()
+    (tmp_path / "data" / "runs" / "big.bin").write_bytes(b"x" * 5000)  # not the top-level runs/
     big = large_files(tmp_path, limit=1000)
-    assert big == ["data/big.jsonl"]
+    assert big == ["data/big.jsonl", "data/runs/big.bin"]
     excludes = job_excludes(tmp_path, "experiments/out", big=big)
     assert "/experiments/out/" in excludes and "/data/big.jsonl" in excludes
     assert not any("elsewhere" in e for e in job_excludes(tmp_path, "/elsewhere/runs"))

@@ -1,6 +1,7 @@
 """`rlvr submit --wait` against a real Ray head on loopback (started with `ray start --head`,
 token auth on as Ray 2.60 sets it up): the quickstart runs as a Ray job whose runtime env
 repeats one of rlvr's actor env vars, `--wait` exits 0, and the run folder is complete."""
+import importlib.util
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ def free_ports(n):
 @pytest.fixture
 def ray_head():
     """A Ray head on 127.0.0.1 with free ports, in its own process group; yields the dashboard URL."""
+    assert importlib.util.find_spec("aiohttp_cors"), "ray[default] is missing: pip install -e '.[cluster]'"
     gcs, dash, agent, client, metrics = free_ports(5)
     temp = tempfile.mkdtemp(prefix="rlvr-ray-", dir="/tmp")  # short: Ray's socket paths are length-limited
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
