@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# Submit an rlvr run to a running Ray cluster (GPU or CPU) with `ray job submit`.
+# Submit an rlvr run to a running Ray cluster: a thin wrapper over `rlvr submit` (docs/cluster.md).
 #
-#   RAY_ADDRESS=http://HEAD:8265 bash cluster/submit.sh recipes/gpu_math.yaml trainer.lr=1e-6
+#   RAY_ADDRESS=http://HEAD:8265 bash cluster/submit.sh recipes/gpu_math.yaml output_dir=/shared/runs --wait
 #
-# The working directory (this repository) is uploaded; the cluster's nodes need rlvr's
-# dependencies installed (pip install -e ".[gpu,cluster]" on GPU nodes). The run joins the
-# cluster (cluster.address=auto) instead of starting an embedded one; the run folder is
-# written on the head node under output_dir (point it at shared storage).
+# Uses this checkout's .venv when it has one, else `rlvr` from PATH. All arguments go to
+# `rlvr submit` (see `rlvr submit --help`: --address, --wait, --python, --env, --exclude).
 set -euo pipefail
-recipe="${1:?usage: cluster/submit.sh RECIPE.yaml [key=value ...]}"
-shift
-: "${RAY_ADDRESS:?set RAY_ADDRESS to the Ray dashboard address, e.g. http://head:8265}"
-exec ray job submit --address "$RAY_ADDRESS" --working-dir . \
-  --runtime-env-json '{"env_vars": {"RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false"}}' \
-  -- python -m rlvr.cli train "$recipe" cluster.address=auto "$@"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+rlvr="$root/.venv/bin/rlvr"
+[ -x "$rlvr" ] || rlvr="$(command -v rlvr || true)"
+[ -n "$rlvr" ] || { echo "error: no rlvr found: run bash tools/install.sh or activate rlvr's environment" >&2; exit 2; }
+exec "$rlvr" submit "$@"

@@ -1,4 +1,4 @@
-"""`rlvr` console script: train | score | theory | study | build-model.
+"""`rlvr` console script: train | submit | score | theory | study | build-model.
 
 Each subcommand parses its own arguments; this file only dispatches.
 """
@@ -13,6 +13,7 @@ USAGE = """usage: rlvr <command> [args]
 
 commands:
   train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder)
+  submit RECIPE.yaml [key=value ...]  run `train` as a job on a running Ray cluster (--wait, --address)
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3)
   study STUDY.yaml [--out DIR]        train a recipe per arm and seed, then compare the arms
@@ -92,6 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return train_main(rest)
     if command == "build-model":
         return build_model_main(rest)
+    if command == "submit":
+        from rlvr.controller.submit import main as submit_main
+
+        return submit_main(rest)
     if command == "score":
         from rlvr.rewards.score_command import main as score_main
 

@@ -50,4 +50,5 @@ def test_build_model_for_the_constraints_task_checks_constraints_from_prompt_met
     assert main(["build-model", recipe, f"output_dir={tmp_path}", "warmup.steps=2", "warmup.check_every=1",
                  "task.train_size=32", "task.eval_size=4", "model.hidden_size=32", "model.num_heads=1",
                  "model.intermediate_size=64"]) == 0
-    assert "'accuracy'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "'validation_accuracy'" in out and "'eval_accuracy'" in out

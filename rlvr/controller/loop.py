@@ -295,7 +295,6 @@ class Controller:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
-
         cfg = self.cfg
         if cfg.run_name is None:
             cfg = self.cfg = replace(cfg, run_name=default_run_name(cfg))
