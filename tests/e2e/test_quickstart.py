@@ -85,4 +85,9 @@ def test_quickstart_hf_backend_one_rank_with_wandb_offline(tmp_path, monkeypatch
     offline = list((tmp_path / "e2e" / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
     assert summary["sync_max_logprob_diff"] < 1e-4
-    assert 0.0 <= summary["final_eval_gt_accuracy"] <= 1.0
+    # The summary's accuracies are the evaluations logged at steps 0, 2 and 3 (32 prompts).
+    evals = [r["eval/gt_accuracy"] for r in read_metrics(tmp_path / "e2e" / "metrics.jsonl")
+             if "eval/gt_accuracy" in r]
+    assert len(evals) == 3 and all(round(a * 32) == a * 32 for a in evals)
+    assert (summary["initial_eval_gt_accuracy"], summary["final_eval_gt_accuracy"],
+            summary["best_eval_gt_accuracy"]) == (evals[0], evals[-1], max(evals))

@@ -13,8 +13,11 @@ from .test_quickstart import short_run
 
 @pytest.mark.e2e
 def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
-    design = ["reward.design.name=flip", "reward.design.fp_rate=0.3"]
-    full = train(short_run(tmp_path, "checkpoint_every=2", *design))
+    # 16 train prompts, 8 per step: steps 1-2 are epoch 0 and step 3 (the resumed one) is
+    # epoch 1, whose reward draws are keyed by sample_index = G + j.
+    args = ["checkpoint_every=2", "task.train_size=16", "reward.design.name=flip",
+            "reward.design.fp_rate=0.3"]
+    full = train(short_run(tmp_path, *args))
     assert full["status"] == "finished"
     run = tmp_path / "e2e"
     assert json.loads((run / "checkpoints" / "step_000002" / "rlvr_state.json").read_text())["step"] == 2
@@ -29,25 +32,42 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
             raise RuntimeError("simulated crash")
         return real_step(self, step, *args)
 
-    crashed = tmp_path / "crashed"
+    crashed = tmp_path / "crashed"  # same output_dir: the warmed-up model is reused
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Controller, "rl_step", dies_at_step_3)
         with pytest.raises(RuntimeError, match="simulated crash"):
-            train(short_run(crashed, "checkpoint_every=2", *design))
-    summary = json.loads((crashed / "e2e" / "summary.json").read_text())
+            train(short_run(tmp_path, *args, "run_name=crashed"))
+    summary = json.loads((crashed / "summary.json").read_text())
     assert summary["status"] == "failed" and "simulated crash" in summary["traceback"]
-    assert [r["step"] for r in read_metrics(crashed / "e2e" / "metrics.jsonl")] == [0, 1, 2]
+    assert [r["step"] for r in read_metrics(crashed / "metrics.jsonl")] == [0, 1, 2]
     import ray
 
     assert not ray.is_initialized()  # actors and the embedded cluster were shut down
 
-    resumed = train(short_run(crashed, "checkpoint_every=2", "resume=true", *design))
+    resumed = train(short_run(tmp_path, *args, "run_name=crashed", "resume=true"))
     assert resumed["status"] == "finished" and resumed["resumed_from_step"] == 2
 
-    original, again = read_metrics(run / "metrics.jsonl"), read_metrics(crashed / "e2e" / "metrics.jsonl")
-    assert [r["step"] for r in again] == [0, 1, 2, 3]
-    for key in ("gt/reward_mean", "proxy/reward_mean", "loss", "policy/entropy", "eval/gt_accuracy"):
-        assert again[3][key] == pytest.approx(original[3][key], abs=1e-6), key
+    original, again = read_metrics(run / "metrics.jsonl"), read_metrics(crashed / "metrics.jsonl")
+    assert [r["step"] for r in again] == [r["step"] for r in original] == [0, 1, 2, 3]
+    for before, after in zip(original, again):
+        keys = {k for k in before if not k.startswith("perf/")}
+        assert keys == {k for k in after if not k.startswith("perf/")}, before["step"]
+        assert keys >= ({"step", "eval/gt_accuracy"} if before["step"] == 0 else
+                        {"loss", "proxy/reward_mean", "reward/false_positive_rate", "policy/version"})
+        for key in sorted(keys):
+            assert after[key] == pytest.approx(before[key], rel=1e-6, abs=1e-7), (before["step"], key)
+    for key in ("final_eval_gt_accuracy", "best_eval_gt_accuracy", "initial_eval_gt_accuracy"):
+        assert resumed[key] == full[key], key
+
+    # Step 3 drew its rewards with epoch-1 keys, and the resumed run drew the same ones.
+    def samples(folder):
+        path = folder / "samples" / "step_000003.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    first, second = samples(run), samples(crashed)
+    assert sorted({s["sample_index"] for s in first}) == [4, 5, 6, 7]  # G = 4, epoch 1
+    fields = ("prompt_id", "sample_index", "response", "gt", "proxy", "advantage", "category")
+    assert [[s[f] for f in fields] for s in second] == [[s[f] for f in fields] for s in first]
 
 
 def test_resume_refuses_a_changed_recipe_or_a_missing_checkpoint(tmp_path):

@@ -298,8 +298,19 @@ def _noisy_rewards():
     return build_design(NOISY).score_group(group)
 
 
-def test_rebuilt_design_gives_the_same_rewards():
-    assert _noisy_rewards() == _noisy_rewards()  # a resumed run rebuilds the design from its recipe
+def test_noisy_design_rewards_are_pinned():
+    # A resumed run, `rlvr score` and every arm rebuild the design from its recipe: its draws
+    # must not depend on call order, earlier calls or the process (values pinned here).
+    group = [sample(r, prompt_id=f"q{i}", index=j) for i in range(3) for j, r in enumerate(["46;", "45;", "12;", "x"])]
+    # responses 46 (correct), 45 (off by one), 12 (wrong), x (no answer; keyword bonus 0.1)
+    expected = [1.0, 1.0, 1.0, 0.1,   # q0: flip passes "12"; the systematic draw passes "45"
+                0.0, 1.0, 1.0, 0.1,   # q1: flip fails "46" and passes "12"; systematic passes "45"
+                0.0, 1.0, 0.0, 0.1]   # q2: flip fails "46" and passes "45"
+    design = build_design(NOISY)
+    assert design.score_group(group) == expected
+    assert design.score_group(group) == expected  # no state carried between calls
+    assert build_design(NOISY).score_group(group[::-1]) == expected[::-1]
+    assert _noisy_rewards()[:12] == expected
 
 
 def test_rewards_are_the_same_in_another_process():

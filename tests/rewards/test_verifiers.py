@@ -26,6 +26,33 @@ def test_arithmetic_wraps_the_task_verifier():
     assert verify("x", "46", {}).reason == "no_answer"
 
 
+# The final answer is the integer at the very start of the response, ended by ';'.
+@pytest.mark.parametrize("response, reason, answer", [
+    ("46;", "ok", "46"),
+    (" 46 ;", "ok", "46"),                  # spaces around the answer are fine
+    ("\n46\t;", "ok", "46"),
+    ("046;", "ok", "46"),                   # normalised through int()
+    ("46; because 40+6=46", "ok", "46"),    # text after the final answer is not read
+    ("45;46;", "wrong", "45"),              # the first answer counts, not a later one
+    ("-46;", "wrong", "-46"),
+    ("the answer is 46;", "no_answer", None),  # text before the answer
+    ("12+34=46;", "no_answer", None),       # the equation repeated before the answer
+    ("x46;", "no_answer", None),
+    ("46", "no_answer", None),              # no ';'
+    ("4 6;", "no_answer", None),
+    ("+46;", "no_answer", None),
+    ("46.0;", "no_answer", None),
+    ("", "no_answer", None),
+])
+def test_arithmetic_answer_parsing(response, reason, answer):
+    for verify in (get_verifier("arithmetic"), get_verifier("arithmetic_graded")):
+        gt = verify(response, "46", {})
+        assert (gt.reason, gt.answer) == (reason, answer), verify.__name__
+        assert (gt.score == 1.0) == (reason == "ok")
+        if reason == "no_answer":
+            assert gt.score == 0.0
+
+
 @pytest.mark.parametrize("response, gold, score, grade", [
     ("46;", "46", 1.0, "exact"),
     ("56;", "46", 0.5, "close"),      # two digits, last digit 6
@@ -88,6 +115,18 @@ def test_math_thin_space_is_not_addition():
 def test_math_wrong_and_missing(response, gold, reason):
     gt = verify_math(response, gold, {})
     assert (gt.score, gt.reason) == (0.0, reason)
+
+
+@pytest.mark.parametrize("response, score, answer", [
+    ("  42  ", 1.0, "42"),
+    ("The answer is \\boxed{42}. Check: 41", 1.0, "42"),  # a boxed answer beats a later number
+    ("\\boxed{41} but 42", 0.0, "41"),
+    ("42 then 41", 0.0, "41"),                            # without a box, the last number
+    ("41, 42 and 43", 0.0, "43"),
+])
+def test_math_reads_the_final_answer(response, score, answer):
+    gt = verify_math(response, "42", {})
+    assert (gt.score, gt.reason, gt.answer) == (score, "ok" if score else "wrong", answer)
 
 
 def test_math_answer_is_canonical():

@@ -1,4 +1,5 @@
-"""VerifierPool: killable worker processes, the timeout path, order, in-process verifiers."""
+"""VerifierPool: killable worker processes, the timeout path, order, in-process verifiers,
+the memory cap and crashed workers."""
 import threading
 import time
 
@@ -95,3 +96,59 @@ def test_close_is_idempotent_and_stops_processes():
     assert process.poll() is not None
     with pytest.raises(RuntimeError, match="after close"):
         pool.verify_many([("1", "1", None)])
+
+
+# ----------------------------------------------------------------------------- memory cap, crashes
+
+WORDS = {"constraints": [{"name": "word_count_between", "low": 1, "high": 5}]}
+MANY_WORDS = "ab " * 3_000_000  # 9 MB of text; its list of 3 M words needs ~200 MB
+
+
+@pytest.mark.parametrize("memory_limit_mb, reason", [(64, "timeout"), (1024, "wrong")])
+def test_memory_cap_scores_the_sample_and_the_worker_goes_on(memory_limit_mb, reason):
+    with VerifierPool("constraints", in_process=False, timeout_s=60.0,
+                      memory_limit_mb=memory_limit_mb) as pool:
+        pid = pool._workers[0].process.pid
+        gts = pool.verify_many([(MANY_WORDS, "", WORDS), ("one two", "", WORDS)])
+        assert [gt.reason for gt in gts] == [reason, "ok"]
+        if reason == "timeout":
+            assert gts[0].details == {"limit": "memory"} and gts[0].score == 0.0
+        # the MemoryError was caught inside the worker: same process, no restart
+        assert pool._workers[0].process.pid == pid and pool.stats["restarts"] == 0
+        assert pool.stats["timeouts"] == (reason == "timeout")
+
+
+def _wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_worker_killed_mid_sample_scores_it_as_a_crash_and_goes_on():
+    with VerifierPool("math", num_procs=1, timeout_s=60.0) as pool:
+        worker = pool._workers[0]
+        out = {}
+        thread = threading.Thread(target=lambda: out.setdefault("gts", pool.verify_many(
+            [(TOWER, "1", None), ("\\boxed{2}", "2", None), ("\\boxed{3}", "4", None)])))
+        thread.start()
+        _wait_for(lambda: len(worker.inflight) > 0)
+        time.sleep(0.3)  # let it start on the tower
+        worker.process.kill()
+        thread.join(timeout=60)
+        gts = out["gts"]
+        assert [gt.reason for gt in gts] == ["timeout", "ok", "wrong"]
+        assert gts[0].details == {"limit": "crash", "exitcode": -9}
+        assert pool.stats["restarts"] == 1 and pool._workers[0] is not worker
+
+
+def test_worker_that_died_while_idle_is_replaced_without_blaming_a_sample():
+    meta = {"constraints": [{"name": "no_digits"}]}
+    with VerifierPool("constraints", in_process=False, timeout_s=60.0) as pool:
+        assert pool.verify_many([("abc", "", meta)])[0].score == 1.0
+        worker = pool._workers[0]
+        worker.process.kill()
+        worker.process.wait()
+        gts = pool.verify_many([("abc", "", meta), ("ab1", "", meta)])
+        assert [gt.reason for gt in gts] == ["ok", "wrong"]
+        assert pool.stats == {"samples": 3, "timeouts": 0, "restarts": 1}

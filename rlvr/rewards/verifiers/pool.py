@@ -197,10 +197,15 @@ class VerifierPool:
         errors: List[str] = []
         remaining = len(items)
         while remaining:
-            for worker in self._workers:
+            for slot, worker in enumerate(list(self._workers)):
                 if worker.ready and not worker.inflight and pending:
                     size = min(MAX_CHUNK, math.ceil(len(pending) / self.num_procs))
-                    worker.send([(i, *items[i]) for i in (pending.popleft() for _ in range(size))])
+                    chunk = [(i, *items[i]) for i in (pending.popleft() for _ in range(size))]
+                    try:
+                        worker.send(chunk)
+                    except OSError:  # it died while idle (e.g. killed): no sample is to blame
+                        pending.extendleft(reversed([i for i, *_ in chunk]))
+                        self._replace(slot, kill=True)
             busy = [w for w in self._workers if w.inflight or not w.ready]
             timeout = min(self._deadline(w) for w in busy) - time.monotonic()
             wait([w.conn for w in busy], timeout=max(0.0, timeout))
