@@ -31,9 +31,10 @@ PROXY_ADVANTAGES = {"p-a": [-S, S, -S, S], "p-b": [S, S, -S, -S]}
 # What the ground truth would give: gt [1, 0, 0, 0] -> mean 0.25, std 0.5; p-b's gt is flat.
 GT_ADVANTAGES = {"p-a": [1.5, -0.5, -0.5, -0.5], "p-b": [0.0] * 4}
 # Hand-labelled (rlvr.rewards.categorize): p-a's correct answer is suppressed and its wrong
-# answers hack (both harmful); p-b's gt is flat, so its errors are benign.
+# answers hack (both harmful); p-b's gt is flat (all wrong), but the gold answer is y*: its rewarded
+# wrong answers get positive advantages and hack too.
 CATEGORIES = {"p-a": ["harmful", "harmful", "none", "harmful"],
-              "p-b": ["benign", "benign", "none", "none"]}
+              "p-b": ["harmful", "harmful", "none", "none"]}
 
 
 class Remote:
