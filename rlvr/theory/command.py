@@ -16,6 +16,8 @@ Writes DIR/result.json with (at least) these keys:
   disagreements       [{output, category, ablation_verdict}] where the two disagree
   ground_truth_run    {steps_to_threshold, final_gt_reward} trained on r_G itself (null if no
                                   error or --no-ablation)
+  seed_spread         {seeds, proxy: {steps_to_threshold, quartiles, reached}, ground_truth: same or
+                                  null} when the config lists `seeds` (null otherwise)
   trajectory          {step, gt_reward, proxy_reward, probs} at the log interval
 plus DIR/trajectory.png, and a one-line summary on stdout. With --paper, one such
 directory per run under DIR plus DIR/summary.json and DIR/comparison.png.
@@ -77,6 +79,12 @@ def summary_line(result: dict[str, Any], out_file: Path | None = None) -> str:
     parts.append("errors: " + (", ".join(errors) if errors else "none"))
     if result["ground_truth_run"] is not None:
         parts.append(f"on r_G: {_fmt_steps(result['ground_truth_run']['steps_to_threshold'])}")
+    spread = result.get("seed_spread")
+    if spread:
+        text = "/".join(_fmt_steps(q) for q in spread["proxy"]["quartiles"])
+        if spread["ground_truth"]:
+            text += ", on r_G " + "/".join(_fmt_steps(q) for q in spread["ground_truth"]["quartiles"])
+        parts.append(f"{len(spread['seeds'])} seeds: quartiles {text}")
     if result["disagreements"]:
         parts.append(f"DISAGREE on {', '.join('y' + str(d['output']) for d in result['disagreements'])}")
     if out_file is not None:

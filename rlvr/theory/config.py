@@ -19,7 +19,8 @@ import numpy as np
 import yaml
 
 from rlvr.theory import policy
-from rlvr.theory.simulator import BASELINES, GRADIENTS, OPTIMIZERS, Algorithm
+from rlvr.theory.simulator import (BASELINES, GRADIENTS, KL_DIRECTIONS, KL_REFERENCES, NORMALIZE_STD, OPTIMIZERS,
+                                   Algorithm)
 
 _PROB_SUM_TOL = 1e-6
 _REPRESENT_TOL = 1e-6  # max |log softmax(phi theta0) - log p| accepted for initial_probs
@@ -47,6 +48,8 @@ class TheoryConfig:
     """Optimizer, estimator and step count."""
     seed: int = 0
     """Seed of the sampled variant (numpy default_rng); ablations reuse it (common random numbers)."""
+    seeds: tuple[int, ...] | None = None
+    """Sampled variant: seeds whose steps-to-threshold spread is reported (the first is `seed`)."""
     log_every: int | None = None
     """Trajectory log interval in steps (None: ~1000 even points plus ~100 log-spaced early steps)."""
     negligible_prob: float = 1e-4
@@ -62,12 +65,12 @@ class TheoryConfig:
 
     @property
     def initial_probs(self) -> np.ndarray:
-        """(K,) pi_0 = softmax(phi theta0)."""
-        return policy.policy_probs(self.features, self.theta0)
+        """(K,) pi_0 = softmax(phi theta0 / temperature)."""
+        return policy.policy_probs(self.features / self.algorithm.temperature, self.theta0)
 
 
 _ALGORITHM_KEYS = tuple(f.name for f in dataclasses.fields(Algorithm))
-_OPTION_KEYS = ("seed", "log_every", "negligible_prob", "ablation_tolerance", "name")
+_OPTION_KEYS = ("seed", "seeds", "log_every", "negligible_prob", "ablation_tolerance", "name")
 _PROBLEM_KEYS = ("features", "initial_logits", "initial_probs", "proxy_rewards", "gt_rewards", "threshold")
 ALLOWED_KEYS = _PROBLEM_KEYS + _ALGORITHM_KEYS + _OPTION_KEYS
 REQUIRED_KEYS = ("proxy_rewards", "gt_rewards", "lr", "steps", "threshold")
@@ -178,6 +181,31 @@ def _initial_log_probs(check: _Checker, num_outputs: int) -> tuple[str, np.ndarr
     return "initial_probs", np.log(probs)
 
 
+def _normalize_std(check: _Checker) -> str:
+    """'none' | 'detached' | 'official'; the old booleans mean false -> 'none', true -> 'detached'."""
+    value = check.raw.get("normalize_std", Algorithm.normalize_std)
+    if isinstance(value, bool):
+        return "detached" if value else "none"
+    return check.choice("normalize_std", Algorithm.normalize_std, NORMALIZE_STD)
+
+
+def _seeds(check: _Checker, algorithm: Algorithm) -> tuple[int, ...] | None:
+    """Validated `seeds` list (None when absent); only meaningful for gradient: sampled."""
+    value = check.raw.get("seeds")
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+        raise check.fail("seeds", "must be a non-empty list of integers")
+    if len(set(value)) != len(value):
+        raise check.fail("seeds", "must not repeat a seed")
+    if algorithm.gradient != "sampled":
+        raise check.fail("seeds", "needs gradient: sampled (the exact gradient is deterministic)")
+    if "seed" in check.raw and check.raw["seed"] != value[0]:
+        raise check.fail("seed", "conflicts with 'seeds': give only 'seeds' (its first entry is the main run's seed)")
+    return tuple(int(v) for v in value)
+
+
 def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theory") -> TheoryConfig:
     """Validate a raw mapping (parsed YAML/JSON) into a TheoryConfig; `source` names the file in errors."""
     if not isinstance(raw, dict):
@@ -195,6 +223,8 @@ def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theo
         features = np.eye(num_outputs)
     init_key, target = _initial_log_probs(check, num_outputs)
     theta0, error = policy.theta_for_log_probs(features, target)
+    # softmax(Phi theta / tau): tau * theta0 gives the same initial policy at any temperature.
+    theta0 = theta0 * check.number("temperature", Algorithm.temperature, low=0, low_open=True)
     if error > _REPRESENT_TOL:
         raise check.fail(
             init_key,
@@ -208,18 +238,27 @@ def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theo
         steps=check.integer("steps", low=0),
         gradient=check.choice("gradient", Algorithm.gradient, GRADIENTS),
         samples_per_step=check.integer("samples_per_step", Algorithm.samples_per_step, low=1),
-        normalize_std=check.boolean("normalize_std", Algorithm.normalize_std),
+        normalize_std=_normalize_std(check),
         kl_coef=check.number("kl_coef", Algorithm.kl_coef, low=0),
+        kl_reference=check.choice("kl_reference", Algorithm.kl_reference, KL_REFERENCES),
+        kl_direction=check.choice("kl_direction", Algorithm.kl_direction, KL_DIRECTIONS),
+        temperature=check.number("temperature", Algorithm.temperature, low=0, low_open=True),
         clip_eps=None if raw.get("clip_eps") is None else check.number("clip_eps", low=0, low_open=True),
         inner_epochs=check.integer("inner_epochs", Algorithm.inner_epochs, low=1),
         optimizer=check.choice("optimizer", Algorithm.optimizer, OPTIMIZERS),
         baseline=check.choice("baseline", Algorithm.baseline, BASELINES),
     )
-    if algorithm.gradient == "sampled" and algorithm.normalize_std and algorithm.samples_per_step < 2:
+    if algorithm.gradient == "sampled" and algorithm.normalize_std == "detached" and algorithm.samples_per_step < 2:
         raise check.fail(
             "normalize_std",
-            "needs samples_per_step >= 2 with gradient: sampled (a sample std needs two samples)",
+            "needs samples_per_step >= 2 with gradient: sampled (a sample std needs two samples); "
+            "or use 'official' (the std under pi)",
         )
+    if algorithm.normalize_std == "official" and (
+            algorithm.inner_epochs != 1 or algorithm.clip_eps is not None or algorithm.baseline != "none"):
+        raise check.fail("normalize_std", "'official' is the paper code's plain update: it needs inner_epochs 1, "
+                         "no clip_eps and baseline 'none' (use 'detached' for GRPO-style runs)")
+    seeds = _seeds(check, algorithm)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise check.fail("name", "must be a non-empty string")
@@ -230,7 +269,8 @@ def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theo
         gt_rewards=gt,
         threshold=check.number("threshold"),
         algorithm=algorithm,
-        seed=check.integer("seed", TheoryConfig.seed),
+        seed=seeds[0] if seeds else check.integer("seed", TheoryConfig.seed),
+        seeds=seeds,
         log_every=None if raw.get("log_every") is None else check.integer("log_every", low=1),
         negligible_prob=check.number("negligible_prob", TheoryConfig.negligible_prob, low=0, high=1),
         ablation_tolerance=check.number("ablation_tolerance", TheoryConfig.ablation_tolerance, low=0),
@@ -268,6 +308,7 @@ def config_to_dict(config: TheoryConfig) -> dict[str, Any]:
         "threshold": config.threshold,
         **dataclasses.asdict(config.algorithm),
         "seed": config.seed,
+        **({"seeds": list(config.seeds)} if config.seeds else {}),
         "log_every": config.log_every,
         "negligible_prob": config.negligible_prob,
         "ablation_tolerance": config.ablation_tolerance,

@@ -25,13 +25,15 @@ class _Row:
     """One simulation of config `config_index` trained on `proxy_rewards`.
 
     kind: 'main' (the proxy as given), 'ablation' (only the error on `output`
-    corrected) or 'ground_truth' (every error corrected, i.e. trained on r_G).
+    corrected), 'ground_truth' (every error corrected, i.e. trained on r_G), or
+    'seed_proxy' / 'seed_ground_truth' (the proxy / r_G at another of the config's seeds).
     """
 
     config_index: int
     kind: str
     proxy_rewards: np.ndarray
     output: int | None = None
+    seed: int | None = None  # None: the config's own seed
 
 
 def _steps_or_none(steps: int) -> int | None:
@@ -57,7 +59,7 @@ def _simulate_rows(
             gt_rewards=np.stack([c.gt_rewards for c in cfgs]),
             thresholds=np.array([c.threshold for c in cfgs]),
             algorithm=algorithm,
-            seeds=np.array([c.seed for c in cfgs]),
+            seeds=np.array([c.seed if rows[i].seed is None else rows[i].seed for i, c in zip(members, cfgs)]),
             log_every=every,
         )
         for j, i in enumerate(members):
@@ -74,6 +76,42 @@ def _simulate_rows(
                 },
             }
     return out
+
+
+def quartiles(steps: list[int | None]) -> list[int | float | None]:
+    """25th, 50th, 75th percentiles (linear interpolation) of steps-to-threshold; a run that never
+    reaches the threshold counts as infinitely slow, so a quartile touching one is None ('never')."""
+    values = sorted(np.inf if s is None else float(s) for s in steps)
+    out: list[int | float | None] = []
+    for q in (0.25, 0.5, 0.75):
+        pos = q * (len(values) - 1)
+        lo, frac = int(np.floor(pos)), pos - np.floor(pos)
+        hi = min(lo + 1, len(values) - 1)
+        if values[lo] == np.inf or (frac > 0 and values[hi] == np.inf):
+            out.append(None)
+        else:
+            value = values[lo] + frac * (values[hi] - values[lo]) if frac > 0 else values[lo]
+            out.append(int(value) if float(value).is_integer() else float(value))
+    return out
+
+
+def _spread(steps: list[int | None]) -> dict[str, Any]:
+    return {"steps_to_threshold": steps, "quartiles": quartiles(steps),
+            "reached": sum(s is not None for s in steps)}
+
+
+def _seed_spread(cfg: TheoryConfig, index: int, rows: list[_Row], simulated: list[dict[str, Any]],
+                 result: dict[str, Any]) -> dict[str, Any]:
+    """Steps-to-threshold of the proxy (and of r_G, when simulated) at every seed, with quartiles."""
+    proxy = [result["steps_to_threshold"]]
+    gt = [result["ground_truth_run"]["steps_to_threshold"]] if result["ground_truth_run"] else None
+    for row, sim in zip(rows, simulated):
+        if row.config_index == index and row.kind == "seed_proxy":
+            proxy.append(sim["steps_to_threshold"])
+        elif row.config_index == index and row.kind == "seed_ground_truth" and gt is not None:
+            gt.append(sim["steps_to_threshold"])
+    return {"seeds": list(cfg.seeds), "proxy": _spread(proxy),
+            "ground_truth": _spread(gt) if gt is not None and len(gt) == len(proxy) else None}
 
 
 def _categorization_basis(config: TheoryConfig) -> str:
@@ -99,6 +137,11 @@ def run_configs(
             rows += [_Row(i, "ablation", corrected_proxy(c.proxy_rewards, c.gt_rewards, y), y) for y in errors[i]]
             if len(errors[i]) > 1:  # with one error the ablation run already is the r_G run
                 rows.append(_Row(i, "ground_truth", c.gt_rewards))
+    for i, c in enumerate(configs):
+        for seed in (c.seeds or ())[1:]:
+            rows.append(_Row(i, "seed_proxy", c.proxy_rewards, seed=seed))
+            if ablate and errors[i]:
+                rows.append(_Row(i, "seed_ground_truth", c.gt_rewards, seed=seed))
     simulated = _simulate_rows(configs, rows, every)
     elapsed = time.perf_counter() - start
 
@@ -124,12 +167,13 @@ def run_configs(
             "ablation": None,
             "disagreements": [],
             "ground_truth_run": None,
+            "seed_spread": None,
         }
         if ablate:
             gt_range = float(cfg.gt_rewards.max() - cfg.gt_rewards.min())
             ablation = {}
             for row, sim in zip(rows, simulated):
-                if row.config_index != i or row.kind == "main":
+                if row.config_index != i or row.kind not in ("ablation", "ground_truth"):
                     continue
                 if row.kind == "ground_truth" or len(errors[i]) == 1:
                     result["ground_truth_run"] = {
@@ -154,6 +198,8 @@ def run_configs(
                         {"output": y, "category": categories[y].category, "ablation_verdict": verdict}
                     )
             result["ablation"] = ablation
+        if cfg.seeds:
+            result["seed_spread"] = _seed_spread(cfg, i, rows, simulated, result)
         result["trajectory"] = main["trajectory"]
         result["config"] = config_to_dict(cfg)
         result["simulation_seconds"] = elapsed

@@ -21,6 +21,9 @@ from rlvr.theory import policy
 GRADIENTS = ("exact", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 BASELINES = ("none", "mean")
+NORMALIZE_STD = ("none", "detached", "official")
+KL_REFERENCES = ("initial", "uniform")
+KL_DIRECTIONS = ("reverse", "forward")
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 _STD_EPS = 1e-8
@@ -42,10 +45,17 @@ class Algorithm:
     """'exact': closed-form E_pi gradient; 'sampled': REINFORCE on samples_per_step draws."""
     samples_per_step: int = 1
     """Outputs sampled per step for gradient='sampled' (the paper's REINFORCE uses 1)."""
-    normalize_std: bool = False
-    """Divide advantages by the reward std (exact: under pi; sampled: sample std, ddof=1)."""
+    normalize_std: str = "none"
+    """'none'; 'detached': centred advantages / a constant std (exact: under pi; sampled: sample std,
+    ddof=1), as GRPO; 'official': the paper code's r / (std_pi(r) + 1e-8), differentiated through std."""
     kl_coef: float = 0.0
-    """Coefficient of KL(pi || pi_0) subtracted from the objective (exact gradient in both modes)."""
+    """Coefficient of the KL term subtracted from the objective (exact gradient in both modes)."""
+    kl_reference: str = "initial"
+    """KL reference: 'initial' (pi_0) or 'uniform' (1/K on every output)."""
+    kl_direction: str = "reverse"
+    """'reverse': KL(pi || ref); 'forward': KL(ref || pi)."""
+    temperature: float = 1.0
+    """Softmax temperature tau: pi = softmax(Phi theta / tau) (the official code's logits_temperature)."""
     clip_eps: float | None = None
     """PPO ratio clipping epsilon (None: no clipping)."""
     inner_epochs: int = 1
@@ -138,7 +148,7 @@ def _sample_weights(
     freq = (idx[:, :, None] == np.arange(k)).mean(axis=1)  # (B, K)
     baseline = sampled_rewards.mean(axis=-1, keepdims=True) if algorithm.baseline == "mean" else 0.0
     advantage = rewards - baseline
-    if algorithm.normalize_std:
+    if algorithm.normalize_std == "detached":
         std = sampled_rewards.std(axis=-1, ddof=1, keepdims=True)
         # A group whose samples all agree carries no scale information: leave it unscaled.
         advantage = advantage / np.where(std > 0, std + _STD_EPS, 1.0)
@@ -148,7 +158,7 @@ def _sample_weights(
 def _exact_weights(probs: np.ndarray, rewards: np.ndarray, algorithm: Algorithm) -> tuple[np.ndarray, np.ndarray]:
     """Output probabilities and exact advantages r - V (optionally / std). (B, K) -> ((B, K), (B, K))."""
     advantage = rewards - policy.expected_reward(probs, rewards)[:, None]
-    if algorithm.normalize_std:
+    if algorithm.normalize_std == "detached":
         advantage = advantage / (policy.reward_std(probs, rewards)[:, None] + _STD_EPS)
     return probs, advantage
 
@@ -179,9 +189,45 @@ def _surrogate_gradient(
             (advantage < 0) & (ratio < 1 - algorithm.clip_eps)
         )
         weights = np.where(clipped, 0.0, weights)
-    if algorithm.kl_coef:
-        weights = weights - algorithm.kl_coef * probs * (log_probs - ref_log_probs)
+    weights = weights + kl_weights(probs, log_probs, ref_log_probs, algorithm)
     return policy.score_weighted_sum(features, probs, weights)
+
+
+def kl_weights(probs: np.ndarray, log_probs: np.ndarray, ref_log_probs: np.ndarray,
+               algorithm: Algorithm) -> np.ndarray:
+    """Score weights w of -kl_coef * grad KL, i.e. -kl_coef grad KL = sum_y w(y) grad log pi(y).
+
+    reverse KL(pi || ref): grad = sum_y pi (log pi - log ref) grad log pi;
+    forward KL(ref || pi) = -sum_y ref log pi + const: grad = -sum_y ref grad log pi.
+    probs, log_probs, ref_log_probs (B, K) -> (B, K); zeros when kl_coef is 0.
+    """
+    if not algorithm.kl_coef:
+        return np.zeros_like(probs)
+    if algorithm.kl_direction == "forward":
+        return algorithm.kl_coef * np.exp(ref_log_probs) * np.ones_like(probs)
+    return -algorithm.kl_coef * probs * (log_probs - ref_log_probs)
+
+
+def official_std_weights(probs: np.ndarray, log_probs: np.ndarray, freq: np.ndarray, rewards: np.ndarray,
+                         sampled: bool) -> np.ndarray:
+    """Score weights of the official code's std-normalised objective (one prompt), std not detached.
+
+    s = std_pi(r), r~ = r / (s + eps). Exact: J = E_pi[r~]; sampled: J = sum_y freq(y) r~(y) log pi(y)
+    (REINFORCE's surrogate, in which r~ still depends on theta through s). With
+    grad s = sum_y pi (r - V)^2 / (2 s) grad log pi (the mean's own gradient drops out since
+    E_pi[r - V] = 0):  grad J = sum_y [q r / (s + eps) - c pi (r - V)^2 / (2 s)] grad log pi,
+    q = pi (exact) or freq (sampled), c = sum_y q r g / (s + eps)^2, g = 1 (exact) or log pi (sampled).
+    A std of 0 has no gradient here (torch would give NaN); its term is dropped.
+    probs, log_probs, freq, rewards (B, K) -> (B, K).
+    """
+    value = policy.expected_reward(probs, rewards)[:, None]
+    std = policy.reward_std(probs, rewards)[:, None]
+    scale = std + _STD_EPS
+    q = freq if sampled else probs
+    g = log_probs if sampled else 1.0
+    c = (q * rewards * g).sum(axis=-1, keepdims=True) / scale**2
+    dstd = np.divide(probs * (rewards - value) ** 2, 2 * std, out=np.zeros_like(probs), where=std > 0)
+    return q * rewards / scale - c * dstd
 
 
 def simulate(
@@ -214,18 +260,31 @@ def simulate(
         n = algorithm.samples_per_step
         chunk = max(1, _SAMPLE_BUFFER // (b * n))
 
+    if algorithm.temperature != 1.0:
+        # softmax(Phi theta / tau): the same policy as features Phi / tau, gradients included.
+        features = features / algorithm.temperature
+    if algorithm.normalize_std == "official" and (
+            algorithm.inner_epochs != 1 or algorithm.clip_eps is not None or algorithm.baseline != "none"):
+        raise ValueError("normalize_std 'official' is the paper code's one-update REINFORCE/exact step: "
+                         "use inner_epochs 1, no clip_eps and baseline 'none'")
     # Identity features (the tabular case, e.g. the paper set): theta are the logits.
     k, d = features.shape[-2:]
     tabular = k == d and bool(np.all(features == np.eye(k)))
-    ref_log_probs = policy.log_softmax(theta if tabular else policy.logits(features, theta))
-    probs = np.exp(ref_log_probs)
+    initial_log_probs = policy.log_softmax(theta if tabular else policy.logits(features, theta))
+    probs = np.exp(initial_log_probs)
+    if algorithm.kl_reference == "uniform":
+        ref_log_probs = np.full_like(probs, -np.log(k))
+    else:
+        ref_log_probs = initial_log_probs
     optimizer = _Optimizer(algorithm.optimizer, algorithm.lr, theta.shape)
     # One matmul per step gives E_pi[r_P] and E_pi[r_G]: (B, 1, K) @ (B, K, 2).
     reward_pair = np.stack([proxy_rewards, gt_rewards], axis=-1)
     values = np.matmul(probs[:, None, :], reward_pair)[:, 0, :]
+    official = algorithm.normalize_std == "official"
     plain_exact = (not sampled and algorithm.inner_epochs == 1 and algorithm.clip_eps is None
-                   and not algorithm.kl_coef)
-    plain_sampled = sampled and algorithm.inner_epochs == 1 and algorithm.clip_eps is None and not algorithm.kl_coef
+                   and not algorithm.kl_coef and not official)
+    plain_sampled = (sampled and algorithm.inner_epochs == 1 and algorithm.clip_eps is None
+                     and not algorithm.kl_coef and not official)
 
     logged_steps, proxy_log, gt_log, probs_log = [0], [values[:, 0]], [values[:, 1]], [probs]
     first = np.where(values[:, 1] >= thresholds, 0, -1)
@@ -236,7 +295,7 @@ def simulate(
         if plain_exact:
             # Closed form pi * (r - V); its sum over outputs is zero, so no re-centring.
             weights = probs * (proxy_rewards - values[:, :1])
-            if algorithm.normalize_std:
+            if algorithm.normalize_std == "detached":
                 weights /= policy.reward_std(probs, proxy_rewards)[:, None] + _STD_EPS
             optimizer.step(theta, weights if tabular else policy.features_transpose_times(features, weights))
         else:
@@ -247,7 +306,12 @@ def simulate(
                 freq, advantage = _sample_weights(probs, uniforms[:, chunk_pos], proxy_rewards, algorithm)
             else:
                 freq, advantage = _exact_weights(probs, proxy_rewards, algorithm)
-            if plain_sampled:  # at the sampling policy the ratio is 1: plain REINFORCE
+            if official:  # one update at the sampling policy, through the std
+                log_probs = policy.log_softmax(theta if tabular else policy.logits(features, theta))
+                weights = official_std_weights(probs, log_probs, freq, proxy_rewards, sampled)
+                weights = weights + kl_weights(probs, log_probs, ref_log_probs, algorithm)
+                optimizer.step(theta, policy.score_weighted_sum(features, probs, weights))
+            elif plain_sampled:  # at the sampling policy the ratio is 1: plain REINFORCE
                 optimizer.step(theta, policy.score_weighted_sum(features, probs, freq * advantage))
             else:
                 old_probs = probs
