@@ -239,12 +239,14 @@ def simulate(
     algorithm: Algorithm,
     seeds: np.ndarray | None = None,
     log_every: int | None = None,
+    stop_when_reached: bool = False,
 ) -> Trajectories:
     """Train B log-linear policies on their proxy rewards and track E[r_G].
 
     features (B, K, d), theta0 (B, d), proxy_rewards (B, K), gt_rewards (B, K),
     thresholds (B,), seeds (B,) ints (sampled variant; problem b draws from
-    numpy default_rng(seeds[b])), log_every: see log_schedule. Returns Trajectories.
+    numpy default_rng(seeds[b])), log_every: see log_schedule; stop_when_reached ends the run (and
+    its logs) at the step where the last problem reaches its threshold. Returns Trajectories.
     """
     features = np.asarray(features, dtype=np.float64)
     theta = np.array(theta0, dtype=np.float64)
@@ -325,11 +327,14 @@ def simulate(
         if hit.any():
             first[hit] = step
             open_thresholds[hit] = np.inf
-        if log_at[step]:
+        done = stop_when_reached and bool(np.all(open_thresholds == np.inf))
+        if log_at[step] or done:
             logged_steps.append(step)
             proxy_log.append(values[:, 0])
             gt_log.append(values[:, 1])
             probs_log.append(probs)
+        if done:
+            break
 
     return Trajectories(
         logged_steps=np.asarray(logged_steps, dtype=np.int64),
