@@ -33,10 +33,15 @@ def plot_result(result: dict[str, Any], path: str | Path) -> Path:
     ax_r.set_ylabel("expected reward")
     ax_r.legend(loc="lower right")
     _step_axis(ax_r, steps)
-    probs = list(zip(*traj["probs"]))  # per output
-    for y, series in enumerate(probs):
-        tag = f" ({result['categories'][str(y)]})" if str(y) in result["categories"] else ""
-        ax_p.plot(steps, series, label=f"pi(y{y}){tag}")
+    rows = traj["probs"]
+    if rows and isinstance(rows[0][0], list):  # several prompts: (T, P, K) -> one line per (prompt, output)
+        keys = [f"{p}:{y}" for p in range(len(rows[0])) for y in range(len(rows[0][0]))]
+        rows = [[v for prompt in row for v in prompt] for row in rows]
+    else:
+        keys = [str(y) for y in range(len(rows[0]) if rows else 0)]
+    for key, series in zip(keys, zip(*rows)):  # per output
+        tag = f" ({result['categories'][key]})" if key in result["categories"] else ""
+        ax_p.plot(steps, series, label=f"pi(y{key}){tag}")
     ax_p.set_ylabel("probability")
     ax_p.set_ylim(-0.02, 1.02)
     ax_p.legend(loc="best", fontsize="small")

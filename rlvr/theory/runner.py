@@ -32,7 +32,7 @@ class _Row:
     config_index: int
     kind: str
     proxy_rewards: np.ndarray
-    output: int | None = None
+    output: int | tuple[int, int] | None = None  # (prompt, output) with several prompts
     seed: int | None = None  # None: the config's own seed
 
 
@@ -116,9 +116,34 @@ def _seed_spread(cfg: TheoryConfig, index: int, rows: list[_Row], simulated: lis
 
 def _categorization_basis(config: TheoryConfig) -> str:
     basis = "tabular theory at the initial policy (paper Section 3)"
-    if not policy.is_orthonormal(config.features):
+    if config.num_prompts > 1 or config.features.ndim == 3:
+        basis += ", per prompt; prompts share parameters, so trust the ablation where they disagree"
+    elif not policy.is_orthonormal(config.features):
         basis += "; features are not orthonormal, so trust the ablation where they disagree"
     return basis
+
+
+def _errors(config: TheoryConfig) -> list:
+    """Erroneous outputs: ints y, or (prompt, y) pairs for a config with `prompts`."""
+    if config.features.ndim == 2:
+        return erroneous_outputs(config.proxy_rewards, config.gt_rewards)
+    return [(p, y) for p in range(config.num_prompts)
+            for y in erroneous_outputs(config.proxy_rewards[p], config.gt_rewards[p])]
+
+
+def _categories(config: TheoryConfig) -> dict:
+    """Static category per erroneous output (per prompt, at that prompt's initial policy)."""
+    probs0 = config.initial_probs
+    if config.features.ndim == 2:
+        return categorize_errors(probs0, config.proxy_rewards, config.gt_rewards, config.negligible_prob)
+    return {(p, y): c for p in range(config.num_prompts)
+            for y, c in categorize_errors(probs0[p], config.proxy_rewards[p], config.gt_rewards[p],
+                                          config.negligible_prob).items()}
+
+
+def output_key(output: int | tuple[int, int]) -> str:
+    """Result-dict key of an erroneous output: '3', or 'prompt:output' ('1:3') with several prompts."""
+    return str(output) if isinstance(output, int) else f"{output[0]}:{output[1]}"
 
 
 def run_configs(
@@ -130,7 +155,7 @@ def run_configs(
     """
     start = time.perf_counter()
     every = [log_every or c.log_every for c in configs]
-    errors = [erroneous_outputs(c.proxy_rewards, c.gt_rewards) for c in configs]
+    errors = [_errors(c) for c in configs]
     rows = [_Row(i, "main", c.proxy_rewards) for i, c in enumerate(configs)]
     if ablate:
         for i, c in enumerate(configs):
@@ -149,7 +174,7 @@ def run_configs(
     for i, cfg in enumerate(configs):
         main = simulated[i]
         probs0 = cfg.initial_probs
-        categories = categorize_errors(probs0, cfg.proxy_rewards, cfg.gt_rewards, cfg.negligible_prob)
+        categories = _categories(cfg)
         result: dict[str, Any] = {
             "name": cfg.name,
             "threshold": cfg.threshold,
@@ -158,11 +183,11 @@ def run_configs(
             "final_proxy_reward": main["final_proxy_reward"],
             "final_probs": main["final_probs"],
             "initial_probs": probs0.tolist(),
-            "initial_gt_reward": float(policy.expected_reward(probs0, cfg.gt_rewards)),
-            "initial_proxy_reward": float(policy.expected_reward(probs0, cfg.proxy_rewards)),
-            "erroneous_outputs": errors[i],
-            "categories": {str(y): c.category for y, c in categories.items()},
-            "category_reasons": {str(y): c.reason for y, c in categories.items()},
+            "initial_gt_reward": float(np.mean(policy.expected_reward(probs0, cfg.gt_rewards))),
+            "initial_proxy_reward": float(np.mean(policy.expected_reward(probs0, cfg.proxy_rewards))),
+            "erroneous_outputs": [y if isinstance(y, int) else list(y) for y in errors[i]],
+            "categories": {output_key(y): c.category for y, c in categories.items()},
+            "category_reasons": {output_key(y): c.reason for y, c in categories.items()},
             "categorization_basis": _categorization_basis(cfg),
             "ablation": None,
             "disagreements": [],
@@ -187,7 +212,7 @@ def run_configs(
                 verdict = ablation_verdict(
                     base, fixed, main["final_gt_reward"], sim["final_gt_reward"], gt_range, cfg.ablation_tolerance
                 )
-                ablation[str(y)] = {
+                ablation[output_key(y)] = {
                     "steps_to_threshold": fixed,
                     "delta_steps": None if base is None or fixed is None else fixed - base,
                     "final_gt_reward": sim["final_gt_reward"],
@@ -195,7 +220,8 @@ def run_configs(
                 }
                 if verdict != categories[y].family:
                     result["disagreements"].append(
-                        {"output": y, "category": categories[y].category, "ablation_verdict": verdict}
+                        {"output": y if isinstance(y, int) else output_key(y), "category": categories[y].category,
+                         "ablation_verdict": verdict}
                     )
             result["ablation"] = ablation
         if cfg.seeds:
