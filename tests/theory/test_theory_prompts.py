@@ -121,3 +121,13 @@ def test_shipped_two_prompt_recipe_shows_the_transfer():
     assert final[0, 1] > 0.95 and final[1, 0] > 0.95  # A ends on its styled wrong output, B on its styled right one
     assert result["categories"] == {"0:1": "benign_I"}
     assert result["ablation"]["0:1"]["verdict"] == "harmful" and result["ground_truth_run"]["steps_to_threshold"] == 25
+
+
+def test_two_prompt_config_round_trips():
+    from rlvr.theory.config import config_to_dict
+
+    config = _config(B_STYLED_BAD)
+    again = config_from_dict(config_to_dict(config))
+    np.testing.assert_allclose(again.initial_probs, config.initial_probs, rtol=1e-10)
+    np.testing.assert_array_equal(again.features, config.features)
+    assert again.algorithm == config.algorithm
