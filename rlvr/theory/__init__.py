@@ -8,7 +8,8 @@ category causally by correcting that error alone.
 
 Modules: policy (closed-form math), simulator (batched training loop), config
 (load + validate), categorize, ablation, runner (configs -> results), paper
-(Section 3.3 set), plot, command (`main(argv)`).
+(Section 3.3 set), random_families (`--random`), sweep (`--sweep`: the
+fitted scaling exponents), plot, command (`main(argv)`).
 """
 
 from rlvr.theory.categorize import CATEGORIES, ErrorCategory, categorize_errors, erroneous_outputs

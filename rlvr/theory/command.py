@@ -4,6 +4,8 @@
     rlvr theory --paper --out DIR        # the paper's Section 3.3 set
     rlvr theory --random N [--seed S] [--thresholds 0.5,0.9] [--horizons 2000,20000] --out DIR
                                          # static categories vs ablations on N random instances
+    rlvr theory --sweep [--p-stars 0.1,0.12,...] [--p-meds 0.3,0.5,0.65] --out DIR
+                                         # steps-to-threshold over p* and pi_0(y_med), fitted exponents
 
 Writes DIR/result.json with (at least) these keys:
   steps_to_threshold  int | null  steps applied before E[r_G] first reaches `threshold` (0: starts there)
@@ -16,6 +18,8 @@ Writes DIR/result.json with (at least) these keys:
   disagreements       [{output, category, ablation_verdict}] where the two disagree
   ground_truth_run    {steps_to_threshold, final_gt_reward} trained on r_G itself (null if no
                                   error or --no-ablation)
+  seed_spread         {seeds, proxy: {steps_to_threshold, quartiles, reached}, ground_truth: same or
+                                  null} when the config lists `seeds` (null otherwise)
   trajectory          {step, gt_reward, proxy_reward, probs} at the log interval
 plus DIR/trajectory.png, and a one-line summary on stdout. With --paper, one such
 directory per run under DIR plus DIR/summary.json and DIR/comparison.png.
@@ -44,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--paper", action="store_true", help="run the paper's Section 3.3 set instead of CONFIG")
     parser.add_argument("--random", type=int, metavar="N",
                         help="compare static categories with fix-one and add-one ablations on N random instances")
+    parser.add_argument("--sweep", action="store_true",
+                        help="steps-to-threshold over a grid of p* and pi_0(y_med); fit steps ~ (1/p*)^a")
+    parser.add_argument("--p-stars", help="--sweep: pi_0(y*) values, comma-separated")
+    parser.add_argument("--p-meds", help="--sweep: pi_0(y_med) values, comma-separated")
     parser.add_argument("--seed", type=int, default=0, help="--random: the family's seed")
     parser.add_argument("--thresholds", default="0.5,0.9", help="--random: E[r_G] thresholds, comma-separated")
     parser.add_argument("--horizons", default="2000,20000", help="--random: step budgets, comma-separated")
@@ -77,6 +85,12 @@ def summary_line(result: dict[str, Any], out_file: Path | None = None) -> str:
     parts.append("errors: " + (", ".join(errors) if errors else "none"))
     if result["ground_truth_run"] is not None:
         parts.append(f"on r_G: {_fmt_steps(result['ground_truth_run']['steps_to_threshold'])}")
+    spread = result.get("seed_spread")
+    if spread:
+        text = "/".join(_fmt_steps(q) for q in spread["proxy"]["quartiles"])
+        if spread["ground_truth"]:
+            text += ", on r_G " + "/".join(_fmt_steps(q) for q in spread["ground_truth"]["quartiles"])
+        parts.append(f"{len(spread['seeds'])} seeds: quartiles {text}")
     if result["disagreements"]:
         parts.append(f"DISAGREE on {', '.join('y' + str(d['output']) for d in result['disagreements'])}")
     if out_file is not None:
@@ -144,6 +158,29 @@ def _run_random(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    from rlvr.theory import sweep
+
+    try:
+        p_stars = [float(v) for v in args.p_stars.split(",")] if args.p_stars else sweep.P_STAR_GRID
+        p_meds = [float(v) for v in args.p_meds.split(",")] if args.p_meds else sweep.P_MED_GRID
+        report = sweep.run_sweep(p_stars, p_meds)
+    except ValueError as exc:
+        print(f"rlvr theory: error: {exc} (--p-stars and --p-meds take comma-separated numbers, "
+              "e.g. 0.1,0.15,0.2)", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out or "runs/theory/sweep")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(sweep.format_sweep(report))
+    if not args.no_plot:
+        from rlvr.theory.plot import plot_sweep
+
+        print(f"-> {plot_sweep(report, out_dir / 'sweep.png')}")
+    print(f"-> {out_dir / 'sweep.json'}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Entry point of `rlvr theory`; argv excludes the word 'theory'. Returns the exit code."""
     parser = _parser()
@@ -151,12 +188,14 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0)
-    if sum([args.paper, args.config is not None, args.random is not None]) != 1:
+    if sum([args.paper, args.sweep, args.config is not None, args.random is not None]) != 1:
         parser.print_usage(sys.stderr)
-        print("rlvr theory: error: give exactly one of CONFIG, --paper or --random N", file=sys.stderr)
+        print("rlvr theory: error: give exactly one of CONFIG, --paper, --sweep or --random N", file=sys.stderr)
         return 2
     if args.random is not None:
         return _run_random(args)
+    if args.sweep:
+        return _run_sweep(args)
     if args.log_every is not None and args.log_every < 1:
         print("rlvr theory: error: --log-every must be >= 1", file=sys.stderr)
         return 2

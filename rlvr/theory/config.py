@@ -19,7 +19,8 @@ import numpy as np
 import yaml
 
 from rlvr.theory import policy
-from rlvr.theory.simulator import BASELINES, GRADIENTS, OPTIMIZERS, Algorithm
+from rlvr.theory.simulator import (BASELINES, GRADIENTS, KL_DIRECTIONS, KL_REFERENCES, NORMALIZE_STD, OPTIMIZERS,
+                                   Algorithm)
 
 _PROB_SUM_TOL = 1e-6
 _REPRESENT_TOL = 1e-6  # max |log softmax(phi theta0) - log p| accepted for initial_probs
@@ -34,19 +35,22 @@ class TheoryConfig:
     """One bandit problem plus how to train on it and what to report."""
 
     features: np.ndarray
-    """(K, d) output features phi(y); identity when the config omits `features`."""
+    """(K, d) output features phi(y); identity when the config omits `features`. With `prompts`:
+    (P, K, d), and rewards / probabilities below gain the same leading prompt axis."""
     theta0: np.ndarray
     """(d,) initial parameters, solved so that softmax(phi theta0) is the configured policy."""
     proxy_rewards: np.ndarray
     """(K,) r_P: the reward the policy is trained on."""
     gt_rewards: np.ndarray
-    """(K,) r_G: the ground truth the threshold is measured on."""
+    """(K,) r_G: the ground truth the threshold is measured on (as mean over prompts of E[r_G])."""
     threshold: float
     """E_pi[r_G] level whose first-hitting step is reported."""
     algorithm: Algorithm
     """Optimizer, estimator and step count."""
     seed: int = 0
     """Seed of the sampled variant (numpy default_rng); ablations reuse it (common random numbers)."""
+    seeds: tuple[int, ...] | None = None
+    """Sampled variant: seeds whose steps-to-threshold spread is reported (the first is `seed`)."""
     log_every: int | None = None
     """Trajectory log interval in steps (None: ~1000 even points plus ~100 log-spaced early steps)."""
     negligible_prob: float = 1e-4
@@ -58,17 +62,23 @@ class TheoryConfig:
 
     @property
     def num_outputs(self) -> int:
-        return int(self.features.shape[0])
+        return int(self.features.shape[-2])
+
+    @property
+    def num_prompts(self) -> int:
+        """1 for a single-prompt config (features (K, d)); P with `prompts`."""
+        return 1 if self.features.ndim == 2 else int(self.features.shape[0])
 
     @property
     def initial_probs(self) -> np.ndarray:
-        """(K,) pi_0 = softmax(phi theta0)."""
-        return policy.policy_probs(self.features, self.theta0)
+        """(K,) pi_0 = softmax(phi theta0 / temperature)."""
+        return policy.policy_probs(self.features / self.algorithm.temperature, self.theta0)
 
 
 _ALGORITHM_KEYS = tuple(f.name for f in dataclasses.fields(Algorithm))
-_OPTION_KEYS = ("seed", "log_every", "negligible_prob", "ablation_tolerance", "name")
-_PROBLEM_KEYS = ("features", "initial_logits", "initial_probs", "proxy_rewards", "gt_rewards", "threshold")
+_OPTION_KEYS = ("seed", "seeds", "log_every", "negligible_prob", "ablation_tolerance", "name")
+_PROMPT_KEYS = ("features", "initial_logits", "initial_probs", "proxy_rewards", "gt_rewards")
+_PROBLEM_KEYS = _PROMPT_KEYS + ("prompts", "threshold")
 ALLOWED_KEYS = _PROBLEM_KEYS + _ALGORITHM_KEYS + _OPTION_KEYS
 REQUIRED_KEYS = ("proxy_rewards", "gt_rewards", "lr", "steps", "threshold")
 
@@ -151,6 +161,12 @@ def _check_keys(raw: dict[str, Any], source: str) -> None:
             raise TheoryConfigError(
                 f"theory config {source}: unknown key {key!r}; {hint}allowed keys: {', '.join(ALLOWED_KEYS)}"
             )
+    if "prompts" in raw:
+        clash = [k for k in _PROMPT_KEYS if k in raw]
+        if clash:
+            raise TheoryConfigError(f"theory config {source}: {clash[0]!r} must sit inside each entry of 'prompts' "
+                                    "when 'prompts' is given")
+        raw = {**raw, "proxy_rewards": 0, "gt_rewards": 0, "initial_probs": 0}  # checked per prompt
     for key in REQUIRED_KEYS:
         if key not in raw:
             raise TheoryConfigError(f"theory config {source}: missing required key {key!r}")
@@ -178,6 +194,90 @@ def _initial_log_probs(check: _Checker, num_outputs: int) -> tuple[str, np.ndarr
     return "initial_probs", np.log(probs)
 
 
+_UNREPRESENTABLE = ("cannot be represented by the given features (max log-probability error {error:.3g}): "
+                    "softmax(phi theta) only reaches distributions whose log-probabilities lie in "
+                    "span(features) + constant; change 'features' or the initial policy")
+
+
+def _problem(check: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, np.ndarray]:
+    """One prompt's features (K, d), r_P (K,), r_G (K,), the initial-policy key and its log-probs (K,)."""
+    features = check.matrix("features") if "features" in check.raw else None
+    num_outputs = features.shape[0] if features is not None else len(check.vector("proxy_rewards", None))
+    proxy = check.vector("proxy_rewards", num_outputs)
+    gt = check.vector("gt_rewards", num_outputs)
+    if features is None:
+        features = np.eye(num_outputs)
+    init_key, target = _initial_log_probs(check, num_outputs)
+    return features, proxy, gt, init_key, target
+
+
+def _prompts(check: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`prompts`: features (P, K, d), r_P and r_G (P, K), and one theta0 (d,) shared by all prompts,
+    solved jointly (one free constant per prompt) so that each prompt starts at its own policy."""
+    entries = check.raw["prompts"]
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise check.fail("prompts", "must be a non-empty list of mappings (features, initial_probs or "
+                         "initial_logits, proxy_rewards, gt_rewards)")
+    problems = []
+    for p, entry in enumerate(entries):
+        source = f"{check.source} prompts[{p}]"
+        for key in entry:
+            if key not in _PROMPT_KEYS:
+                raise TheoryConfigError(f"theory config {source}: unknown key {key!r}; a prompt takes "
+                                        f"{', '.join(_PROMPT_KEYS)}")
+        for key in ("proxy_rewards", "gt_rewards"):
+            if key not in entry:
+                raise TheoryConfigError(f"theory config {source}: missing required key {key!r}")
+        if sum(k in entry for k in ("initial_logits", "initial_probs")) != 1:
+            raise TheoryConfigError(f"theory config {source}: give exactly one of 'initial_logits' or "
+                                    "'initial_probs'")
+        problems.append(_problem(_Checker(entry, source)))
+    shapes = {f.shape for f, *_ in problems}
+    if len(shapes) != 1:
+        raise check.fail("prompts", f"every prompt needs the same number of outputs and features (K x d); "
+                         f"got {sorted(shapes)}")
+    features = np.stack([f for f, *_ in problems])
+    num_prompts, k, d = features.shape
+    # Phi_p theta + c_p = log pi_0,p for every prompt p: a least-squares problem in (theta, c).
+    system = np.zeros((num_prompts * k, d + num_prompts))
+    for p in range(num_prompts):
+        system[p * k:(p + 1) * k, :d] = features[p]
+        system[p * k:(p + 1) * k, d + p] = 1.0
+    targets = np.concatenate([t for *_, t in problems])
+    theta0 = np.linalg.lstsq(system, targets, rcond=None)[0][:d]
+    error = max(float(np.abs(policy.log_softmax(features[p] @ theta0) - policy.log_softmax(problems[p][4])).max())
+                for p in range(num_prompts))
+    if error > _REPRESENT_TOL:
+        raise check.fail("prompts", "initial policies " + _UNREPRESENTABLE.format(error=error)
+                         + " (theta is shared by every prompt)")
+    return features, np.stack([x[1] for x in problems]), np.stack([x[2] for x in problems]), theta0
+
+
+def _normalize_std(check: _Checker) -> str:
+    """'none' | 'detached' | 'official'; the old booleans mean false -> 'none', true -> 'detached'."""
+    value = check.raw.get("normalize_std", Algorithm.normalize_std)
+    if isinstance(value, bool):
+        return "detached" if value else "none"
+    return check.choice("normalize_std", Algorithm.normalize_std, NORMALIZE_STD)
+
+
+def _seeds(check: _Checker, algorithm: Algorithm) -> tuple[int, ...] | None:
+    """Validated `seeds` list (None when absent); only meaningful for gradient: sampled."""
+    value = check.raw.get("seeds")
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+        raise check.fail("seeds", "must be a non-empty list of integers")
+    if len(set(value)) != len(value):
+        raise check.fail("seeds", "must not repeat a seed")
+    if algorithm.gradient != "sampled":
+        raise check.fail("seeds", "needs gradient: sampled (the exact gradient is deterministic)")
+    if "seed" in check.raw and check.raw["seed"] != value[0]:
+        raise check.fail("seed", "conflicts with 'seeds': give only 'seeds' (its first entry is the main run's seed)")
+    return tuple(int(v) for v in value)
+
+
 def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theory") -> TheoryConfig:
     """Validate a raw mapping (parsed YAML/JSON) into a TheoryConfig; `source` names the file in errors."""
     if not isinstance(raw, dict):
@@ -186,40 +286,42 @@ def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theo
         )
     _check_keys(raw, source)
     check = _Checker(raw, source)
-
-    features = check.matrix("features") if "features" in raw else None
-    num_outputs = features.shape[0] if features is not None else len(check.vector("proxy_rewards", None))
-    proxy = check.vector("proxy_rewards", num_outputs)
-    gt = check.vector("gt_rewards", num_outputs)
-    if features is None:
-        features = np.eye(num_outputs)
-    init_key, target = _initial_log_probs(check, num_outputs)
-    theta0, error = policy.theta_for_log_probs(features, target)
-    if error > _REPRESENT_TOL:
-        raise check.fail(
-            init_key,
-            f"cannot be represented by the given features (max log-probability error {error:.3g}): "
-            "softmax(phi theta) only reaches distributions whose log-probabilities lie in "
-            "span(features) + constant; change 'features' or the initial policy",
-        )
+    if "prompts" in raw:
+        features, proxy, gt, theta0 = _prompts(check)
+    else:
+        features, proxy, gt, init_key, target = _problem(check)
+        theta0, error = policy.theta_for_log_probs(features, target)
+        if error > _REPRESENT_TOL:
+            raise check.fail(init_key, _UNREPRESENTABLE.format(error=error))
+    # softmax(Phi theta / tau): tau * theta0 gives the same initial policy at any temperature.
+    theta0 = theta0 * check.number("temperature", Algorithm.temperature, low=0, low_open=True)
 
     algorithm = Algorithm(
         lr=check.number("lr", low=0, low_open=True),
         steps=check.integer("steps", low=0),
         gradient=check.choice("gradient", Algorithm.gradient, GRADIENTS),
         samples_per_step=check.integer("samples_per_step", Algorithm.samples_per_step, low=1),
-        normalize_std=check.boolean("normalize_std", Algorithm.normalize_std),
+        normalize_std=_normalize_std(check),
         kl_coef=check.number("kl_coef", Algorithm.kl_coef, low=0),
+        kl_reference=check.choice("kl_reference", Algorithm.kl_reference, KL_REFERENCES),
+        kl_direction=check.choice("kl_direction", Algorithm.kl_direction, KL_DIRECTIONS),
+        temperature=check.number("temperature", Algorithm.temperature, low=0, low_open=True),
         clip_eps=None if raw.get("clip_eps") is None else check.number("clip_eps", low=0, low_open=True),
         inner_epochs=check.integer("inner_epochs", Algorithm.inner_epochs, low=1),
         optimizer=check.choice("optimizer", Algorithm.optimizer, OPTIMIZERS),
         baseline=check.choice("baseline", Algorithm.baseline, BASELINES),
     )
-    if algorithm.gradient == "sampled" and algorithm.normalize_std and algorithm.samples_per_step < 2:
+    if algorithm.gradient == "sampled" and algorithm.normalize_std == "detached" and algorithm.samples_per_step < 2:
         raise check.fail(
             "normalize_std",
-            "needs samples_per_step >= 2 with gradient: sampled (a sample std needs two samples)",
+            "needs samples_per_step >= 2 with gradient: sampled (a sample std needs two samples); "
+            "or use 'official' (the std under pi)",
         )
+    if algorithm.normalize_std == "official" and (
+            algorithm.inner_epochs != 1 or algorithm.clip_eps is not None or algorithm.baseline != "none"):
+        raise check.fail("normalize_std", "'official' is the paper code's plain update: it needs inner_epochs 1, "
+                         "no clip_eps and baseline 'none' (use 'detached' for GRPO-style runs)")
+    seeds = _seeds(check, algorithm)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise check.fail("name", "must be a non-empty string")
@@ -230,7 +332,8 @@ def config_from_dict(raw: Any, source: str = "<dict>", default_name: str = "theo
         gt_rewards=gt,
         threshold=check.number("threshold"),
         algorithm=algorithm,
-        seed=check.integer("seed", TheoryConfig.seed),
+        seed=seeds[0] if seeds else check.integer("seed", TheoryConfig.seed),
+        seeds=seeds,
         log_every=None if raw.get("log_every") is None else check.integer("log_every", low=1),
         negligible_prob=check.number("negligible_prob", TheoryConfig.negligible_prob, low=0, high=1),
         ablation_tolerance=check.number("ablation_tolerance", TheoryConfig.ablation_tolerance, low=0),
@@ -259,15 +362,21 @@ def load_config(path: str | Path) -> TheoryConfig:
 
 def config_to_dict(config: TheoryConfig) -> dict[str, Any]:
     """The resolved config (defaults filled in, initial policy as probabilities) as plain JSON data."""
-    return {
-        "name": config.name,
+    problem = {
         "features": config.features.tolist(),
         "initial_probs": config.initial_probs.tolist(),
         "proxy_rewards": config.proxy_rewards.tolist(),
         "gt_rewards": config.gt_rewards.tolist(),
+    }
+    if config.num_prompts > 1 or config.features.ndim == 3:
+        problem = {"prompts": [{key: value[p] for key, value in problem.items()} for p in range(config.num_prompts)]}
+    return {
+        "name": config.name,
+        **problem,
         "threshold": config.threshold,
         **dataclasses.asdict(config.algorithm),
         "seed": config.seed,
+        **({"seeds": list(config.seeds)} if config.seeds else {}),
         "log_every": config.log_every,
         "negligible_prob": config.negligible_prob,
         "ablation_tolerance": config.ablation_tolerance,

@@ -18,8 +18,6 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Sequence
 
-import numpy as np
-
 from rlvr.rewards.labels import FAMILIES, LABELS, family
 from rlvr.theory.ablation import ablation_verdict
 from rlvr.theory.config import config_from_dict

@@ -25,13 +25,15 @@ class _Row:
     """One simulation of config `config_index` trained on `proxy_rewards`.
 
     kind: 'main' (the proxy as given), 'ablation' (only the error on `output`
-    corrected) or 'ground_truth' (every error corrected, i.e. trained on r_G).
+    corrected), 'ground_truth' (every error corrected, i.e. trained on r_G), or
+    'seed_proxy' / 'seed_ground_truth' (the proxy / r_G at another of the config's seeds).
     """
 
     config_index: int
     kind: str
     proxy_rewards: np.ndarray
-    output: int | None = None
+    output: int | tuple[int, int] | None = None  # (prompt, output) with several prompts
+    seed: int | None = None  # None: the config's own seed
 
 
 def _steps_or_none(steps: int) -> int | None:
@@ -57,7 +59,7 @@ def _simulate_rows(
             gt_rewards=np.stack([c.gt_rewards for c in cfgs]),
             thresholds=np.array([c.threshold for c in cfgs]),
             algorithm=algorithm,
-            seeds=np.array([c.seed for c in cfgs]),
+            seeds=np.array([c.seed if rows[i].seed is None else rows[i].seed for i, c in zip(members, cfgs)]),
             log_every=every,
         )
         for j, i in enumerate(members):
@@ -76,11 +78,72 @@ def _simulate_rows(
     return out
 
 
+def quartiles(steps: list[int | None]) -> list[int | float | None]:
+    """25th, 50th, 75th percentiles (linear interpolation) of steps-to-threshold; a run that never
+    reaches the threshold counts as infinitely slow, so a quartile touching one is None ('never')."""
+    values = sorted(np.inf if s is None else float(s) for s in steps)
+    out: list[int | float | None] = []
+    for q in (0.25, 0.5, 0.75):
+        pos = q * (len(values) - 1)
+        lo, frac = int(np.floor(pos)), pos - np.floor(pos)
+        hi = min(lo + 1, len(values) - 1)
+        if values[lo] == np.inf or (frac > 0 and values[hi] == np.inf):
+            out.append(None)
+        else:
+            value = values[lo] + frac * (values[hi] - values[lo]) if frac > 0 else values[lo]
+            out.append(int(value) if float(value).is_integer() else float(value))
+    return out
+
+
+def _spread(steps: list[int | None]) -> dict[str, Any]:
+    return {"steps_to_threshold": steps, "quartiles": quartiles(steps),
+            "reached": sum(s is not None for s in steps)}
+
+
+def _seed_spread(cfg: TheoryConfig, index: int, rows: list[_Row], simulated: list[dict[str, Any]],
+                 result: dict[str, Any]) -> dict[str, Any]:
+    """Steps-to-threshold of the proxy (and of r_G, when simulated) at every seed, with quartiles."""
+    proxy = [result["steps_to_threshold"]]
+    gt = [result["ground_truth_run"]["steps_to_threshold"]] if result["ground_truth_run"] else None
+    for row, sim in zip(rows, simulated):
+        if row.config_index == index and row.kind == "seed_proxy":
+            proxy.append(sim["steps_to_threshold"])
+        elif row.config_index == index and row.kind == "seed_ground_truth" and gt is not None:
+            gt.append(sim["steps_to_threshold"])
+    return {"seeds": list(cfg.seeds), "proxy": _spread(proxy),
+            "ground_truth": _spread(gt) if gt is not None and len(gt) == len(proxy) else None}
+
+
 def _categorization_basis(config: TheoryConfig) -> str:
     basis = "tabular theory at the initial policy (paper Section 3)"
-    if not policy.is_orthonormal(config.features):
+    if config.num_prompts > 1 or config.features.ndim == 3:
+        basis += ", per prompt; prompts share parameters, so trust the ablation where they disagree"
+    elif not policy.is_orthonormal(config.features):
         basis += "; features are not orthonormal, so trust the ablation where they disagree"
     return basis
+
+
+def _errors(config: TheoryConfig) -> list:
+    """Erroneous outputs: ints y, or (prompt, y) pairs for a config with `prompts`."""
+    if config.features.ndim == 2:
+        return erroneous_outputs(config.proxy_rewards, config.gt_rewards)
+    return [(p, y) for p in range(config.num_prompts)
+            for y in erroneous_outputs(config.proxy_rewards[p], config.gt_rewards[p])]
+
+
+def _categories(config: TheoryConfig) -> dict:
+    """Static category per erroneous output (per prompt, at that prompt's initial policy)."""
+    probs0 = config.initial_probs
+    if config.features.ndim == 2:
+        return categorize_errors(probs0, config.proxy_rewards, config.gt_rewards, config.negligible_prob)
+    return {(p, y): c for p in range(config.num_prompts)
+            for y, c in categorize_errors(probs0[p], config.proxy_rewards[p], config.gt_rewards[p],
+                                          config.negligible_prob).items()}
+
+
+def output_key(output: int | tuple[int, int]) -> str:
+    """Result-dict key of an erroneous output: '3', or 'prompt:output' ('1:3') with several prompts."""
+    return str(output) if isinstance(output, int) else f"{output[0]}:{output[1]}"
 
 
 def run_configs(
@@ -92,13 +155,18 @@ def run_configs(
     """
     start = time.perf_counter()
     every = [log_every or c.log_every for c in configs]
-    errors = [erroneous_outputs(c.proxy_rewards, c.gt_rewards) for c in configs]
+    errors = [_errors(c) for c in configs]
     rows = [_Row(i, "main", c.proxy_rewards) for i, c in enumerate(configs)]
     if ablate:
         for i, c in enumerate(configs):
             rows += [_Row(i, "ablation", corrected_proxy(c.proxy_rewards, c.gt_rewards, y), y) for y in errors[i]]
             if len(errors[i]) > 1:  # with one error the ablation run already is the r_G run
                 rows.append(_Row(i, "ground_truth", c.gt_rewards))
+    for i, c in enumerate(configs):
+        for seed in (c.seeds or ())[1:]:
+            rows.append(_Row(i, "seed_proxy", c.proxy_rewards, seed=seed))
+            if ablate and errors[i]:
+                rows.append(_Row(i, "seed_ground_truth", c.gt_rewards, seed=seed))
     simulated = _simulate_rows(configs, rows, every)
     elapsed = time.perf_counter() - start
 
@@ -106,7 +174,7 @@ def run_configs(
     for i, cfg in enumerate(configs):
         main = simulated[i]
         probs0 = cfg.initial_probs
-        categories = categorize_errors(probs0, cfg.proxy_rewards, cfg.gt_rewards, cfg.negligible_prob)
+        categories = _categories(cfg)
         result: dict[str, Any] = {
             "name": cfg.name,
             "threshold": cfg.threshold,
@@ -115,21 +183,22 @@ def run_configs(
             "final_proxy_reward": main["final_proxy_reward"],
             "final_probs": main["final_probs"],
             "initial_probs": probs0.tolist(),
-            "initial_gt_reward": float(policy.expected_reward(probs0, cfg.gt_rewards)),
-            "initial_proxy_reward": float(policy.expected_reward(probs0, cfg.proxy_rewards)),
-            "erroneous_outputs": errors[i],
-            "categories": {str(y): c.category for y, c in categories.items()},
-            "category_reasons": {str(y): c.reason for y, c in categories.items()},
+            "initial_gt_reward": float(np.mean(policy.expected_reward(probs0, cfg.gt_rewards))),
+            "initial_proxy_reward": float(np.mean(policy.expected_reward(probs0, cfg.proxy_rewards))),
+            "erroneous_outputs": [y if isinstance(y, int) else list(y) for y in errors[i]],
+            "categories": {output_key(y): c.category for y, c in categories.items()},
+            "category_reasons": {output_key(y): c.reason for y, c in categories.items()},
             "categorization_basis": _categorization_basis(cfg),
             "ablation": None,
             "disagreements": [],
             "ground_truth_run": None,
+            "seed_spread": None,
         }
         if ablate:
             gt_range = float(cfg.gt_rewards.max() - cfg.gt_rewards.min())
             ablation = {}
             for row, sim in zip(rows, simulated):
-                if row.config_index != i or row.kind == "main":
+                if row.config_index != i or row.kind not in ("ablation", "ground_truth"):
                     continue
                 if row.kind == "ground_truth" or len(errors[i]) == 1:
                     result["ground_truth_run"] = {
@@ -143,7 +212,7 @@ def run_configs(
                 verdict = ablation_verdict(
                     base, fixed, main["final_gt_reward"], sim["final_gt_reward"], gt_range, cfg.ablation_tolerance
                 )
-                ablation[str(y)] = {
+                ablation[output_key(y)] = {
                     "steps_to_threshold": fixed,
                     "delta_steps": None if base is None or fixed is None else fixed - base,
                     "final_gt_reward": sim["final_gt_reward"],
@@ -151,9 +220,12 @@ def run_configs(
                 }
                 if verdict != categories[y].family:
                     result["disagreements"].append(
-                        {"output": y, "category": categories[y].category, "ablation_verdict": verdict}
+                        {"output": y if isinstance(y, int) else output_key(y), "category": categories[y].category,
+                         "ablation_verdict": verdict}
                     )
             result["ablation"] = ablation
+        if cfg.seeds:
+            result["seed_spread"] = _seed_spread(cfg, i, rows, simulated, result)
         result["trajectory"] = main["trajectory"]
         result["config"] = config_to_dict(cfg)
         result["simulation_seconds"] = elapsed

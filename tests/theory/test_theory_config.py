@@ -40,7 +40,8 @@ def test_defaults_identity_features_and_log_p(tmp_path):
     np.testing.assert_array_equal(config.features, np.eye(5))
     np.testing.assert_array_equal(config.theta0, np.log(BASE["initial_probs"]))
     assert config.algorithm.gradient == "exact" and config.algorithm.optimizer == "sgd"
-    assert config.algorithm.kl_coef == 0 and config.algorithm.clip_eps is None and not config.algorithm.normalize_std
+    assert config.algorithm.kl_coef == 0 and config.algorithm.clip_eps is None
+    assert config.algorithm.normalize_std == "none" and config.algorithm.temperature == 1.0
     assert config.name == "cfg" and config.seed == 0
 
 
