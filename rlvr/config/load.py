@@ -31,6 +31,7 @@ _RANGES = [
     ("rollout.samples_per_prompt", 1, None), ("rollout.max_new_tokens", 1, None),
     ("rollout.top_p", 0.0, 1.0),
     ("rollout.gpu_memory_utilization", 0.0, 1.0), ("rollout.max_model_len", 8, None),
+    ("rollout.sync_bucket_mb", 0.001, None),
     ("trainer.num_ranks", 1, None), ("trainer.zero_stage", 0, 3), ("trainer.lr", 0.0, None),
     ("trainer.weight_decay", 0.0, None), ("trainer.grad_clip", 0.0, None),
     ("trainer.micro_batch_size", 1, None), ("trainer.updates_per_step", 1, None),
@@ -40,6 +41,7 @@ _RANGES = [
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16", "float16"}),
     ("rollout.backend", {"hf", "vllm"}),
+    ("rollout.weight_sync", {"collective", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
     ("algorithm.name", {"grpo"}),
     ("cluster.placement_strategy", {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}),

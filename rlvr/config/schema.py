@@ -64,6 +64,8 @@ class RolloutConfig:
     top_p: float = 1.0  # nucleus sampling
     max_model_len: int = 256  # vLLM: longest prompt + response in tokens
     gpu_memory_utilization: float = 0.5  # vLLM on GPU only
+    weight_sync: str = "collective"  # collective (trainer rank 0 broadcasts over gloo/NCCL) | object_store (Ray shared memory)
+    sync_bucket_mb: float = 512.0  # collective sync: MiB per broadcast bucket, in model.dtype (bounds the extra memory)
 
 
 @dataclass

@@ -42,6 +42,8 @@ def write(tmp_path, text):
     ("task:\n  name: chess\n", "task.name = 'chess' is not a task"),
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
     ("rollout:\n  temperature: 0.7\n", "only 1.0 is supported for training"),
+    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['collective', 'object_store']"),
+    ("rollout:\n  sync_bucket_mb: 0\n", "rollout.sync_bucket_mb = 0.0 must be >= 0.001"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):
     with pytest.raises(RecipeError) as err:
