@@ -65,6 +65,11 @@ class RolloutWorker:
         self._policy_version = version
         return time.perf_counter() - start
 
+    def leave_weight_group(self) -> None:
+        """Leave the collective weight-sync group (idempotent)."""
+        if self.engine is not None:
+            self.engine.leave_weight_group()
+
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:
         """Teacher-forced logprob of each response token under the current weights."""
         return self.engine.score(prompt_ids, response_ids)
