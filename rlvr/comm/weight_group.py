@@ -103,6 +103,7 @@ class WeightGroup:
             self.device = torch.device("cpu")
         elif backend == "nccl":
             # GPU path: NOT TESTED on the CPU dev machine (its CPU twin is gloo above).
+            _refuse_shared_gpu(prefixed, self.rank, self.world_size)
             options = torch.distributed.ProcessGroupNCCL.Options()
             options._timeout = timeout
             self.pg = torch.distributed.ProcessGroupNCCL(prefixed, self.rank, self.world_size, options)
@@ -127,6 +128,20 @@ class WeightGroup:
             except Exception:  # noqa: BLE001 - leaving a group whose peers are gone
                 pass
         self._store = None
+
+
+def _refuse_shared_gpu(store, rank: int, world_size: int) -> None:
+    """NCCL cannot put two ranks on one GPU; an engine on the trainer's own GPU would need CUDA IPC
+    handles instead, which are NOT IMPLEMENTED (no CPU twin to test them): fail before NCCL hangs."""
+    uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+    store.set(f"gpu/{rank}", uuid)
+    uuids = [store.get(f"gpu/{r}").decode() for r in range(world_size)]
+    shared = sorted({r for r in range(world_size) if uuids.count(uuids[r]) > 1})
+    if shared:
+        raise NotImplementedError(
+            f"weight sync: ranks {shared} of the weight group share a GPU; NCCL needs one GPU per rank and "
+            "same-GPU CUDA IPC hand-over is not implemented: give each rollout worker its own GPU or set "
+            "rollout.weight_sync=object_store")
 
 
 def _broadcast_options():

@@ -42,7 +42,7 @@ def test_collective_sync_from_zero3_ranks_makes_hf_and_vllm_engines_score_like_t
         stale = [sum(s) for s in ray.get([w.score.remote(PROMPT, RESPONSE) for w in workers])]
         assert all(abs(s - trainer_lp) > 1e-3 for s in stale)  # the step moved the trainer away
 
-        sync = CollectiveSync(group, workers, "float32", bucket_mb=0.05)  # several buckets
+        sync = CollectiveSync(group, workers, "float32", bucket_mb=0.05, timeout_s=60)  # several buckets
         assert sync.num_buckets > 3
         for version in (1, 2):  # the group serves repeated syncs
             sync.sync(version)
