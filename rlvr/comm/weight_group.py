@@ -160,8 +160,22 @@ def flatten_bucket(tensors: Sequence[torch.Tensor], dtype: torch.dtype, device) 
     return torch.cat([t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors])
 
 
+def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[torch.Tensor],
+                dtype: torch.dtype) -> None:
+    """Rank 0: broadcast one bucket's whole `tensors` (in plan order) as one flat `dtype` tensor.
+
+    Checked against the plan first: gloo aborts the process on a size mismatch instead of raising.
+    """
+    flat = flatten_bucket(tensors, dtype, group.device)
+    numel = sum(math.prod(shape) for _, shape in bucket)
+    if flat.numel() != numel or flat.dtype != dtype:
+        raise RuntimeError(f"weight sync: bucket starting at {bucket[0][0]} has {flat.numel()} {flat.dtype} "
+                           f"elements, the plan says {numel} {dtype} (a ZeRO-3 shard not gathered?)")
+    group.broadcast(flat)
+
+
 def send_header(group: WeightGroup, version: int, buckets: Buckets) -> None:
-    """Rank 0: announce a sync of `version`; the buckets follow via `group.broadcast(flatten_bucket(...))`."""
+    """Rank 0: announce a sync of `version`; every bucket follows via `send_bucket`, in plan order."""
     group.broadcast(_header(version, buckets, group.device))
 
 

@@ -340,7 +340,7 @@ class PolicyTrainer:
         shards in turn, so at most one bucket is whole at a time. All ranks must call; returns seconds."""
         import time
 
-        from rlvr.comm.weight_group import flatten_bucket, send_header, wire_dtype
+        from rlvr.comm.weight_group import send_bucket, send_header, wire_dtype
 
         start = time.perf_counter()
         dtype, buckets = self._sync_plan
@@ -354,7 +354,7 @@ class PolicyTrainer:
             members = [tensors[name] for name, _ in bucket]
             with self._gathered_subset(members):
                 if self.rank == 0:
-                    group.broadcast(flatten_bucket(members, wire_dtype(dtype), group.device))
+                    send_bucket(group, bucket, members, wire_dtype(dtype))
         return time.perf_counter() - start
 
     def _gathered_subset(self, tensors: List[Tensor]):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from rlvr.comm.weight_group import (
-    WeightGroup, flatten_bucket, host_store, plan_buckets, plan_tensor_buckets, receive_buckets,
-    receive_header, send_header)
+    WeightGroup, host_store, plan_buckets, plan_tensor_buckets, receive_buckets, receive_header,
+    send_bucket, send_header)
 
 
 def test_plan_buckets_bounds_each_bucket_keeps_order_and_isolates_oversized_tensors():
@@ -50,7 +50,7 @@ def _round_trip(send_buckets, receive_plan, tensors, dtype):
     send_header(group, 5, send_buckets)
     if not errors and send_buckets == receive_plan:
         for bucket in send_buckets:
-            group.broadcast(flatten_bucket([tensors[n] for n, _ in bucket], dtype, group.device))
+            send_bucket(group, bucket, [tensors[n] for n, _ in bucket], dtype)
     thread.join(timeout=30)
     group.close()
     return out, errors
@@ -74,3 +74,13 @@ def test_receiver_with_another_plan_fails_loudly():
     out, errors = _round_trip(plan_tensor_buckets(specs, "float32", 1), plan_tensor_buckets(specs[:1], "float32", 1),
                               tensors, torch.float32)
     assert len(errors) == 1 and "trainer sends 1 buckets of 20 elements" in str(errors[0])
+
+
+def test_sender_refuses_a_bucket_that_does_not_match_the_plan():
+    store, _, _ = host_store(30)
+    group = WeightGroup(0, 1, "gloo", store=store, timeout_s=30)  # a group of one: nothing blocks
+    bucket = [("w", (2, 3))]
+    with pytest.raises(RuntimeError, match="has 0 torch.float32 elements, the plan says 6"):
+        send_bucket(group, bucket, [torch.zeros(0)], torch.float32)  # an ungathered ZeRO-3 shard
+    send_bucket(group, bucket, [torch.zeros(2, 3)], torch.float32)
+    group.close()

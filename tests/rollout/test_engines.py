@@ -160,7 +160,7 @@ def _send_over_weight_group(state, dtype, bucket_mb, version, world_size=2):
     import threading
 
     from rlvr.comm.weight_group import (
-        WeightGroup, flatten_bucket, host_store, plan_tensor_buckets, send_header, wire_dtype)
+        WeightGroup, host_store, plan_tensor_buckets, send_bucket, send_header, wire_dtype)
 
     buckets = plan_tensor_buckets([(name, tuple(t.shape)) for name, t in state.items()], dtype, bucket_mb)
     store, host, port = host_store(60)
@@ -171,7 +171,7 @@ def _send_over_weight_group(state, dtype, bucket_mb, version, world_size=2):
             group = WeightGroup(0, world_size, "gloo", store=store, timeout_s=60)
             send_header(group, version, buckets)
             for bucket in buckets:
-                group.broadcast(flatten_bucket([state[name] for name, _ in bucket], wire_dtype(dtype), group.device))
+                send_bucket(group, bucket, [state[name] for name, _ in bucket], wire_dtype(dtype))
             group.close()
         except Exception as err:  # noqa: BLE001 - re-raised by the test
             errors.append(err)
