@@ -7,8 +7,9 @@ import pytest
 
 from rlvr.algorithms.grpo import group_advantages
 
-# vLLM's CPU attention needs head_dim in {32, 64, ...}
-TINY = dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256)
+# vLLM's CPU attention needs head_dim in {32, 64, ...}; MLP weights of 64 x 2048 = 131072 elements
+# exceed ZeRO-3's persistence threshold (1e5), so they are really sharded and must be gathered.
+TINY = dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=2048)
 PROMPTS = [[20, 21, 15], [22, 15], [23, 24, 25, 15], [26, 15]]
 RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1]]
 PROMPT, RESPONSE = [20, 21, 22, 15], [30, 31, 32, 33, 1]
@@ -38,14 +39,15 @@ def test_collective_sync_from_zero3_ranks_makes_hf_and_vllm_engines_score_like_t
         behaviour = [[-1.0] * len(r) for r in RESPONSES]
         group.train_step(make_train_batch(PROMPTS, RESPONSES, behaviour, advantages, pad_id=0))
 
-        trainer_lp = group.sequence_logprobs([PROMPT], [RESPONSE])[0]
         stale = [sum(s) for s in ray.get([w.score.remote(PROMPT, RESPONSE) for w in workers])]
-        assert all(abs(s - trainer_lp) > 1e-3 for s in stale)  # the step moved the trainer away
 
-        sync = CollectiveSync(group, workers, "float32", bucket_mb=0.05, timeout_s=60)  # several buckets
+        # straight after the step, before any forward: ZeRO-3 holds the large weights as shards
+        sync = CollectiveSync(group, workers, "float32", bucket_mb=0.2, timeout_s=60)  # several buckets
         assert sync.num_buckets > 3
         for version in (1, 2):  # the group serves repeated syncs
             sync.sync(version)
+        trainer_lp = group.sequence_logprobs([PROMPT], [RESPONSE])[0]
+        assert all(abs(s - trainer_lp) > 1e-3 for s in stale)  # the step moved the trainer away
         synced = [sum(s) for s in ray.get([w.score.remote(PROMPT, RESPONSE) for w in workers])]
         assert synced == pytest.approx([trainer_lp, trainer_lp], abs=1e-5)
         assert ray.get([w.policy_version.remote() for w in workers]) == [2, 2]
