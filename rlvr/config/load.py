@@ -36,6 +36,7 @@ _RANGES = [
     ("rollout.gpu_memory_utilization", 0.0, 1.0), ("rollout.max_model_len", 8, None),
     ("rollout.num_gpus_per_worker", 0.0, 1.0), ("rollout.tensor_parallel_size", 1, None),
     ("trainer.num_gpus_per_rank", 0.0, 1.0),
+    ("rollout.sync_bucket_mb", 0.001, None),
     ("trainer.num_ranks", 1, None), ("trainer.zero_stage", 0, 3), ("trainer.lr", 0.0, None),
     ("trainer.weight_decay", 0.0, None), ("trainer.grad_clip", 0.0, None),
     ("trainer.micro_batch_size", 1, None), ("trainer.updates_per_step", 1, None),
@@ -45,6 +46,7 @@ _RANGES = [
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16", "float16"}),
     ("rollout.backend", {"hf", "vllm"}),
+    ("rollout.weight_sync", {"collective", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
     ("algorithm.name", {"grpo"}),
     ("cluster.placement_strategy", {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}),
@@ -198,6 +200,11 @@ def _check_resources(cfg: RecipeConfig, where: str) -> None:
         if t + r > 1.0 + 1e-9:
             raise RecipeError(f"{where}: trainer.num_gpus_per_rank + rollout.num_gpus_per_worker = {t + r:g} "
                               "exceeds one GPU with cluster.colocate = true: lower them so they sum to <= 1")
+        if cfg.rollout.weight_sync == "collective":
+            # NCCL cannot join two ranks on one GPU (a CUDA IPC hand-over is not built yet).
+            raise RecipeError(f"{where}: rollout.weight_sync = collective with cluster.colocate = true puts trainer "
+                              "rank 0 and an engine on one GPU, which an NCCL group cannot hold: set "
+                              "rollout.weight_sync = object_store")
     else:
         # Separate bundles with fractions may be packed onto one card by Ray.
         if tp > 1 and r < 1:

@@ -198,6 +198,10 @@ class Controller:
     def _shutdown(self) -> None:
         import ray
 
+        if getattr(self, "weight_sync", None) is not None:
+            self.weight_sync.close()
+            self.weight_sync = None
+
         for name in ("rollout", "reward"):
             for actor in getattr(self, name, []):
                 try:  # engines first: a killed vLLM actor leaks /dev/shm segments
@@ -252,11 +256,9 @@ class Controller:
         return [sorted(scored[p.id], key=lambda r: r["sample_index"]) for p in prompts]
 
     def _sync_weights(self, version: int) -> float:
-        import ray
-
+        """Trainer weights -> every rollout engine, stamped `version` (rollout.weight_sync); seconds."""
         start = time.time()
-        state_ref = self.trainer.full_state_dict_ref()
-        ray.get([w.update_weights.remote(state_ref, version) for w in self.rollout])
+        self.weight_sync.sync(version)
         return time.time() - start
 
     def evaluate(self, prompts: Sequence[Prompt], step: int) -> Dict[str, float]:
@@ -322,6 +324,10 @@ class Controller:
                               wandb_tags=cfg.logging.wandb_tags)
             sampler = PromptSampler(train_prompts, cfg.seed)
             self._start_actors(model_dir)
+            from rlvr.controller.weight_sync import make_weight_sync
+
+            self.weight_sync = make_weight_sync(cfg.rollout.weight_sync, self.trainer, self.rollout,
+                                                cfg.model.dtype, cfg.rollout.sync_bucket_mb)
             if resume is None:
                 first = self.evaluate(eval_prompts, 0)
                 tracker.log({"step": 0, **first})

@@ -46,14 +46,36 @@ class RolloutEngine(abc.ABC):
     def load_weights(self, state_dict: Dict[str, torch.Tensor]) -> None:
         """Replace all weights in place (HF parameter names, as in `model.state_dict()`)."""
 
+    # Collective weight sync (rlvr/comm/weight_group.py): the engine is rank `rank` of a group
+    # whose rank 0 (trainer rank 0) broadcasts `buckets` of (name, shape) in `dtype`.
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
+        """Join the weight-sync group; returns once every member has joined (all join concurrently)."""
+        raise NotImplementedError(f"{type(self).__name__} has no collective weight sync; "
+                                  "use rollout.weight_sync=object_store")
+
+    def receive_weights(self) -> int:
+        """Receive one broadcast of every bucket and load it in place; returns the version sent."""
+        raise NotImplementedError(f"{type(self).__name__} has no collective weight sync")
+
+    def leave_weight_group(self) -> None:
+        """Leave the weight-sync group (idempotent)."""
+
     @abc.abstractmethod
     def shutdown(self) -> None:
         """Release the engine's memory and processes; the engine is unusable afterwards."""
 
 
+def check_wire_dtype(dtype: str, engine_dtype: torch.dtype, backend: str) -> None:
+    """Weights must arrive in the engine's own dtype (the trainer casts them before sending)."""
+    if getattr(torch, str(dtype), None) != engine_dtype:
+        raise ValueError(f"{backend} engine: weight sync sends {dtype} but the engine holds "
+                         f"{str(engine_dtype).replace('torch.', '')}; the sync dtype must be model.dtype")
+
+
 def check_full_state_dict(state_dict: Dict[str, torch.Tensor], expected: set, optional: set,
                           backend: str) -> None:
-    """Raise ValueError unless `state_dict` holds every expected name and nothing else.
+    """Raise ValueError unless `state_dict` (or an iterable of names) holds every expected name and nothing else.
 
     Engines take whole state dicts only: vLLM's in-place reload leaves a partly loaded layer
     with uninitialised tensors, so a partial dict must fail loudly rather than corrupt it.

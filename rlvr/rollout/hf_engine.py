@@ -5,7 +5,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict
+from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict, check_wire_dtype
 
 
 def tied_parameter_names(model: torch.nn.Module) -> set:
@@ -87,7 +87,36 @@ class HFEngine(RolloutEngine):
         check_full_state_dict(state_dict, self._param_names, self._aliased, "hf")
         self.model.load_state_dict(state_dict, strict=False)
 
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
+        from rlvr.comm.weight_group import WeightGroup
+
+        check_full_state_dict([name for bucket in buckets for name, _ in bucket], self._param_names,
+                              self._aliased, "hf")
+        check_wire_dtype(dtype, self.model.dtype, "hf")
+        self.leave_weight_group()
+        self._sync = (WeightGroup(rank, world_size, backend, host=host, port=port, timeout_s=timeout_s),
+                      buckets, getattr(torch, dtype))
+
+    @torch.no_grad()
+    def receive_weights(self) -> int:
+        """Each tensor is copied into its parameter as its bucket arrives (one bucket buffered)."""
+        from rlvr.comm.weight_group import receive_buckets, receive_header
+
+        group, buckets, dtype = self._sync
+        version = receive_header(group, buckets)
+        targets = self.model.state_dict(keep_vars=True)
+        for name, tensor in receive_buckets(group, buckets, dtype):
+            targets[name].data.copy_(tensor)
+        return version
+
+    def leave_weight_group(self) -> None:
+        sync, self._sync = getattr(self, "_sync", None), None
+        if sync is not None:
+            sync[0].close()
+
     def shutdown(self) -> None:
+        self.leave_weight_group()
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -15,7 +15,7 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 import torch  # noqa: E402
 
-from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict  # noqa: E402
+from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict, check_wire_dtype  # noqa: E402
 from rlvr.rollout.hf_engine import tied_parameter_names  # noqa: E402
 
 EXTENSION = "rlvr.rollout.vllm_extension.WeightReloadExtension"
@@ -77,6 +77,7 @@ class VLLMEngine(RolloutEngine):
         from vllm.platforms import current_platform
 
         self.model_dir = str(model_dir)
+        self.dtype = getattr(torch, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self._param_names, self._aliased = _hf_names(self.model_dir)
         on_cpu = current_platform.is_cpu()
@@ -156,10 +157,35 @@ class VLLMEngine(RolloutEngine):
         # cached KV blocks were computed by the old weights
         self.llm.reset_prefix_cache()
 
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
+        """The worker joins: with the in-process engine core it runs in this process."""
+        names = [name for bucket in buckets for name, _ in bucket]
+        check_full_state_dict(names, self._param_names, self._aliased, "vllm")
+        if any(name in self._aliased for name in names):  # vLLM's loader skips the tied lm_head
+            raise ValueError(f"vllm engine: the weight sync plan holds tied names {sorted(self._aliased & set(names))}; "
+                             "send each tensor once (as named_parameters() does)")
+        check_wire_dtype(dtype, self.dtype, "vllm")
+        self.llm.collective_rpc("rlvr_join_weight_group",
+                                args=(host, port, rank, world_size, backend, buckets, dtype, timeout_s))
+
+    def receive_weights(self) -> int:
+        (version,) = self.llm.collective_rpc("rlvr_receive_weights")
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
+        return version
+
+    def leave_weight_group(self) -> None:
+        if getattr(self, "llm", None) is not None:
+            self.llm.collective_rpc("rlvr_leave_weight_group")
+
     def shutdown(self) -> None:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is None:
             return
+        try:
+            llm.collective_rpc("rlvr_leave_weight_group")
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
         # shuts the engine core down (and its process when multiprocessing): frees /dev/shm segments
         llm.llm_engine.engine_core.shutdown()
         del llm

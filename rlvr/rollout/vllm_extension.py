@@ -22,23 +22,53 @@ def refresh_cpu_embedding_gemms(model) -> list:
     return refreshed
 
 
+def _load_in_place(worker, weights) -> None:
+    """Load an iterator of (HF name, tensor) into the running model in place."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # CPU kernels repack weights at load time, so `model.load_weights` writes tensors the
+        # kernels never read; the worker's in-place reload re-runs that processing per layer.
+        worker.reload_weights(weights_iterator=weights)
+        refresh_cpu_embedding_gemms(worker.model_runner.model)
+    else:
+        # GPU path: unquantized CUDA layers read their parameters directly, so the model's own
+        # loader suffices. NOT TESTED HERE (no GPU on the dev machine).
+        worker.model_runner.model.load_weights(weights=weights)
+
+
 class WeightReloadExtension:
-    """Load a full HF-named state dict from a safetensors file into the running model."""
+    """Take new weights in place: from a safetensors file, or from the collective weight group."""
 
     def rlvr_load_weights_from_file(self, path: str) -> int:
         """Load the weights saved at `path` in place; returns how many tensors were read."""
         from safetensors.torch import load_file
-        from vllm.platforms import current_platform
 
         weights = load_file(path, device="cpu")
-        if current_platform.is_cpu():
-            # CPU kernels repack weights at load time, so `model.load_weights` writes tensors the
-            # kernels never read; the worker's in-place reload re-runs that processing per layer.
-            self.reload_weights(weights_iterator=iter(weights.items()))
-            refresh_cpu_embedding_gemms(self.model_runner.model)
-        else:
-            # GPU path: unquantized CUDA layers read their parameters directly, so the model's own
-            # loader suffices. NOT TESTED HERE (no GPU on the dev machine); the planned GPU path is
-            # an NCCL broadcast from trainer rank 0 instead of a /dev/shm file.
-            self.model_runner.model.load_weights(weights=iter(weights.items()))
+        _load_in_place(self, iter(weights.items()))
         return len(weights)
+
+    def rlvr_join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                               buckets: list, dtype: str, timeout_s: float) -> None:
+        """Join the weight-sync group (rlvr/comm/weight_group.py) from inside the worker."""
+        import torch
+
+        from rlvr.comm.weight_group import WeightGroup
+
+        self.rlvr_leave_weight_group()
+        self._rlvr_sync = (WeightGroup(rank, world_size, backend, host=host, port=port, timeout_s=timeout_s),
+                           buckets, getattr(torch, dtype))
+
+    def rlvr_receive_weights(self) -> int:
+        """Receive one sync and load it in place as the buckets arrive; returns the version sent."""
+        from rlvr.comm.weight_group import receive_buckets, receive_header
+
+        group, buckets, dtype = self._rlvr_sync
+        version = receive_header(group, buckets)
+        _load_in_place(self, receive_buckets(group, buckets, dtype))
+        return version
+
+    def rlvr_leave_weight_group(self) -> None:
+        sync, self._rlvr_sync = getattr(self, "_rlvr_sync", None), None
+        if sync is not None:
+            sync[0].close()

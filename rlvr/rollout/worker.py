@@ -51,6 +51,25 @@ class RolloutWorker:
         self._policy_version = version
         return time.perf_counter() - start
 
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
+        """Join the collective weight-sync group as `rank` (rlvr/comm/weight_group.py)."""
+        self.engine.join_weight_group(host, port, rank, world_size, backend, buckets, dtype, timeout_s)
+
+    def receive_weights(self, version: int) -> float:
+        """Receive trainer rank 0's broadcast of `version`, load it in place, stamp it; returns seconds."""
+        start = time.perf_counter()
+        sent = self.engine.receive_weights()
+        if sent != version:
+            raise RuntimeError(f"weight sync: the trainer sent version {sent}, the controller expected {version}")
+        self._policy_version = version
+        return time.perf_counter() - start
+
+    def leave_weight_group(self) -> None:
+        """Leave the collective weight-sync group (idempotent)."""
+        if self.engine is not None:
+            self.engine.leave_weight_group()
+
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:
         """Teacher-forced logprob of each response token under the current weights."""
         return self.engine.score(prompt_ids, response_ids)
@@ -61,6 +80,7 @@ class RolloutWorker:
     def shutdown(self) -> None:
         """Shut the engine down; call before killing the actor (vLLM leaks /dev/shm otherwise)."""
         if self.engine is not None:
+            self.engine.leave_weight_group()
             self.engine.shutdown()
             self.engine = None
 

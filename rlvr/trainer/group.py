@@ -107,10 +107,18 @@ class TrainerGroup:
 
     def _call_all(self, what: str, per_rank_args: Optional[List[tuple]] = None) -> List[Any]:
         """Call method `what` on every rank and wait; fail fast if any rank fails."""
+        return self.collect(what, self.submit(what, per_rank_args))
+
+    def submit(self, what: str, per_rank_args: Optional[List[tuple]] = None) -> List["ray.ObjectRef"]:
+        """Start method `what` on every rank without waiting (for calls that need peers outside
+        the group, e.g. the weight sync with the rollout engines); finish with `collect`."""
         if not self.actors:
             raise TrainerGroupError(f"TrainerGroup.{what}: the group has been shut down")
-        refs = [getattr(a, what).remote(*(per_rank_args[i] if per_rank_args else ()))
+        return [getattr(a, what).remote(*(per_rank_args[i] if per_rank_args else ()))
                 for i, a in enumerate(self.actors)]
+
+    def collect(self, what: str, refs: List["ray.ObjectRef"]) -> List[Any]:
+        """Per-rank results of `submit(what)`; fail fast (group shut down) if any rank fails."""
         rank_of = {ref: i for i, ref in enumerate(refs)}
         results: Dict[int, Any] = {}
         pending = list(refs)

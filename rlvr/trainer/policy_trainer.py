@@ -300,6 +300,79 @@ class PolicyTrainer:
                     result[name] = copies[key]
         return result
 
+    # ---- weight sync over the collective group (rlvr/comm/weight_group.py) ---------------------
+
+    def _sync_tensors(self) -> List[tuple]:
+        """(HF name, tensor) of every parameter (tied ones once) and persistent buffer, in module order."""
+        module = self.engine.module
+        tensors = list(module.named_parameters())
+        for name, buf in module.named_buffers():
+            owner_name, _, leaf = name.rpartition(".")
+            owner = module.get_submodule(owner_name) if owner_name else module
+            if leaf not in owner._non_persistent_buffers_set:
+                tensors.append((name, buf))
+        return tensors
+
+    def open_weight_sync(self, dtype: str, bucket_mb: float, timeout_s: float = 600.0) -> Optional[Dict[str, Any]]:
+        """Plan the buckets (all ranks) and host the group's rendezvous (rank 0); all ranks must call.
+
+        Returns on rank 0 {"host", "port", "backend", "dtype", "buckets": [[(name, shape)]]}, else None.
+        """
+        from rlvr.comm.weight_group import host_store, plan_tensor_buckets
+
+        specs = [(name, tuple(getattr(t, "ds_shape", t.shape))) for name, t in self._sync_tensors()]
+        self._sync_plan = (dtype, plan_tensor_buckets(specs, dtype, bucket_mb))
+        if self.rank != 0:
+            return None
+        self._sync_store, host, port = host_store(timeout_s)
+        return {"host": host, "port": port, "dtype": dtype, "buckets": self._sync_plan[1],
+                "backend": "nccl" if self.device.type == "cuda" else "gloo"}
+
+    def join_weight_sync(self, world_size: int, backend: str, timeout_s: float = 600.0) -> None:
+        """Rank 0 joins the weight group as its sender (returns once every engine joined); others no-op."""
+        from rlvr.comm.weight_group import WeightGroup
+
+        if self.rank == 0:
+            self._weight_group = WeightGroup(0, world_size, backend, store=self._sync_store, timeout_s=timeout_s)
+
+    def broadcast_weights(self, version: int) -> float:
+        """Rank 0 sends every bucket to the engines; under ZeRO-3 all ranks gather each bucket's
+        shards in turn, so at most one bucket is whole at a time. All ranks must call; returns seconds."""
+        import time
+
+        from rlvr.comm.weight_group import send_bucket, send_header, wire_dtype
+
+        start = time.perf_counter()
+        dtype, buckets = self._sync_plan
+        group = getattr(self, "_weight_group", None)
+        if self.rank == 0:
+            if group is None:
+                raise RuntimeError("broadcast_weights before join_weight_sync: set up the weight group first")
+            send_header(group, version, buckets)
+        tensors = dict(self._sync_tensors())
+        for bucket in buckets:
+            members = [tensors[name] for name, _ in bucket]
+            with self._gathered_subset(members):
+                if self.rank == 0:
+                    send_bucket(group, bucket, members, wire_dtype(dtype))
+        return time.perf_counter() - start
+
+    def _gathered_subset(self, tensors: List[Tensor]):
+        """Context in which `tensors` are whole (ZeRO-3 gathers only their shards; buffers are never sharded)."""
+        params = [t for t in tensors if hasattr(t, "ds_id")]
+        if self.cfg.zero_stage == 3 and params:
+            import deepspeed
+
+            return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+        return contextlib.nullcontext()
+
+    def leave_weight_sync(self) -> None:
+        """Close this rank's weight group membership (idempotent)."""
+        group, self._weight_group = getattr(self, "_weight_group", None), None
+        if group is not None:
+            group.close()
+        self._sync_store = None
+
     def state_digest(self) -> str:
         """sha256 of this rank's full parameters (gathered under ZeRO-3); all ranks must call."""
         h = hashlib.sha256()
@@ -367,6 +440,7 @@ class PolicyTrainer:
         """Leave the process group (call on all ranks before killing the actors)."""
         import torch.distributed
 
+        self.leave_weight_sync()
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

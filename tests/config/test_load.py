@@ -56,6 +56,10 @@ def write(tmp_path, text):
     ("cluster:\n  num_gpus: 1\n", "declares GPUs but no actor asks for one"),
     ("checkpoint_keep_last: -1\n", "checkpoint_keep_last = -1 must be >= 0"),
     ("model:\n  path: ./no/such/model\n", "model.path = './no/such/model' does not exist"),
+    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['collective', 'object_store']"),
+    ("rollout:\n  sync_bucket_mb: 0\n", "rollout.sync_bucket_mb = 0.0 must be >= 0.001"),
+    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  num_gpus_per_worker: 0.4\n",
+     "set rollout.weight_sync = object_store"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):
     with pytest.raises(RecipeError) as err:

@@ -27,7 +27,9 @@ def short_run(tmp_path, *overrides):
 
 @pytest.mark.e2e
 def test_quickstart_vllm_deepspeed_two_ranks(tmp_path):
+    # weights reach the engine through the collective group (the default), in small buckets
     cfg = short_run(tmp_path, "rollout.backend=vllm", "trainer.num_ranks=2", "trainer.zero_stage=3", "reward.num_workers=2",
+                    "rollout.weight_sync=collective", "rollout.sync_bucket_mb=0.1",
                     "reward.design.name=flip", "reward.design.fp_rate=0.3", "reward.design.fn_rate=0.1")
     summary = train(cfg)
     run = tmp_path / "e2e"
@@ -72,7 +74,7 @@ def test_quickstart_vllm_deepspeed_two_ranks(tmp_path):
 def test_quickstart_hf_backend_one_rank_with_wandb_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # no network: wandb writes its files locally
     summary = train(short_run(tmp_path, "rollout.backend=hf", "trainer.num_ranks=1", "trainer.zero_stage=0",
-                              "logging.wandb=true", "eval.samples_per_prompt=3"))
+                              "logging.wandb=true", "eval.samples_per_prompt=3", "rollout.weight_sync=object_store"))
     assert summary["status"] == "finished"
     audit = json.loads((tmp_path / "e2e" / "summary.json").read_text())["audit"]  # eval.audit_prompts = 64
     assert audit["audit/prompts"] == 64 and sum(audit["audit/success_histogram"]) == 64

@@ -150,3 +150,90 @@ def test_vllm_rejects_head_dim_its_cpu_kernel_lacks(tmp_path):
     model_dir = build_tiny_model(tmp_path, hidden_size=64, num_heads=4)  # head_dim 16
     with pytest.raises(ValueError, match="head_dim .* 16"):
         make_engine("vllm", str(model_dir))
+
+
+def _send_over_weight_group(state, dtype, bucket_mb, version, world_size=2):
+    """Trainer rank 0's side of a collective sync, in a thread: host the group, send `state` once.
+
+    Returns (thread, join args for the engine as rank 1, bucket plan, errors raised in the thread).
+    """
+    import threading
+
+    from rlvr.comm.weight_group import (
+        WeightGroup, host_store, plan_tensor_buckets, send_bucket, send_header, wire_dtype)
+
+    buckets = plan_tensor_buckets([(name, tuple(t.shape)) for name, t in state.items()], dtype, bucket_mb)
+    store, host, port = host_store(60)
+    errors = []
+
+    def send():
+        try:
+            group = WeightGroup(0, world_size, "gloo", store=store, timeout_s=60)
+            send_header(group, version, buckets)
+            for bucket in buckets:
+                send_bucket(group, bucket, [state[name] for name, _ in bucket], wire_dtype(dtype))
+            group.close()
+        except Exception as err:  # noqa: BLE001 - re-raised by the test
+            errors.append(err)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, (host, port, 1, world_size, "gloo", buckets, dtype, 60), buckets, errors
+
+
+def _unique_tensors(model):
+    """named_parameters order, tied weights once: what the trainer sends."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_receive_weights_over_the_collective_group_in_place(engine, prompts, reference, tiny_model_dir,
+                                                            load_reference, perturbed_state_dict,
+                                                            teacher_forced_logprobs):
+    prompt, response = prompts[2], [5, 17, 42, 88, 3, 1]
+    before = engine.score(prompt, response)
+    changed = load_reference(tiny_model_dir, perturbed_state_dict(reference))
+    expected = teacher_forced_logprobs(changed, prompt, response)
+    assert max(abs(a - b) for a, b in zip(before, expected)) > 1e-2  # the perturbation matters
+
+    # 16 KiB buckets: several tensors share one, the embedding (> cap) travels alone
+    thread, join, buckets, errors = _send_over_weight_group(_unique_tensors(changed), "float32", 1 / 64, version=7)
+    assert len(buckets) > 3 and any(len(b) > 1 for b in buckets)
+    engine.join_weight_group(*join)
+    assert engine.receive_weights() == 7
+    thread.join(timeout=60)
+    engine.leave_weight_group()
+    assert not errors and not thread.is_alive()
+    assert engine.score(prompt, response) == pytest.approx(expected, abs=1e-5)
+    [[g]] = engine.generate([prompt], n=1, max_new_tokens=6, seed=5)  # generation sees them too
+    assert g.logprobs == pytest.approx(teacher_forced_logprobs(changed, prompt, g.token_ids), abs=1e-4)
+
+    engine.load_weights(reference.state_dict())  # back to the original for the other tests
+    assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
+
+
+def test_weight_group_refuses_a_plan_missing_a_tensor_or_in_another_dtype(engine, reference):
+    state = _unique_tensors(reference)
+    specs = [[(name, tuple(t.shape))] for name, t in state.items() if "layers.1." not in name]
+    with pytest.raises(ValueError, match="missing.*layers.1"):
+        engine.join_weight_group("127.0.0.1", 1, 1, 2, "gloo", specs, "float32", 5)
+    full = [[(name, tuple(t.shape))] for name, t in state.items()]
+    with pytest.raises(ValueError, match="sends bfloat16 but the engine holds float32"):
+        engine.join_weight_group("127.0.0.1", 1, 1, 2, "gloo", full, "bfloat16", 5)
+
+
+def test_bf16_hf_engine_receives_the_trainer_weights_cast_to_bf16(tiny_model_dir, reference, perturbed_state_dict,
+                                                                  load_reference):
+    engine = make_engine("hf", tiny_model_dir, dtype="bfloat16", device="cpu")
+    try:
+        sent = _unique_tensors(load_reference(tiny_model_dir, perturbed_state_dict(reference)))
+        thread, join, _, errors = _send_over_weight_group(sent, "bfloat16", 1 / 64, version=2)
+        engine.join_weight_group(*join)
+        assert engine.receive_weights() == 2
+        thread.join(timeout=60)
+        assert not errors
+        held = dict(engine.model.named_parameters())
+        for name, tensor in sent.items():
+            assert held[name].dtype == torch.bfloat16
+            assert torch.equal(held[name], tensor.to(torch.bfloat16)), name
+    finally:
+        engine.shutdown()

@@ -1,0 +1,1 @@
+"""Communication between trainer and rollout engines outside Ray's object store."""

@@ -1,0 +1,96 @@
+"""How new weights reach the rollout engines (`rollout.weight_sync`), driven from the controller.
+
+collective: trainer rank 0 broadcasts bucketed weights over a process group of its own with
+every engine (rlvr/comm/weight_group.py), set up once after the actors start.
+object_store: rank 0's whole state dict goes through Ray's object store (shared memory).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, List, Sequence
+
+from rlvr.tracking.tracker import progress
+
+DEFAULT_TIMEOUT_S = 600.0  # a member that does not join or send within this fails the group
+
+
+def _wait_all(named_refs: Sequence[tuple]) -> List[Any]:
+    """Results of (who, ref) pairs in order; the first failure raises at once, naming who failed."""
+    import ray
+
+    who_of = {ref: who for who, ref in named_refs}
+    results, pending = {}, [ref for _, ref in named_refs]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            try:
+                results[ref] = ray.get(ref)
+            except Exception as err:
+                raise RuntimeError(f"weight sync failed in {who_of[ref]}: {err}") from err
+    return [results[ref] for _, ref in named_refs]
+
+
+class ObjectStoreSync:
+    """Rank 0's full state dict through the object store; every worker loads it in place."""
+
+    def __init__(self, trainer, rollout: Sequence[Any]):
+        self.trainer, self.rollout = trainer, list(rollout)
+
+    def sync(self, version: int) -> None:
+        import ray
+
+        state_ref = self.trainer.full_state_dict_ref()
+        ray.get([w.update_weights.remote(state_ref, version) for w in self.rollout])
+
+    def close(self) -> None:
+        pass
+
+
+class CollectiveSync:
+    """Trainer rank 0 and every rollout worker in one weight group (rank 1 + i = worker i)."""
+
+    def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.trainer, self.rollout = trainer, list(rollout)
+        start = time.time()
+        info = trainer.collect("open_weight_sync", trainer.submit(
+            "open_weight_sync", [(dtype, bucket_mb, timeout_s)] * trainer.num_ranks))[0]
+        world = 1 + len(self.rollout)
+        joins = [(f"rollout worker {i}", w.join_weight_group.remote(
+                      info["host"], info["port"], 1 + i, world, info["backend"], info["buckets"], dtype, timeout_s))
+                 for i, w in enumerate(self.rollout)]
+        # ranks join concurrently: the group forms only when all of them are in
+        trainer_refs = trainer.submit("join_weight_sync", [(world, info["backend"], timeout_s)] * trainer.num_ranks)
+        _wait_all(joins + [(f"trainer rank {r}", ref) for r, ref in enumerate(trainer_refs)])
+        self.num_buckets = len(info["buckets"])
+        progress(f"weight sync: {info['backend']} group of {world} ({info['host']}:{info['port']}), "
+                 f"{self.num_buckets} bucket(s) of <= {bucket_mb} MiB in {dtype}, "
+                 f"set up in {time.time() - start:.1f} s")
+
+    def sync(self, version: int) -> None:
+        trainer_refs = self.trainer.submit("broadcast_weights", [(version,)] * self.trainer.num_ranks)
+        receives = [(f"rollout worker {i}", w.receive_weights.remote(version)) for i, w in enumerate(self.rollout)]
+        _wait_all(receives + [(f"trainer rank {r}", ref) for r, ref in enumerate(trainer_refs)])
+
+    def close(self) -> None:
+        """Leave the group on every member (best effort: used on the way out)."""
+        import ray
+
+        refs = [w.leave_weight_group.remote() for w in self.rollout]
+        try:
+            ray.get(refs, timeout=30)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.trainer.collect("leave_weight_sync", self.trainer.submit("leave_weight_sync"))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
+    """The `rollout.weight_sync` strategy ("collective" | "object_store") over started actors."""
+    if mode == "collective":
+        return CollectiveSync(trainer, rollout, dtype, bucket_mb)
+    if mode == "object_store":
+        return ObjectStoreSync(trainer, rollout)
+    raise ValueError(f"rollout.weight_sync = {mode!r} must be collective or object_store")
