@@ -25,6 +25,9 @@ EXPLICIT = [
     ("x = 3/2", "\\frac{3}{2}", *OK),
     ("so the total is 42", "42", *OK),
     ("answer: \u22125", "-5", *OK),
+    ("\\frac{1}{2};", "\\frac12", *OK),  # the tiny model's warm-up form "<answer>;"
+    ("42;7+", "42", *OK),
+    ("41;", "42", *WRONG),
 ]
 NO_EXPLICIT_ANSWER = [
     ("First, 3 + 4 = 7, then 7 * 6 = 42, then we subtract", "42", *NONE),  # truncated
@@ -103,6 +106,7 @@ def test_hand_labelled_verdicts(response, gold, score, reason):
     ("The answer is $x=3$ because", ("$x=3$", "statement")),
     ("2x = 3\n\\[ x = \\frac{3}{2}. \\]", ("x = \\frac{3}{2}", "display")),
     ("the answer is 3.\nsince 1 + 2 = 3", None),
+    ("\\frac{1}{2};3", ("\\frac{1}{2}", "terminated")),
     ("3 + 4 = 7 and then", None),
 ])
 def test_final_answer_extraction(response, expected):

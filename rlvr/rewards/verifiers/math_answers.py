@@ -6,6 +6,8 @@ Precision over recall: only an explicit final answer is ever credited. In order 
 - a GSM8K-style `#### X` line
 - the last "answer is X" / "Answer: X" statement ("final answer", "the answer to ... is")
 - a display-math block `\\[ ... \\]` or `$$ ... $$` that ends the response
+- a response that starts with a value ended by ';' ("\\frac{1}{2};", the form the tiny
+  model's warm-up teaches; what follows the ';' is ignored)
 - a response that is just the answer: one short line holding an expression ("x = 3/2",
   "$\\frac{1}{2}$", "(B)") or a short sentence with a single number ("so the total is 42")
 
@@ -182,7 +184,7 @@ def _whole_answer(text: str) -> Optional[str]:
 
 
 def final_answer(response: str) -> Optional[Tuple[str, str]]:
-    """(answer text, how it was stated: boxed | hash | statement | display | whole), or None.
+    """(answer text, how it was stated: boxed | hash | statement | display | terminated | whole), or None.
 
     `response` should already be normalized (normalize_math_text). Linear-time string work.
     """
@@ -203,6 +205,9 @@ def final_answer(response: str) -> Optional[Tuple[str, str]]:
     display = _final_display(response)
     if display:
         return display, "display"
+    head, semicolon, _ = response.lstrip().partition(";")  # the warm-up's "<answer>;" form
+    if semicolon and "=" not in head and _whole_answer(head):
+        return head.strip(), "terminated"
     whole = _whole_answer(response)
     return (whole, "whole") if whole else None
 
