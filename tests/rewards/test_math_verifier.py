@@ -83,8 +83,31 @@ PLAIN_WRONG = [
     ("The final answer is 41.", "42", *WRONG),
     ("\\boxed{1\\,234}", "235", *WRONG),  # math-verify alone reads 1\,234 as 1 + 234
 ]
+# Labelled after the verifier was written and before it was run on them (all agreed).
+HELD_OUT = [
+    ("Let's see. 12 * 3 = 36. So the answer is $36$.", "36", *OK),
+    ("The area is 25 square units.\n\nFinal Answer: The final answer is $25$. I hope it is correct.", "25", *OK),
+    ("We compute 3^4 = 81, and 81 - 1 = 80. Then", "80", *NONE),
+    ("Therefore, $x = \\boxed{-2}$.", "-2", *OK),
+    ("\\boxed{\\frac{2}{6}}", "\\frac13", *OK),
+    ("\\boxed{0.33}", "\\frac13", *WRONG),
+    ("The answer is (D).", "\\text{(D)}", *OK),
+    ("The answer is D", "\\textbf{(E)}", *WRONG),
+    ("\\boxed{[1, 3)}", "[1,3)", *OK),
+    ("\\boxed{\\{3, 5\\}}", "(3,5)", *WRONG),
+    ("Answer: 4.5e2", "450", *OK),
+    ("Answer: \\$4.50", "4.5", *OK),
+    ("Adding everything up:\n$$ 3 + 4 + 5 = 12 $$", "12", *OK),
+    ("The answer is 7 or 8, I am not sure.", "7", *WRONG),
+    ("I think the answer might be 42", "42", *OK),
+    ("(1, 2)", "(1,2)", *OK),
+    ("Answer: x = 3", "3", *OK),
+    ("#### 1,000", "1000", *OK),
+    ("The answer is $\\frac{\\sqrt{3}}{2}$", "\\frac{\\sqrt3}{2}", *OK),
+    ("So far we have 5 apples and 3 oranges, and we need to count the bananas which are", "5", *NONE),
+]
 TABLE = (EXPLICIT + NO_EXPLICIT_ANSWER + SCIENTIFIC + SETS_AND_PAIRS + ESCAPED_DOLLAR
-         + MULTIPLE_CHOICE + DISPLAY + PLAIN_WRONG)
+         + MULTIPLE_CHOICE + DISPLAY + PLAIN_WRONG + HELD_OUT)
 
 
 def test_the_table_covers_every_class_both_ways():
@@ -104,6 +127,7 @@ def test_hand_labelled_verdicts(response, gold, score, reason):
     ("\\boxed{\\{1,2\\}}", ("\\{1,2\\}", "boxed")),
     ("work\n#### 7", ("7", "hash")),
     ("The answer is $x=3$ because", ("$x=3$", "statement")),
+    ("The answer is $2 \\text{ so long as } n > 1$ here", ("$2 \\text{ so long as } n > 1$", "statement")),
     ("2x = 3\n\\[ x = \\frac{3}{2}. \\]", ("x = \\frac{3}{2}", "display")),
     ("the answer is 3.\nsince 1 + 2 = 3", None),
     ("\\frac{1}{2};3", ("\\frac{1}{2}", "terminated")),
