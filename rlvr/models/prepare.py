@@ -2,15 +2,20 @@
 
 Built models are cached under `<output_dir>/_models/<hash of model+warm-up+task config>`, so
 the arms of a study (and reruns) start from the very same weights without re-training.
+Runs started together in one output_dir may build the same cache: one builds it (in its own
+`<hash>.building-<pid>` folder, renamed into place under an flock on `<hash>.lock`) while the
+others wait on the lock and then use it. A cached folder missing any file is rebuilt.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from rlvr.config.schema import RecipeConfig
 from rlvr.tasks import Prompt
@@ -35,6 +40,20 @@ def warmup_validation_size(cfg: RecipeConfig, num_train: int) -> int:
     return max(1, min(128, num_train // 4))
 
 
+def cached_policy(folder: Path) -> Optional[Dict]:
+    """The warm-up info of a complete cached model folder; None if any file is missing or broken."""
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    if not (folder / "config.json").is_file() or not any((folder / w).is_file() for w in weights):
+        return None
+    if not (folder / "tokenizer.json").is_file() or not (folder / "tokenizer_config.json").is_file():
+        return None
+    try:
+        info = json.loads((folder / WARMUP_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt],
                    verify: Callable, log: Callable[[str], None]) -> Tuple[str, Dict]:
     """(model folder, warm-up info).
@@ -53,18 +72,41 @@ def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt
                                            if "hub_id" in info else ""))
         return folder, info
     folder = Path(cfg.output_dir) / "_models" / policy_cache_key(cfg)
-    info_file = folder / WARMUP_INFO
-    if info_file.is_file():
+    info = cached_policy(folder)
+    if info is not None:
         log(f"initial policy: cached tiny model {folder}")
-        return str(folder), json.loads(info_file.read_text())
+        return str(folder), info
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"initial policy: another run is building {folder}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the builder finishes or dies
+        info = cached_policy(folder)  # built by the run we waited for
+        if info is not None:
+            log(f"initial policy: cached tiny model {folder}")
+            return str(folder), info
+        if folder.exists():
+            log(f"initial policy: {folder} is incomplete; rebuilding it")
+            shutil.rmtree(folder)
+        for stale in folder.parent.glob(folder.name + ".building*"):  # left by a run that died
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = folder.with_name(f"{folder.name}.building-{os.getpid()}")
+        info = _build_policy(cfg, tmp, train, held_out, verify, log)
+        tmp.rename(folder)  # atomic: readers see no folder or a complete one
+    return str(folder), info
+
+
+def _build_policy(cfg: RecipeConfig, tmp: Path, train: List[Prompt], held_out: List[Prompt],
+                  verify: Callable, log: Callable[[str], None]) -> Dict:
+    """Build the tiny model and warm it up in `tmp`; WARMUP_INFO is written last."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlvr.models.tiny import build_tiny_model
     from rlvr.models.warmup import greedy_accuracy, sft_warmup
 
-    tmp = folder.with_name(folder.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
     m = cfg.model
     build_tiny_model(tmp, hidden_size=m.hidden_size, num_layers=m.num_layers, num_heads=m.num_heads,
                      intermediate_size=m.intermediate_size, seed=cfg.warmup.seed)
@@ -88,6 +130,4 @@ def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt
             f"held-out eval greedy accuracy {info['eval_accuracy']:.3f} (measured, not selected on)")
         model.save_pretrained(tmp, safe_serialization=True)
     (tmp / WARMUP_INFO).write_text(json.dumps(info, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return str(folder), info
+    return info

@@ -122,6 +122,13 @@ def check_record(record: Any, verifier: str) -> Optional[str]:
         specs = record.get("constraints", (record.get("meta") or {}).get("constraints"))
         if not isinstance(specs, list) or not specs:
             return "verifier 'constraints' needs a non-empty 'constraints' list"
+        from rlvr.rewards.verifiers.constraints import check_spec
+
+        for i, spec in enumerate(specs):
+            try:
+                check_spec(spec, f"constraints[{i}]")
+            except RewardConfigError as err:  # an unknown constraint spoils this record only
+                return str(err)
     if "num_tokens" in record and not isinstance(record["num_tokens"], (int, type(None))):
         return "'num_tokens' must be an integer"
     return None

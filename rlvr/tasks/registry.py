@@ -49,7 +49,7 @@ def _constraints(task_cfg, split: str, count: int) -> List[Prompt]:
 
 def _file_backed(kind: str) -> Callable[[Any, str, int], List[Prompt]]:
     def load(task_cfg, split: str, count: int) -> List[Prompt]:
-        from rlvr.tasks.loaders import load_jsonl_qa
+        from rlvr.tasks.loaders import TaskDataError, load_jsonl_qa
 
         path = _get(task_cfg, "path")
         if not path:
@@ -59,18 +59,23 @@ def _file_backed(kind: str) -> Callable[[Any, str, int], List[Prompt]]:
         keys = {"question_key": str(_get(task_cfg, "question_key", "question")),
                 "answer_key": str(_get(task_cfg, "answer_key", "answer")), "kind": kind}
         if "{split}" in str(path):
-            prompts = load_jsonl_qa(str(path).format(split=split), **keys)
+            source = str(path).format(split=split)
+            prompts, note = load_jsonl_qa(source, **keys), ""
         else:
-            everything = load_jsonl_qa(str(path), **keys)
+            source, everything = str(path), load_jsonl_qa(str(path), **keys)
             random.Random(f"{kind}:{_get(task_cfg, 'seed', 0)}").shuffle(everything)
             eval_size = int(_get(task_cfg, "eval_size", 128))
             if eval_size >= len(everything):
-                raise ValueError(f"task.eval_size = {eval_size} leaves no training records in "
-                                 f"{path} ({len(everything)} records)")
+                raise TaskDataError(
+                    f"{source}: {len(everything)} records, but task.eval_size = {eval_size} leaves none "
+                    f"for the train split; lower task.eval_size below {len(everything)} or use a larger file")
             prompts = everything[:eval_size] if split == "eval" else everything[eval_size:]
+            note = f" ({len(everything)} in the file minus task.eval_size = {eval_size})" if split == "train" else ""
         if count > len(prompts):
-            raise ValueError(f"task {kind!r}: {count} {split} prompts requested but {path} "
-                             f"has {len(prompts)} for that split")
+            raise TaskDataError(
+                f"{source}: {count} {split} prompts requested (task.{split}_size) but the {split} split has "
+                f"{len(prompts)} records{note}; lower task.{split}_size to at most {len(prompts)} or use a "
+                f"larger file")
         return prompts[:count]
 
     return load

@@ -128,6 +128,23 @@ def test_constraints_records_without_constraints_are_skipped(tmp_path, capsys):
     assert [r["gt"] for r in read_jsonl(out)] == [1.0]
 
 
+def test_a_record_naming_an_unknown_constraint_is_skipped_with_file_and_line(tmp_path, capsys):
+    """One bad record once aborted the whole file with no FILE:LINE; now only it is skipped."""
+    src = write_jsonl(tmp_path / "c.jsonl", [
+        {"response": "abc", "gold": "", "constraints": [{"name": "no_digits"}]},
+        {"response": "abc", "gold": "", "constraints": [{"name": "no_digits"}, {"name": "no_such_rule"}]},
+        {"response": "abc", "gold": "", "meta": {"constraints": [{"name": "ends_with"}]}},  # no suffix
+        {"response": "ab1", "gold": "", "constraints": [{"name": "no_digits"}]},
+    ])
+    out = tmp_path / "out.jsonl"
+    assert main([str(src), "--verifier", "constraints", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert f"{src}:2: constraints[1].name = 'no_such_rule' is not a constraint" in printed.err
+    assert f"{src}:3: constraints[0] (ends_with): needs parameters ['suffix']" in printed.err
+    assert "2 malformed line(s) skipped" in printed.out
+    assert [(r["prompt_id"], r["gt"]) for r in read_jsonl(out)] == [("c.jsonl:1", 1.0), ("c.jsonl:4", 0.0)]
+
+
 @pytest.mark.parametrize("arg", ["{not yaml", "[1, 2]"])
 def test_bad_inline_design(arg):
     from rlvr.rewards.errors import RewardConfigError

@@ -39,3 +39,41 @@ def test_errors():
         get_task_prompts({"name": "nope"}, "train", 1)
     with pytest.raises(ValueError, match="task.path"):
         get_task_prompts({"name": "math"}, "train", 1)
+
+
+def _gsm_file(path, n):
+    path.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"#### {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def test_a_data_file_too_small_for_the_splits_names_file_split_rows_and_key(tmp_path):
+    from rlvr.tasks.loaders import TaskDataError
+
+    path = _gsm_file(tmp_path / "gsm.jsonl", 30)
+    with pytest.raises(TaskDataError, match=rf"^{path}: 30 records, but task.eval_size = 64 leaves none for "
+                                            r"the train split; lower task.eval_size below 30"):
+        get_task_prompts({"name": "gsm8k", "path": str(path), "eval_size": 64}, "eval", 64)
+    with pytest.raises(TaskDataError, match=r"20 train prompts requested \(task.train_size\) but the train split "
+                                            r"has 10 records \(30 in the file minus task.eval_size = 20\); "
+                                            r"lower task.train_size to at most 10"):
+        get_task_prompts({"name": "gsm8k", "path": str(path), "eval_size": 20}, "train", 20)
+    _gsm_file(tmp_path / "g_eval.jsonl", 5)
+    with pytest.raises(TaskDataError, match=r"g_eval.jsonl: 8 eval prompts requested \(task.eval_size\) but the "
+                                            r"eval split has 5 records; lower task.eval_size to at most 5"):
+        get_task_prompts({"name": "gsm8k", "path": str(tmp_path / "g_{split}.jsonl")}, "eval", 8)
+
+
+def test_rlvr_train_reports_a_too_small_data_file_in_one_line(tmp_path, capsys):
+    """It was a 29-line traceback; now exit status 2 and one line on stderr."""
+    from pathlib import Path
+
+    from rlvr.cli import main
+
+    path = _gsm_file(tmp_path / "gsm.jsonl", 30)
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
+    assert main(["train", recipe, "task.name=gsm8k", f"task.path={path}", "task.eval_size=64",
+                 "reward.verifier=math", f"output_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if not line.startswith("[rlvr]")] == [f"error: {path}: 30 records, but task.eval_size = 64 leaves none for the train split; "
+                   "lower task.eval_size below 30 or use a larger file"]

@@ -3,8 +3,9 @@
     arithmetic         exact final answer of the synthetic arithmetic task ("46;")
     arithmetic_graded  the same, with graded partial values for mediocre answers
                        (scale in rlvr.rewards.verifiers.arithmetic)
-    math               math-verify on boxed / LaTeX / fraction / plain answers, plus fixes for
-                       its known misses (rlvr.rewards.verifiers.math_answers)
+    math               an explicit final answer (boxed, ####, "the answer is", a final display,
+                       "<answer>;", or just the answer; else no_answer) compared by math-verify,
+                       plus fixes for its known misses (rlvr.rewards.verifiers.math_answers)
     constraints        IFBench-style: 1.0 iff every constraint in meta["constraints"] holds
                        (rlvr.rewards.verifiers.constraints)
 

@@ -139,7 +139,8 @@ INCOMPATIBLE = {
 }
 
 
-def _check_spec(spec: Any, where: str) -> Constraint:
+def check_spec(spec: Any, where: str) -> Constraint:
+    """The constraint a spec names; RewardConfigError naming `where` if the spec is not valid."""
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise RewardConfigError(f"{where} = {spec!r} must be a mapping with a 'name' key")
     name = spec["name"]
@@ -158,13 +159,13 @@ def _check_spec(spec: Any, where: str) -> Constraint:
 
 def check_constraint(text: str, spec: Mapping[str, Any], where: str = "constraint") -> bool:
     """Whether `text` satisfies one constraint spec {"name": ..., **params}."""
-    constraint = _check_spec(spec, where)
+    constraint = check_spec(spec, where)
     return bool(constraint.check(text, **{k: v for k, v in spec.items() if k != "name"}))
 
 
 def constraint_instruction(spec: Mapping[str, Any], where: str = "constraint") -> str:
     """The instruction a prompt shows for one constraint spec."""
-    constraint = _check_spec(spec, where)
+    constraint = check_spec(spec, where)
     return constraint.template.format(**{k: v for k, v in spec.items() if k != "name"})
 
 
