@@ -42,6 +42,10 @@ def write(tmp_path, text):
     ("task:\n  name: chess\n", "task.name = 'chess' is not a task"),
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
     ("rollout:\n  temperature: 0.7\n", "only 1.0 is supported for training"),
+    ("algorithm:\n  tis_cap: -1\n", "algorithm.tis_cap = -1.0 must be >= 0.0"),
+    ("algorithm:\n  tis_cap: 0.5\n", "algorithm.tis_cap = 0.5 must be 0 (off) or >= 1"),
+    ("algorithm:\n  tis_cap: 2\n  recompute_logprobs: false\n", "needs algorithm.recompute_logprobs = true"),
+    ("model:\n  dtype: float16\n", "model.dtype = 'float16' must be one of ['bfloat16', 'float32']"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):
     with pytest.raises(RecipeError) as err:
