@@ -30,9 +30,11 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
 fi
 
 "$PY" -c "import torch, transformers" || { echo "gpu_check: needs torch and transformers in $PY"; exit 1; }
+# one site folder per Python version: binary wheels (pydantic-core, msgpack) differ
+SITE="$WHEELS/site-$("$PY" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
 if [ -d "$WHEELS" ]; then
-  "$PY" tools/gpu_check.py --unpack-wheels "$WHEELS" --site "$WHEELS/site"
+  "$PY" tools/gpu_check.py --unpack-wheels "$WHEELS" --site "$SITE"
 fi
-export PYTHONPATH="$PWD:$PWD/$WHEELS/site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD:$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$PWD/$WHEELS/torch_extensions}"
 timeout 480 "$PY" tools/gpu_check.py "$@"
