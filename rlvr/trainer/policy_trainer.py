@@ -10,8 +10,9 @@ token of the whole RL batch (all ranks, all micro-batches):
 
     loss = tis_weight * clipped_surrogate + kl_coef * k3(policy, reference) - entropy_coef * entropy
 
-The PPO ratio's old log-probs are recomputed by the trainer itself (a no-grad pass of the
-pre-update policy) unless `algorithm.recompute_logprobs` is off: the rollout engine's
+The PPO ratio's old log-probs are the trainer's own pre-update policy's (the first forward's,
+detached, with one update per step; a no-grad pass before several updates) unless
+`algorithm.recompute_logprobs` is off: the rollout engine's
 log-probs differ from the trainer's by numerics alone (bf16 kernels, vLLM), and mixing the
 two would make the ratio differ from 1 on-policy, so clipping would fire on precision
 noise. The engine-vs-trainer gap is logged every step (`policy/logprob_mismatch_*`); with
@@ -30,6 +31,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -229,6 +231,13 @@ class PolicyTrainer:
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                     config=ds_config)
         self.device = self.engine.device
+        if self.rank == 0:
+            precision = "bf16 mixed precision (fp32 master weights)" if dtype == "bfloat16" else "fp32"
+            print(f"[rlvr.trainer] {precision}, ZeRO-{self.cfg.zero_stage}, old log-probs "
+                  f"{'recomputed' if self.alg.recompute_logprobs else 'from the engine'}, TIS "
+                  f"{'cap ' + str(self.alg.tis_cap) if self.alg.tis_cap > 0 else 'off'}, gradient "
+                  f"checkpointing {'on' if self.cfg.gradient_checkpointing else 'off'}",
+                  file=sys.stderr, flush=True)
 
         self.reference = None
         if self.alg.kl_coef > 0:
@@ -290,9 +299,15 @@ class PolicyTrainer:
                 micro_batches.append(dummy.to(self.device))
         scale = self.world_size / max(global_tokens, 1.0)
 
+        # Old log-probs of the ratio: the pre-update trainer's own. With one update per step the
+        # first (grad) forward IS the pre-update policy (dropout is off, no step has run), so its
+        # detached log-probs serve: no extra pass, and the ratio is exactly 1 whatever kernels
+        # no-grad mode would pick. With more updates a no-grad pass runs first.
+        separate_pass = self.alg.recompute_logprobs and self.cfg.updates_per_step > 1
+        own_old = self.alg.recompute_logprobs and not separate_pass
         mismatch_sum, mismatch_max = 0.0, 0.0
         trainer_old: List[Optional[Tensor]] = [None] * len(micro_batches)
-        if self.alg.recompute_logprobs:  # the pre-update policy's own log-probs: ratio 1 on-policy
+        if separate_pass:
             trainer_old = [self._recompute_logprobs(mb) for mb in micro_batches]
             for mb, old in zip(micro_batches, trainer_old):
                 gap_sum, gap_max = _abs_gap(mb.old_logprobs, old, mb.response_mask)
@@ -308,11 +323,11 @@ class PolicyTrainer:
         for update in range(self.cfg.updates_per_step):
             for i, mb in enumerate(micro_batches):
                 self.engine.set_gradient_accumulation_boundary(i == len(micro_batches) - 1)
-                total, parts, logprobs = self._micro_batch_loss(mb, trainer_old[i])
+                total, parts, logprobs = self._micro_batch_loss(mb, trainer_old[i], own_old)
                 self.engine.backward(total * scale, scale_wrt_gas=False)
                 for name, value in parts.items():
                     sums[name] += value
-                if update == 0 and not self.alg.recompute_logprobs:
+                if update == 0 and not separate_pass:
                     # no update has happened yet: this forward is the pre-update policy's
                     gap_sum, gap_max = _abs_gap(mb.old_logprobs, logprobs, mb.response_mask)
                     mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
@@ -347,11 +362,13 @@ class PolicyTrainer:
         self.engine.train()
         return logprobs
 
-    def _micro_batch_loss(self, mb: TrainBatch, trainer_old: Optional[Tensor]):
+    def _micro_batch_loss(self, mb: TrainBatch, trainer_old: Optional[Tensor], own_old: bool = False):
         """Token-SUM of the loss over one micro-batch, token-sums of its metrics, and the
-        detached [B, T] log-probs. `trainer_old` are the recomputed old log-probs (None: use
-        the engine's, mb.old_logprobs)."""
+        detached [B, T] log-probs. Old log-probs of the ratio: `trainer_old` (recomputed), or
+        with `own_old` this forward's own (detached), else the engine's (mb.old_logprobs)."""
         logprobs, entropy = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        if own_old:
+            trainer_old = logprobs.detach()
         mask = mb.response_mask
         old = trainer_old if trainer_old is not None else mb.old_logprobs
         loss_tok, ratio, clipped = clipped_policy_loss_terms(logprobs, old, mb.advantages,

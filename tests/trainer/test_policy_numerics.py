@@ -87,8 +87,13 @@ def fp32_trainer(make_trainer, tiny_model_dir):
     return make_trainer(tiny_model_dir)  # lr 0: every call below sees the same policy
 
 
-def test_recomputed_old_logprobs_keep_the_ratio_at_one_and_measure_the_gap(fp32_trainer, tiny_model_dir):
-    m = fp32_trainer.train_step(_perturbed_batch(tiny_model_dir))
+@pytest.mark.parametrize("updates", [1, 2])  # 2: a separate no-grad pass before the updates
+def test_recomputed_old_logprobs_keep_the_ratio_at_one_and_measure_the_gap(fp32_trainer, tiny_model_dir, updates):
+    fp32_trainer.cfg = replace(fp32_trainer.cfg, updates_per_step=updates)
+    try:
+        m = fp32_trainer.train_step(_perturbed_batch(tiny_model_dir))
+    finally:
+        fp32_trainer.cfg = replace(fp32_trainer.cfg, updates_per_step=1)
     assert m["policy/ratio_mean"] == 1.0 and m["policy/clip_fraction"] == 0.0
     assert m["policy/approx_kl"] == 0.0
     assert m["loss"] == pytest.approx(-1.0, abs=1e-6)  # ratio 1, advantage 1 on every token
