@@ -9,7 +9,8 @@ engine on the same device (state dict through host memory, and a device-to-devic
 Columns: generation tokens/s; the engine-vs-trainer log-prob gap (mean / max per token, the
 `policy/logprob_mismatch_*` metrics); |ratio_mean - 1| (0 when old log-probs are recomputed);
 median step seconds; hand-over seconds; the gap after the hand-over (per token, engine
-score vs trainer); peak device memory (host RSS with --cpu).
+score vs trainer); peak device memory during the train steps and over the whole case
+(host RSS with --cpu).
 
 With no CUDA (or --cpu) it runs the same cases on CPU with gloo and a tiny model, so the
 script itself is tested where no GPU is (tests/tools/test_gpu_check.py).
@@ -173,6 +174,16 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def _reset_peak(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM restarts from the current RSS
+
+
 def _peak_gib(device) -> float:
     import torch
 
@@ -203,6 +214,7 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
     prompt_ids = _prompts(engine.tokenizer, prompts)
     rng = torch.Generator().manual_seed(0)
     gen_rates, step_times, gaps, gap_maxes, ratios, sync_times, d2d_times = [], [], [], [], [], [], []
+    peak_gib, train_peak_gib = 0.0, 0.0
     for step in range(steps):
         _sync(device)
         t0 = time.perf_counter()
@@ -215,10 +227,14 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
                                  [g.token_ids for group in groups for g in group],
                                  [g.logprobs for group in groups for g in group],
                                  group_advantages(rewards).flatten().tolist(), pad_id=trainer.pad_id)
+        peak_gib = max(peak_gib, _peak_gib(device))
+        _reset_peak(device)  # the trainer's own peak (logits of a 150k vocabulary, optimizer)
         t0 = time.perf_counter()
         metrics = trainer.train_step(batch)
         _sync(device)
         step_times.append(time.perf_counter() - t0)
+        train_peak_gib = max(train_peak_gib, _peak_gib(device))
+        _reset_peak(device)
         gaps.append(metrics["policy/logprob_mismatch_mean"])
         gap_maxes.append(metrics["policy/logprob_mismatch_max"])
         ratios.append(abs(metrics["policy/ratio_mean"] - 1.0))
@@ -245,7 +261,7 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
             "gap_max": max(gap_maxes), "ratio_off": max(ratios), "step_s": statistics.median(timed),
             "sync_s": statistics.median(sync_times[1:] or sync_times),
             "d2d_s": statistics.median(d2d_times[1:] or d2d_times), "post_sync_gap": post_gap,
-            "peak_gib": _peak_gib(device)}
+            "peak_gib": max(peak_gib, train_peak_gib, _peak_gib(device)), "train_peak_gib": train_peak_gib}
 
 
 # ---- the parent: build, run cases, print the table -----------------------------------------------
@@ -253,11 +269,12 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
 COLUMNS = [("gen tok/s", "gen_tokens_per_s", "{:.0f}"), ("lp gap mean", "gap_mean", "{:.2e}"),
            ("lp gap max", "gap_max", "{:.2e}"), ("|ratio-1|", "ratio_off", "{:.1e}"),
            ("step s", "step_s", "{:.3f}"), ("sync s", "sync_s", "{:.3f}"), ("d2d s", "d2d_s", "{:.4f}"),
-           ("gap after sync", "post_sync_gap", "{:.2e}"), ("peak GiB", "peak_gib", "{:.2f}")]
+           ("gap after sync", "post_sync_gap", "{:.2e}"), ("train peak GiB", "train_peak_gib", "{:.2f}"),
+           ("peak GiB", "peak_gib", "{:.2f}")]
 
 
 def format_table(results: Dict[str, Dict], memory: str) -> str:
-    header = ["case", "status"] + [c[0] if c[1] != "peak_gib" else f"peak {memory} GiB" for c in COLUMNS]
+    header = ["case", "status"] + [c[0].replace("GiB", f"{memory} GiB") for c in COLUMNS]
     rows = []
     for case, res in results.items():
         if "error" in res:

@@ -32,7 +32,24 @@ def test_cpu_mode_prints_the_table_without_ray_or_omegaconf(tmp_path):
     assert row["ratio_off"] == 0.0  # recomputed old log-probs: exactly on-policy
     assert 0.0 < row["gap_mean"] <= row["gap_max"] < 0.5  # bf16 engine vs bf16 trainer
     assert row["post_sync_gap"] < 1e-3  # the engine holds the trainer's weights
-    assert row["step_s"] > 0 and row["peak_gib"] > 0
+    assert row["step_s"] > 0 and row["peak_gib"] >= row["train_peak_gib"] > 0
+
+
+@pytest.mark.gpu
+def test_gpu_mode_on_cuda(tmp_path):
+    """What the table must show on a GPU: exactly on-policy ratio, a small bf16 gap, a synced engine."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--json", str(out)],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=480)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    for case, row in json.loads(out.read_text())["results"].items():
+        assert row["ratio_off"] == 0.0, case
+        assert 0.0 < row["gap_mean"] < 0.05, case
+        assert row["post_sync_gap"] < 0.05, case
 
 
 def _fake_wheel(folder: Path, filename: str, module: str, text: str) -> None:
@@ -60,5 +77,5 @@ def test_table_marks_a_failed_case():
     ok = {key: 1.0 for _, key, _ in tool.COLUMNS}
     table = tool.format_table({"zero2": ok, "zero3+ckpt": {"error": "RuntimeError: NCCL error"}}, "GPU")
     lines = table.splitlines()
-    assert "peak GPU GiB" in lines[0] and "| ok " in lines[2]
+    assert "train peak GPU GiB" in lines[0] and "| peak GPU GiB" in lines[0] and "| ok " in lines[2]
     assert "FAIL: RuntimeError: NCCL error" in lines[3]
