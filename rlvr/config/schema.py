@@ -76,7 +76,7 @@ class TrainerConfig:
     micro_batch_size: int = 64  # sequences per forward/backward per rank
     updates_per_step: int = 1  # optimizer steps per RL batch (>1 makes the PPO ratio clip matter)
     backend: str = "auto"  # torch.distributed backend: auto (gloo on CPU, nccl on GPU) | gloo | nccl
-    gradient_checkpointing: bool = False  # recompute activations in backward (HF, non-reentrant): less memory, ~30% slower
+    gradient_checkpointing: bool = False  # recompute activations in backward (HF, non-reentrant): less memory, one more forward
 
 
 @dataclass
@@ -86,7 +86,7 @@ class AlgorithmConfig:
     clip_eps: float = 0.2  # PPO ratio clip epsilon
     kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no reference model
     entropy_coef: float = 0.0  # entropy bonus
-    recompute_logprobs: bool = True  # old log-probs of the PPO ratio from a no-grad trainer pass, not the rollout engine
+    recompute_logprobs: bool = True  # old log-probs of the PPO ratio from the trainer's own pre-update policy, not the rollout engine
     tis_cap: float = 0.0  # truncated importance sampling: weight tokens by min(pi_trainer / pi_engine, cap); 0 = off
 
 
