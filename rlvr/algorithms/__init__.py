@@ -10,10 +10,12 @@ from rlvr.algorithms.grpo import (
     masked_sum,
     register_advantage,
     token_logprobs,
+    token_logprobs_and_entropy,
+    truncated_is_weights,
 )
 
 __all__ = [
     "clipped_policy_loss", "clipped_policy_loss_terms", "entropy_from_logits",
     "get_advantage_estimator", "group_advantages", "kl_estimator", "masked_mean", "masked_sum",
-    "register_advantage", "token_logprobs",
+    "register_advantage", "token_logprobs", "token_logprobs_and_entropy", "truncated_is_weights",
 ]

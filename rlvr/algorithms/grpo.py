@@ -93,6 +93,90 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     return -(logp.exp() * logp).sum(dim=-1)
 
 
+# fp32 elements of one chunk of logits: 64 MiB, about 110 rows of a 150k vocabulary.
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
+
+
+class _ChunkedLogprobEntropy(torch.autograd.Function):
+    """Log-prob of the target and entropy per row of 2-D logits [N, V], chunk by chunk.
+
+    Only one chunk of rows is ever upcast to float32; backward keeps the logits as given
+    (their own dtype) plus two floats per row, and recomputes the softmax per chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor, chunk_rows: int):
+        n = logits.shape[0]
+        logprobs = torch.empty(n, dtype=torch.float32, device=logits.device)
+        entropy = torch.empty(n, dtype=torch.float32, device=logits.device)
+        lse_all = torch.empty(n, dtype=torch.float32, device=logits.device)
+        for lo in range(0, n, chunk_rows):
+            hi = min(n, lo + chunk_rows)
+            x = logits[lo:hi].to(torch.float32, copy=True)  # copy: edited in place below
+            lse = torch.logsumexp(x, dim=-1)
+            logprobs[lo:hi] = x.gather(-1, targets[lo:hi].unsqueeze(-1)).squeeze(-1) - lse
+            x.sub_(lse.unsqueeze(-1))  # x is now log p
+            entropy[lo:hi] = -(x.exp() * x).sum(dim=-1)
+            lse_all[lo:hi] = lse
+        ctx.save_for_backward(logits, targets, lse_all, entropy)
+        ctx.chunk_rows = chunk_rows
+        ctx.set_materialize_grads(False)
+        return logprobs, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprobs: Tensor, grad_entropy: Tensor):
+        logits, targets, lse_all, entropy = ctx.saved_tensors
+        grad = torch.empty_like(logits)
+        n = logits.shape[0]
+        for lo in range(0, n, ctx.chunk_rows):
+            hi = min(n, lo + ctx.chunk_rows)
+            logp = logits[lo:hi].to(torch.float32, copy=True).sub_(lse_all[lo:hi].unsqueeze(-1))
+            p = logp.exp()  # two float32 chunks are all the scratch backward needs
+            if grad_entropy is not None:  # dH / dx = -p * (log p + H)
+                ge = grad_entropy[lo:hi].to(torch.float32).unsqueeze(-1)
+                g = logp.add_(entropy[lo:hi].unsqueeze(-1)).mul_(p).mul_(-ge)
+                if grad_logprobs is not None:
+                    g.sub_(p.mul_(grad_logprobs[lo:hi].to(torch.float32).unsqueeze(-1)))
+            else:
+                g = p.mul_(-grad_logprobs[lo:hi].to(torch.float32).unsqueeze(-1))
+            if grad_logprobs is not None:  # d log p_t / dx = onehot(t) - p
+                gl = grad_logprobs[lo:hi].to(torch.float32).unsqueeze(-1)
+                g.scatter_add_(-1, targets[lo:hi].unsqueeze(-1), gl)
+            grad[lo:hi] = g.to(grad.dtype)
+        return grad, None, None
+
+
+def token_logprobs_and_entropy(logits: Tensor, targets: Tensor,
+                               chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tuple[Tensor, Tensor]:
+    """(log p(targets), entropy) of softmax(logits) in float32: [..., V], [...] -> [...], [...].
+
+    Same values as `token_logprobs` and `entropy_from_logits`, but rows (all leading dims
+    flattened: batch x time) are processed `chunk_elements // V` at a time, so no float32
+    [B, T, V] copy exists in forward or backward: a 150k vocabulary costs one chunk of
+    float32 scratch on top of the logits themselves. Pass contiguous logits (a non-contiguous
+    view is copied once by reshape). Differentiable in both outputs.
+    """
+    vocab = logits.shape[-1]
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets shape {tuple(targets.shape)} must equal logits shape "
+                         f"{tuple(logits.shape)} without its last (vocabulary) dim")
+    chunk_rows = max(1, int(chunk_elements) // max(1, vocab))
+    flat_lp, flat_ent = _ChunkedLogprobEntropy.apply(
+        logits.reshape(-1, vocab), targets.reshape(-1).to(torch.long), chunk_rows)
+    return flat_lp.view(targets.shape), flat_ent.view(targets.shape)
+
+
+def truncated_is_weights(trainer_logprobs: Tensor, engine_logprobs: Tensor, cap: float) -> Tensor:
+    """Truncated importance-sampling weights [B, T] = min(pi_trainer / pi_engine, cap), no grad.
+
+    Corrects for the rollout engine sampling from slightly different numerics than the
+    trainer's policy (TIS: Yao et al. 2025, "Your Efficient RL Framework Secretly Brings You
+    Off-Policy RL Training"; verl's `tis_imp_ratio_cap`). Log ratio clamped to [-20, 20].
+    """
+    log_ratio = (trainer_logprobs.to(torch.float32) - engine_logprobs.to(torch.float32))
+    return torch.exp(log_ratio.clamp(-20.0, 20.0)).clamp(max=cap).detach()
+
+
 def kl_estimator(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
     """Per-token estimate of KL(policy || ref) from samples of the policy: the "k3" estimator.
 

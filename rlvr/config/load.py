@@ -41,10 +41,10 @@ _RANGES = [
     ("trainer.weight_decay", 0.0, None), ("trainer.grad_clip", 0.0, None),
     ("trainer.micro_batch_size", 1, None), ("trainer.updates_per_step", 1, None),
     ("algorithm.clip_eps", 1e-6, 0.999999), ("algorithm.kl_coef", 0.0, None),
-    ("algorithm.entropy_coef", 0.0, None),
+    ("algorithm.entropy_coef", 0.0, None), ("algorithm.tis_cap", 0.0, None),
 ]
 _CHOICES = [
-    ("model.dtype", {"float32", "bfloat16", "float16"}),
+    ("model.dtype", {"float32", "bfloat16"}),  # float16 would need loss scaling in the trainer
     ("rollout.backend", {"hf", "vllm"}),
     ("rollout.weight_sync", {"collective", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
@@ -167,6 +167,12 @@ def _check(cfg: RecipeConfig, where: str) -> None:
                           f"task.train_size = {cfg.task.train_size} (the warm-up trains on the rest)")
     if "{question}" not in cfg.task.prompt_template:
         raise RecipeError(f"{where}: task.prompt_template = {cfg.task.prompt_template!r} must contain {{question}}")
+    if cfg.algorithm.tis_cap > 0 and not cfg.algorithm.recompute_logprobs:
+        raise RecipeError(f"{where}: algorithm.tis_cap = {cfg.algorithm.tis_cap} needs "
+                          "algorithm.recompute_logprobs = true (the weight is pi_trainer / pi_engine)")
+    if cfg.algorithm.tis_cap and cfg.algorithm.tis_cap < 1.0:
+        raise RecipeError(f"{where}: algorithm.tis_cap = {cfg.algorithm.tis_cap} must be 0 (off) or >= 1 "
+                          "(a cap below 1 down-weights even on-policy tokens)")
     if cfg.rollout.temperature != 1.0:
         # The trainer's PPO ratio compares against temperature-1 log-probs of the policy.
         raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature}: only 1.0 is "

@@ -17,7 +17,7 @@ class ModelConfig:
     num_layers: int = 2  # tiny model depth
     num_heads: int = 2  # tiny model attention heads (vLLM CPU needs head size hidden/heads in {32, 64, 80, ...})
     intermediate_size: int = 256  # tiny model MLP width
-    dtype: str = "float32"  # float32 | bfloat16 (bf16 only on GPU)
+    dtype: str = "float32"  # float32 | bfloat16: engines run in it; bfloat16 makes the trainer DeepSpeed bf16 mixed precision (fp32 master weights)
 
 
 @dataclass
@@ -85,6 +85,7 @@ class TrainerConfig:
     micro_batch_size: int = 64  # sequences per forward/backward per rank
     updates_per_step: int = 1  # optimizer steps per RL batch (>1 makes the PPO ratio clip matter)
     backend: str = "auto"  # torch.distributed backend: auto (gloo on CPU, nccl on GPU) | gloo | nccl
+    gradient_checkpointing: bool = False  # recompute activations in backward (HF, non-reentrant): less memory, one more forward
 
 
 @dataclass
@@ -94,6 +95,8 @@ class AlgorithmConfig:
     clip_eps: float = 0.2  # PPO ratio clip epsilon
     kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no reference model
     entropy_coef: float = 0.0  # entropy bonus
+    recompute_logprobs: bool = True  # old log-probs of the PPO ratio from the trainer's own pre-update policy, not the rollout engine
+    tis_cap: float = 0.0  # truncated importance sampling: weight tokens by min(pi_trainer / pi_engine, cap); 0 = off
 
 
 @dataclass

@@ -191,7 +191,7 @@ class Controller:
         # Trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py).
         self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                     placement_group=self.placement,
-                                    num_gpus_per_rank=cfg.trainer.num_gpus_per_rank)
+                                    num_gpus_per_rank=cfg.trainer.num_gpus_per_rank, dtype=cfg.model.dtype)
         ray.get([w.policy_version.remote() for w in self.rollout])
         progress("all actors ready")
 
@@ -396,7 +396,7 @@ class Controller:
         the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
         from rlvr.algorithms.grpo import group_advantages
         from rlvr.rewards.categorize import categorize, reward_error_metrics
-        from rlvr.trainer.batch import make_train_batch
+        from rlvr.trainer.batch import make_train_batch, resolve_pad_id
 
         cfg, G = self.cfg, self.cfg.rollout.samples_per_prompt
         t0 = time.time()
@@ -412,7 +412,8 @@ class Controller:
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
             [g.logprobs for group in generations for g in group],
-            advantages.flatten().tolist(), pad_id=self.tokenizer.pad_token_id)
+            advantages.flatten().tolist(),
+            pad_id=resolve_pad_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id))
         t1 = time.time()
         train_metrics = self.trainer.train_step(batch)
         t_train = time.time() - t1

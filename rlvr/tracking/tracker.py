@@ -14,6 +14,7 @@ _CONSOLE = [
     ("gt/reward_mean", "gt", "{:.3f}"), ("proxy/reward_mean", "proxy", "{:.3f}"),
     ("eval/gt_accuracy", "eval", "{:.3f}"), ("errors/harmful", "harm~", "{:.2f}"),
     ("loss", "loss", "{:+.4f}"), ("policy/entropy", "ent", "{:.3f}"),
+    ("policy/logprob_mismatch_mean", "lp gap", "{:.1e}"),  # engine vs trainer numerics (bf16, vLLM)
     ("perf/step_s", "s/step", "{:.2f}"), ("perf/weight_sync_s", "sync", "{:.3f}"),
 ]
 

@@ -52,6 +52,19 @@ class TrainBatch:
         return TrainBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
+def resolve_pad_id(pad_token_id, eos_token_id) -> int:
+    """The id to pad with: the pad token, else eos (the first if a list), else 0.
+
+    Tokenizers without a pad token (GPT-2, Llama-3 base) are common; padded positions are
+    masked out, so any valid id works. Call with a tokenizer's or a model config's fields.
+    """
+    if pad_token_id is not None:
+        return int(pad_token_id)
+    if isinstance(eos_token_id, (list, tuple)):
+        eos_token_id = eos_token_id[0] if eos_token_id else None
+    return int(eos_token_id) if eos_token_id is not None else 0
+
+
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
     """Position ids [B, T] from an attention mask: 0, 1, ... over real tokens, 0 on left padding."""
     return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)

@@ -42,7 +42,7 @@ class TrainerGroup:
     def __init__(self, num_ranks: int, model_dir: str, trainer: Mapping[str, Any],
                  algorithm: Mapping[str, Any], placement_group=None,
                  num_cpus_per_rank: float = 1, num_gpus_per_rank: float = 0,
-                 startup_timeout_s: float = 900.0):
+                 startup_timeout_s: float = 900.0, dtype: str = "float32"):
         if num_ranks < 1:
             raise ValueError(f"trainer.num_ranks = {num_ranks} must be >= 1")
         self.num_ranks = int(num_ranks)
@@ -70,7 +70,8 @@ class TrainerGroup:
             ).remote(rank, self.num_ranks, master_addr, master_port, str(model_dir),
                      dict(trainer), dict(algorithm),
                      # Ray gives each GPU actor exactly its own device, visible as cuda:0.
-                     local_rank=0 if num_gpus_per_rank else rank, num_threads=num_threads)
+                     local_rank=0 if num_gpus_per_rank else rank, num_threads=num_threads,
+                     dtype=dtype)  # model.dtype: bfloat16 = DeepSpeed bf16 mixed precision
             self.actors.append(actor)
         self._wait_ready(startup_timeout_s, master_addr, master_port)
 

@@ -8,7 +8,16 @@ must call it, in the same order.
 Objective per optimizer step (GRPO, rlvr/algorithms/grpo.py), averaged over every response
 token of the whole RL batch (all ranks, all micro-batches):
 
-    loss = clipped_surrogate + kl_coef * k3(policy, reference) - entropy_coef * entropy
+    loss = tis_weight * clipped_surrogate + kl_coef * k3(policy, reference) - entropy_coef * entropy
+
+The PPO ratio's old log-probs are the trainer's own pre-update policy's (the first forward's,
+detached, with one update per step; a no-grad pass before several updates) unless
+`algorithm.recompute_logprobs` is off: the rollout engine's
+log-probs differ from the trainer's by numerics alone (bf16 kernels, vLLM), and mixing the
+two would make the ratio differ from 1 on-policy, so clipping would fire on precision
+noise. The engine-vs-trainer gap is logged every step (`policy/logprob_mismatch_*`); with
+`algorithm.tis_cap` > 0 it also weights each token by min(pi_trainer / pi_engine, cap).
+Dropout is disabled in the policy, so a forward is a deterministic function of the weights.
 
 Each micro-batch's token-sum is scaled by world_size / (global token count) so that after
 DeepSpeed averages gradients over ranks, the gradient is exactly that of the global token-mean,
@@ -22,6 +31,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -31,20 +41,28 @@ from torch import Tensor
 
 from rlvr.algorithms.grpo import (
     clipped_policy_loss_terms,
-    entropy_from_logits,
     kl_estimator,
     masked_sum,
-    token_logprobs,
+    token_logprobs_and_entropy,
+    truncated_is_weights,
 )
 from rlvr.config.schema import AlgorithmConfig, TrainerConfig
-from rlvr.trainer.batch import TrainBatch, _even_bounds, make_train_batch, trim_padding
+from rlvr.trainer.batch import (
+    TrainBatch,
+    _even_bounds,
+    make_train_batch,
+    resolve_pad_id,
+    trim_padding,
+)
 
 # Files a HF model folder holds besides weights and config (copied by save_hf).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".index.json")
 _MODEL_FILES = ("config.json", "generation_config.json")
 
 METRIC_NAMES = ("loss", "policy/entropy", "policy/clip_fraction", "policy/ratio_mean",
-                "policy/approx_kl", "policy/kl_to_ref", "policy/grad_norm")
+                "policy/approx_kl", "policy/kl_to_ref", "policy/grad_norm",
+                "policy/logprob_mismatch_mean", "policy/logprob_mismatch_max")
+TRAIN_DTYPES = ("float32", "bfloat16")
 
 
 _STATE_TAG = "deepspeed"  # sub-folder of a checkpoint's trainer state
@@ -88,6 +106,10 @@ def _validate(trainer: TrainerConfig, algorithm: AlgorithmConfig) -> None:
         raise ValueError(f"algorithm.clip_eps = {algorithm.clip_eps} must be within (0, 1)")
     if algorithm.kl_coef < 0 or algorithm.entropy_coef < 0:
         raise ValueError("algorithm.kl_coef and algorithm.entropy_coef must be >= 0")
+    if algorithm.tis_cap < 0:
+        raise ValueError(f"algorithm.tis_cap = {algorithm.tis_cap} must be >= 0 (0 = off)")
+    if algorithm.tis_cap > 0 and not algorithm.recompute_logprobs:
+        raise ValueError("algorithm.tis_cap > 0 needs algorithm.recompute_logprobs = true")
 
 
 def _shifted(per_position: Tensor) -> Tensor:
@@ -95,17 +117,64 @@ def _shifted(per_position: Tensor) -> Tensor:
     return torch.cat([per_position.new_zeros(per_position.shape[0], 1), per_position], dim=1)
 
 
+def sequence_token_stats(logits: Tensor, input_ids: Tensor):
+    """(log-prob, entropy) [B, T] of each token input_ids[b, t] under logits[b, t - 1] (0 at t = 0).
+
+    Works on the whole contiguous [B, T, V] logits (the last column predicts nothing and is
+    dropped afterwards), so the chunked float32 math never copies the logits.
+    """
+    next_ids = torch.cat([input_ids[:, 1:], input_ids[:, :1]], dim=1)  # last column: any valid id
+    logprobs, entropy = token_logprobs_and_entropy(logits, next_ids)
+    return _shifted(logprobs[:, :-1]), _shifted(entropy[:, :-1])
+
+
+def _abs_gap(engine_logprobs: Tensor, trainer_logprobs: Tensor, mask: Tensor):
+    """(sum, max) of |engine - trainer| log-prob over the masked tokens, as floats."""
+    gap = torch.where(mask.bool(), (engine_logprobs.float() - trainer_logprobs.float()).abs(),
+                      torch.zeros_like(trainer_logprobs, dtype=torch.float32))
+    return float(gap.sum()), float(gap.max()) if gap.numel() else 0.0
+
+
+def disable_dropout(model: torch.nn.Module) -> int:
+    """Zero every dropout probability of an HF model (nn.Dropout modules, `*dropout` floats of
+    attention modules, `*dropout`/`*_pdrop` config fields); returns how many were non-zero.
+
+    Gradients are unaffected: the model may stay in train mode (gradient checkpointing needs it).
+    """
+    changed = 0
+    configs = [model.config] if getattr(model, "config", None) is not None else []
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            changed += module.p != 0
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                changed += value != 0
+                setattr(module, name, 0.0)
+        if getattr(module, "config", None) is not None and module.config not in configs:
+            configs.append(module.config)
+    for config in configs:
+        for name, value in list(vars(config).items()):
+            if (name.endswith("dropout") or name.endswith("_pdrop")) and isinstance(value, float):
+                changed += value != 0
+                setattr(config, name, 0.0)
+    return int(changed)
+
+
 class PolicyTrainer:
     """One rank: DeepSpeed engine over the policy, optional frozen reference, GRPO train step."""
 
     def __init__(self, rank: int, world_size: int, master_addr: str, master_port: int,
                  model_dir: str, trainer: Mapping[str, Any], algorithm: Mapping[str, Any],
-                 local_rank: Optional[int] = None, num_threads: int = 1):
+                 local_rank: Optional[int] = None, num_threads: int = 1, dtype: str = "float32"):
         self.rank, self.world_size = int(rank), int(world_size)
         self.model_dir = str(model_dir)
         self.cfg = _config(TrainerConfig, trainer, "trainer")
         self.alg = _config(AlgorithmConfig, algorithm, "algorithm")
         _validate(self.cfg, self.alg)
+        if dtype not in TRAIN_DTYPES:
+            raise ValueError(f"model.dtype = {dtype!r}: the trainer trains in one of {list(TRAIN_DTYPES)}")
+        self.dtype = dtype
 
         use_cuda = torch.cuda.is_available()
         os.environ.update(
@@ -138,9 +207,14 @@ class PolicyTrainer:
 
         self._dist = dist
 
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        # bf16: DeepSpeed keeps fp32 master weights in its optimizer wrapper (all ZeRO stages)
+        torch_dtype = getattr(torch, dtype)
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype)
         model.config.use_cache = False
-        self.pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+        disable_dropout(model)
+        if self.cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.pad_id = resolve_pad_id(model.config.pad_token_id, model.config.eos_token_id)
 
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr,
                                       weight_decay=self.cfg.weight_decay)
@@ -150,18 +224,27 @@ class PolicyTrainer:
             "gradient_clipping": self.cfg.grad_clip,
             "zero_optimization": {"stage": self.cfg.zero_stage},
             "zero_allow_untested_optimizer": True,
+            "bf16": {"enabled": dtype == "bfloat16"},
             "steps_per_print": 2**31 - 1,
             "wall_clock_breakdown": False,
         }
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                     config=ds_config)
         self.device = self.engine.device
+        if self.rank == 0:
+            precision = "bf16 mixed precision (fp32 master weights)" if dtype == "bfloat16" else "fp32"
+            print(f"[rlvr.trainer] {precision}, ZeRO-{self.cfg.zero_stage}, old log-probs "
+                  f"{'recomputed' if self.alg.recompute_logprobs else 'from the engine'}, TIS "
+                  f"{'cap ' + str(self.alg.tis_cap) if self.alg.tis_cap > 0 else 'off'}, gradient "
+                  f"checkpointing {'on' if self.cfg.gradient_checkpointing else 'off'}",
+                  file=sys.stderr, flush=True)
 
         self.reference = None
         if self.alg.kl_coef > 0:
             # A full frozen copy per rank: fine for the small models this runs on CPU.
-            ref = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+            ref = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype)
             ref.config.use_cache = False
+            disable_dropout(ref)
             self.reference = ref.to(self.device).eval().requires_grad_(False)
 
     # ---- collective helpers -----------------------------------------------------------------
@@ -193,7 +276,9 @@ class PolicyTrainer:
 
         Every optimizer step covers the whole shard (gradient accumulation over micro-batches
         of `micro_batch_size` sequences). Metrics are token-means over all ranks' response
-        tokens, averaged over the updates; `policy/grad_norm` is the pre-clip global norm.
+        tokens, averaged over the updates; `policy/grad_norm` is the pre-clip global norm;
+        `policy/logprob_mismatch_{mean,max}` compare the engine's log-probs (batch.old_logprobs)
+        with the pre-update trainer's, over all ranks' response tokens.
         """
         if len(batch) == 0:
             raise ValueError(f"rank {self.rank}: train_step got an empty shard")
@@ -207,60 +292,99 @@ class PolicyTrainer:
         micro_batches = []
         for lo, hi in _even_bounds(len(batch), num_micro):
             if hi > lo:
-                micro_batches.append(trim_padding(batch.select(slice(lo, hi))))
+                micro_batches.append(trim_padding(batch.select(slice(lo, hi))).to(self.device))
             else:  # fewer rows than micro-batches: a no-token stand-in keeps collectives in step
                 dummy = batch.select(slice(0, 1))
                 dummy.response_mask = torch.zeros_like(dummy.response_mask)
-                micro_batches.append(dummy)
+                micro_batches.append(dummy.to(self.device))
         scale = self.world_size / max(global_tokens, 1.0)
 
-        sums = {name: 0.0 for name in METRIC_NAMES if name != "policy/grad_norm"}
+        # Old log-probs of the ratio: the pre-update trainer's own. With one update per step the
+        # first (grad) forward IS the pre-update policy (dropout is off, no step has run), so its
+        # detached log-probs serve: no extra pass, and the ratio is exactly 1 whatever kernels
+        # no-grad mode would pick. With more updates a no-grad pass runs first.
+        separate_pass = self.alg.recompute_logprobs and self.cfg.updates_per_step > 1
+        own_old = self.alg.recompute_logprobs and not separate_pass
+        mismatch_sum, mismatch_max = 0.0, 0.0
+        trainer_old: List[Optional[Tensor]] = [None] * len(micro_batches)
+        if separate_pass:
+            trainer_old = [self._recompute_logprobs(mb) for mb in micro_batches]
+            for mb, old in zip(micro_batches, trainer_old):
+                gap_sum, gap_max = _abs_gap(mb.old_logprobs, old, mb.response_mask)
+                mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+
+        sums = {name: 0.0 for name in METRIC_NAMES
+                if name not in ("policy/grad_norm", "policy/logprob_mismatch_mean",
+                                "policy/logprob_mismatch_max")}
+        sums["policy/tis_weight_mean"] = 0.0
         grad_norms: List[float] = []
+        local_norm = self.cfg.zero_stage == 0 and self.dtype == "float32"  # plain torch optimizer
         self.engine.train()
-        for _ in range(self.cfg.updates_per_step):
+        for update in range(self.cfg.updates_per_step):
             for i, mb in enumerate(micro_batches):
                 self.engine.set_gradient_accumulation_boundary(i == len(micro_batches) - 1)
-                total, parts = self._micro_batch_loss(mb.to(self.device))
+                total, parts, logprobs = self._micro_batch_loss(mb, trainer_old[i], own_old)
                 self.engine.backward(total * scale, scale_wrt_gas=False)
                 for name, value in parts.items():
                     sums[name] += value
-            if self.cfg.zero_stage == 0:
+                if update == 0 and not separate_pass:
+                    # no update has happened yet: this forward is the pre-update policy's
+                    gap_sum, gap_max = _abs_gap(mb.old_logprobs, logprobs, mb.response_mask)
+                    mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+            if local_norm:
                 grad_norms.append(self._local_grad_norm())  # grads are all-reduced by now
             self.engine.step()
-            if self.cfg.zero_stage > 0:
+            if not local_norm:
                 norm = self.engine.get_global_grad_norm()
                 grad_norms.append(float(norm) if norm is not None else float("nan"))
 
         names = sorted(sums)
-        totals = self._all_reduce(torch.tensor([sums[n] for n in names], dtype=torch.float64))
+        totals = self._all_reduce(torch.tensor([sums[n] for n in names] + [mismatch_sum],
+                                               dtype=torch.float64))
         denom = max(global_tokens, 1.0) * self.cfg.updates_per_step
-        metrics = {n: float(v) / denom for n, v in zip(names, totals.tolist())}
+        metrics = {n: float(v) / denom for n, v in zip(names, totals[:-1].tolist())}
         if self.reference is None:
             metrics.pop("policy/kl_to_ref")
+        if self.alg.tis_cap <= 0:
+            metrics.pop("policy/tis_weight_mean")
         metrics["policy/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        metrics["policy/logprob_mismatch_mean"] = float(totals[-1]) / max(global_tokens, 1.0)
+        metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
+            torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
         return metrics
 
-    def _micro_batch_loss(self, mb: TrainBatch):
-        """Token-SUM of the loss over one micro-batch, and token-sums of its metrics."""
-        logits = self._forward_logits(self.engine, mb)[:, :-1]
-        targets = mb.input_ids[:, 1:]
-        logprobs = _shifted(token_logprobs(logits, targets))
+    @torch.no_grad()
+    def _recompute_logprobs(self, mb: TrainBatch) -> Tensor:
+        """[B, T] log-probs of mb's tokens under the current policy (eval mode, no grad)."""
+        self.engine.eval()
+        logprobs, _ = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        self.engine.train()
+        return logprobs
+
+    def _micro_batch_loss(self, mb: TrainBatch, trainer_old: Optional[Tensor], own_old: bool = False):
+        """Token-SUM of the loss over one micro-batch, token-sums of its metrics, and the
+        detached [B, T] log-probs. Old log-probs of the ratio: `trainer_old` (recomputed), or
+        with `own_old` this forward's own (detached), else the engine's (mb.old_logprobs)."""
+        logprobs, entropy = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        if own_old:
+            trainer_old = logprobs.detach()
         mask = mb.response_mask
-        loss_tok, ratio, clipped = clipped_policy_loss_terms(logprobs, mb.old_logprobs,
-                                                             mb.advantages, self.alg.clip_eps)
+        old = trainer_old if trainer_old is not None else mb.old_logprobs
+        loss_tok, ratio, clipped = clipped_policy_loss_terms(logprobs, old, mb.advantages,
+                                                             self.alg.clip_eps)
+        tis = None
+        if self.alg.tis_cap > 0:  # the engine sampled; the trainer's old policy is the target
+            tis = truncated_is_weights(trainer_old, mb.old_logprobs, self.alg.tis_cap)
+            loss_tok = loss_tok * tis
         total = masked_sum(loss_tok, mask)
         if self.alg.entropy_coef > 0:
-            entropy = _shifted(entropy_from_logits(logits))
             total = total - self.alg.entropy_coef * masked_sum(entropy, mask)
-        else:
-            with torch.no_grad():
-                entropy = _shifted(entropy_from_logits(logits))
-        kl_sum = torch.zeros(())
+        kl_sum = torch.zeros((), device=total.device)
         if self.reference is not None:
             with torch.no_grad():
-                ref_logits = self._forward_logits(self.reference, mb)[:, :-1]
-                ref_logprobs = _shifted(token_logprobs(ref_logits, targets))
+                ref_logits = self._forward_logits(self.reference, mb)
+                ref_logprobs, _ = sequence_token_stats(ref_logits, mb.input_ids)
             kl_sum = masked_sum(kl_estimator(logprobs, ref_logprobs), mask)
             total = total + self.alg.kl_coef * kl_sum
         with torch.no_grad():
@@ -269,11 +393,12 @@ class PolicyTrainer:
                 "policy/entropy": float(masked_sum(entropy, mask)),
                 "policy/clip_fraction": float(masked_sum(clipped, mask)),
                 "policy/ratio_mean": float(masked_sum(ratio, mask)),
-                # k3 of KL(behaviour || current): samples come from the behaviour policy.
-                "policy/approx_kl": float(masked_sum(kl_estimator(mb.old_logprobs, logprobs), mask)),
+                # k3 of KL(old || current): samples come from the old (behaviour) policy.
+                "policy/approx_kl": float(masked_sum(kl_estimator(old, logprobs), mask)),
                 "policy/kl_to_ref": float(kl_sum),
+                "policy/tis_weight_mean": float(masked_sum(tis, mask)) if tis is not None else 0.0,
             }
-        return total, parts
+        return total, parts, logprobs.detach()
 
     def _local_grad_norm(self) -> float:
         squares = [p.grad.detach().float().pow(2).sum() for p in self.engine.module.parameters()
@@ -425,8 +550,7 @@ class PolicyTrainer:
         out: List[float] = []
         for lo, hi in _even_bounds(n, max(1, math.ceil(n / self.cfg.micro_batch_size))):
             mb = trim_padding(batch.select(slice(lo, hi))).to(self.device)
-            logits = self._forward_logits(self.engine, mb)[:, :-1]
-            logprobs = _shifted(token_logprobs(logits, mb.input_ids[:, 1:]))
+            logprobs, _ = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
             mask = mb.response_mask.bool()
             out.extend(torch.where(mask, logprobs, torch.zeros_like(logprobs)).sum(dim=1).tolist())
         self.engine.train()
@@ -445,10 +569,17 @@ class PolicyTrainer:
             torch.distributed.destroy_process_group()
 
 
-def _make_actor_class():
-    import ray
-
-    return ray.remote(PolicyTrainer)
+_ACTOR_CLASS = None
 
 
-PolicyTrainerActor = _make_actor_class()
+def __getattr__(name: str):
+    """`PolicyTrainerActor`, the Ray actor class, made on first use: importing this module
+    needs no Ray (tools/gpu_check.py runs PolicyTrainer on machines without it)."""
+    global _ACTOR_CLASS
+    if name == "PolicyTrainerActor":
+        if _ACTOR_CLASS is None:
+            import ray
+
+            _ACTOR_CLASS = ray.remote(PolicyTrainer)
+        return _ACTOR_CLASS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,6 +60,10 @@ def write(tmp_path, text):
     ("rollout:\n  sync_bucket_mb: 0\n", "rollout.sync_bucket_mb = 0.0 must be >= 0.001"),
     ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  num_gpus_per_worker: 0.4\n",
      "set rollout.weight_sync = object_store"),
+    ("algorithm:\n  tis_cap: -1\n", "algorithm.tis_cap = -1.0 must be >= 0.0"),
+    ("algorithm:\n  tis_cap: 0.5\n", "algorithm.tis_cap = 0.5 must be 0 (off) or >= 1"),
+    ("algorithm:\n  tis_cap: 2\n  recompute_logprobs: false\n", "needs algorithm.recompute_logprobs = true"),
+    ("model:\n  dtype: float16\n", "model.dtype = 'float16' must be one of ['bfloat16', 'float32']"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):
     with pytest.raises(RecipeError) as err:

@@ -83,13 +83,15 @@ def test_step_with_nonzero_advantages_changes_parameters_and_ranks_agree(zero3_r
 def test_first_step_metrics_see_on_policy_data(zero3_run):
     m = zero3_run.metrics
     assert set(m) == {"loss", "policy/entropy", "policy/clip_fraction", "policy/ratio_mean",
-                      "policy/approx_kl", "policy/grad_norm", "trainer/response_tokens"}
+                      "policy/approx_kl", "policy/grad_norm", "trainer/response_tokens",
+                      "policy/logprob_mismatch_mean", "policy/logprob_mismatch_max"}
     assert m["trainer/response_tokens"] == sum(len(r) for r in RESPONSES)
     # Behaviour log-probs came from an unpadded HF forward: the trainer's padded, shifted
     # log-probs must reproduce them, so the policy is exactly on-policy.
     assert m["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-5)
     assert m["policy/approx_kl"] == pytest.approx(0.0, abs=1e-6)
     assert m["policy/clip_fraction"] == 0.0
+    assert m["policy/logprob_mismatch_max"] < 1e-5  # both sides are fp32 forwards of one model
     # At ratio 1 the loss is minus the token-weighted mean advantage.
     weights = [len(r) for r in RESPONSES]
     expected = -sum(a * w for a, w in zip(ADVANTAGES, weights)) / sum(weights)

@@ -104,3 +104,26 @@ def test_trim_padding_drops_all_pad_columns_and_keeps_alignment():
     assert trimmed.position_ids.tolist() == [[0, 1, 1], [0, 1, 2]]
     assert trimmed.advantages.tolist() == [1.0, 3.0]
     assert trim_padding(b) is b
+
+
+def test_resolve_pad_id_falls_back_to_eos_then_zero():
+    from rlvr.trainer.batch import resolve_pad_id
+
+    assert resolve_pad_id(3, 5) == 3
+    assert resolve_pad_id(None, 5) == 5
+    assert resolve_pad_id(None, [7, 8]) == 7  # generation configs may list several eos ids
+    assert resolve_pad_id(None, None) == 0
+
+
+def test_tokenizer_without_pad_token_pads_with_eos(tmp_path):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from rlvr.trainer.batch import resolve_pad_id
+
+    core = Tokenizer(models.WordLevel(vocab={"<eos>": 0, "<unk>": 1, "a": 2, "b": 3}, unk_token="<unk>"))
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<eos>", unk_token="<unk>")
+    assert tok.pad_token_id is None  # GPT-2 / Llama-3 base style
+    batch = make_train_batch([[2, 3], [2]], [[3], [2, 2]], [[-0.1], [-0.2, -0.3]], [1.0, -1.0],
+                             pad_id=resolve_pad_id(tok.pad_token_id, tok.eos_token_id))
+    assert batch.input_ids.tolist() == [[2, 3, 3, 0], [0, 2, 2, 2]]

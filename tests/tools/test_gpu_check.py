@@ -1,0 +1,81 @@
+"""tools/gpu_check.py: its CPU mode end to end on a machine emulating the bare GPU box (Ray,
+omegaconf and vLLM unimportable), its wheel unpacking and its table."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_mode_prints_the_table_without_ray_or_omegaconf(tmp_path):
+    out = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--cpu", "--cases", "zero2",
+                          "--block-imports", "ray,omegaconf,vllm", "--json", str(out)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "| case" in run.stdout and "| zero2 " in run.stdout and "FAIL" not in run.stdout
+    row = json.loads(out.read_text())["results"]["zero2"]
+    assert row["ratio_off"] == 0.0  # recomputed old log-probs: exactly on-policy
+    assert 0.0 < row["gap_mean"] <= row["gap_max"] < 0.5  # bf16 engine vs bf16 trainer
+    assert row["post_sync_gap"] < 1e-3  # the engine holds the trainer's weights
+    assert row["step_s"] > 0 and row["peak_gib"] >= row["train_peak_gib"] > 0
+
+
+@pytest.mark.gpu
+def test_gpu_mode_on_cuda(tmp_path):
+    """What the table must show on a GPU: exactly on-policy ratio, a small bf16 gap, a synced engine."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--json", str(out)],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=480)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    for case, row in json.loads(out.read_text())["results"].items():
+        assert row["ratio_off"] == 0.0, case
+        assert 0.0 < row["gap_mean"] < 0.05, case
+        assert row["post_sync_gap"] < 0.05, case
+
+
+def _fake_wheel(folder: Path, filename: str, module: str, text: str) -> None:
+    with zipfile.ZipFile(folder / filename, "w") as zf:
+        zf.writestr(f"{module}/__init__.py", f"WHICH = {text!r}\n")
+
+
+def test_unpack_wheels_picks_this_pythons_build_once_and_names_what_is_missing(tmp_path):
+    tool = _tool()
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    wheels.mkdir()
+    here = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    _fake_wheel(wheels, "rlvr_fake_mod-1.0-cp38-cp38-manylinux2014_x86_64.whl", "rlvr_fake_mod", "cp38")
+    _fake_wheel(wheels, f"rlvr_fake_mod-1.0-{here}-{here}-manylinux2014_x86_64.whl", "rlvr_fake_mod", here)
+    modules = [("rlvr_fake_mod", "rlvr_fake_mod", None), ("json", "json", None)]  # json is importable
+    assert tool.unpack_wheels(wheels, site, modules) == [f"rlvr_fake_mod-1.0-{here}-{here}-manylinux2014_x86_64.whl"]
+    assert (site / "rlvr_fake_mod" / "__init__.py").read_text() == f"WHICH = {here!r}\n"
+    assert tool.unpack_wheels(wheels, site, modules) == []  # already there
+    with pytest.raises(SystemExit, match="rlvr_other is not installed .* --fetch-wheels"):
+        tool.unpack_wheels(wheels, site, [("rlvr_other", "rlvr_other", None)])
+
+
+def test_table_marks_a_failed_case():
+    tool = _tool()
+    ok = {key: 1.0 for _, key, _ in tool.COLUMNS}
+    table = tool.format_table({"zero2": ok, "zero3+ckpt": {"error": "RuntimeError: NCCL error"}}, "GPU")
+    lines = table.splitlines()
+    assert "train peak GPU GiB" in lines[0] and "| peak GPU GiB" in lines[0] and "| ok " in lines[2]
+    assert "FAIL: RuntimeError: NCCL error" in lines[3]
