@@ -13,6 +13,7 @@ import torch
 
 from rlvr.config import RecipeConfig
 from rlvr.controller.loop import Controller, PromptSampler
+from rlvr.controller.weight_sync import ObjectStoreSync
 from rlvr.rewards.seeded import seeded_uniform
 from rlvr.rewards.worker import RewardWorker
 from rlvr.rollout.engine import Generation
@@ -108,6 +109,7 @@ def controller(monkeypatch):
         c.rollout = [Remote(FakeRollout()) for _ in range(rollout_workers)]
         c.reward = [Remote(ReversingRewardWorker("arithmetic", design)) for _ in range(reward_workers)]
         c.trainer = FakeTrainer()
+        c.weight_sync = ObjectStoreSync(c.trainer, c.rollout)
         made.append(c)
         return c
 
