@@ -47,7 +47,7 @@ def run(tmp_path_factory):
 @pytest.mark.e2e
 def test_grpo_on_the_ground_truth_raises_held_out_accuracy(run):
     summary = run("ground_truth", "steps=40")
-    assert summary["initial_eval_gt_accuracy"] == summary["warmup"]["accuracy"]
+    assert summary["initial_eval_gt_accuracy"] == summary["warmup"]["eval_accuracy"]
     before, after = summary["initial_eval_gt_accuracy"], summary["final_eval_gt_accuracy"]
     assert after >= before + 0.04, (before, after)
 

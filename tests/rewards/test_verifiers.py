@@ -117,16 +117,17 @@ def test_math_wrong_and_missing(response, gold, reason):
     assert (gt.score, gt.reason) == (0.0, reason)
 
 
-@pytest.mark.parametrize("response, score, answer", [
-    ("  42  ", 1.0, "42"),
-    ("The answer is \\boxed{42}. Check: 41", 1.0, "42"),  # a boxed answer beats a later number
-    ("\\boxed{41} but 42", 0.0, "41"),
-    ("42 then 41", 0.0, "41"),                            # without a box, the last number
-    ("41, 42 and 43", 0.0, "43"),
+@pytest.mark.parametrize("response, score, reason, answer", [
+    ("  42  ", 1.0, "ok", "42"),
+    ("The answer is \\boxed{42}. Check: 41", 1.0, "ok", "42"),  # a boxed answer beats a later number
+    ("\\boxed{41} but 42", 0.0, "wrong", "41"),
+    # No explicit final answer (several numbers, no box or answer statement): never a credit.
+    ("42 then 41", 0.0, "no_answer", None),
+    ("41, 42 and 43", 0.0, "no_answer", None),
 ])
-def test_math_reads_the_final_answer(response, score, answer):
+def test_math_reads_the_final_answer(response, score, reason, answer):
     gt = verify_math(response, "42", {})
-    assert (gt.score, gt.reason, gt.answer) == (score, "ok" if score else "wrong", answer)
+    assert (gt.score, gt.reason, gt.answer) == (score, reason, answer)
 
 
 def test_math_answer_is_canonical():

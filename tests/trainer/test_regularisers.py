@@ -39,7 +39,8 @@ def trainer(tiny_model_dir):
     try:
         yield rank
     finally:
-        rank.close()
+        # The process group stays: DeepSpeed cannot set up a second one in this process after
+        # the first is destroyed, and other in-process trainer modules reuse it.
         os.environ.clear()
         os.environ.update(saved)
 
