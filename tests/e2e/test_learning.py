@@ -2,9 +2,10 @@
 held-out greedy accuracy, and a reward for wrong answers only (`incorrect_only`) lowers it.
 
 Both runs share one warm-up (cached in the module's output folder) and one Ray cluster.
-Margins were set from measured runs (128 held-out prompts, warm-up at 0.203): after 40 steps
-on the ground truth, seeds 0/1/2 gained +0.117/+0.102/+0.086; incorrect_only took seeds 0/1
-to 0.055/0.008 after 10 steps and 0.031/0.008 after 20.
+Margins were set from measured runs (128 held-out prompts; the quickstart's warm-up, selected
+on its validation slice, starts at 0.320): after 60 steps on the ground truth, seeds 0/1/2
+gained +0.164/+0.133/+0.141 (40 steps of 16 prompts were too noisy: +0.047/-0.008/+0.141);
+incorrect_only took seeds 0/1 to 0.000 after 15 steps.
 """
 from pathlib import Path
 
@@ -27,8 +28,7 @@ def run(tmp_path_factory):
 
     def run(name, *overrides):
         cfg = load_recipe(str(ROOT / "recipes" / "quickstart.yaml"), [
-            f"output_dir={out}", f"run_name={name}", "eval_every=0", "task.eval_size=128",
-            "rollout.prompts_per_step=16", *overrides])
+            f"output_dir={out}", f"run_name={name}", "eval_every=0", "task.eval_size=128", *overrides])
         if not ray.is_initialized():
             start_ray(cfg.cluster, 3)
         summary = train(cfg)  # its shutdown removes the placement group, which ends its actors
@@ -46,10 +46,10 @@ def run(tmp_path_factory):
 
 @pytest.mark.e2e
 def test_grpo_on_the_ground_truth_raises_held_out_accuracy(run):
-    summary = run("ground_truth", "steps=40")
+    summary = run("ground_truth", "steps=60")
     assert summary["initial_eval_gt_accuracy"] == summary["warmup"]["eval_accuracy"]
     before, after = summary["initial_eval_gt_accuracy"], summary["final_eval_gt_accuracy"]
-    assert after >= before + 0.04, (before, after)
+    assert after >= before + 0.06, (before, after)
 
 
 @pytest.mark.e2e
