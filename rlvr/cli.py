@@ -15,7 +15,8 @@ commands:
   train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder)
   submit RECIPE.yaml [key=value ...]  run `train` as a job on a running Ray cluster (--wait, --address)
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
-  theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3)
+  theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3);
+         --paper | --sweep | --random N  the paper's set, the p* scaling fit, static labels vs ablations
   study STUDY.yaml [--out DIR]        train a recipe per arm and seed, then compare the arms
   audit RECIPE.yaml [key=value ...]   profile the initial policy under the recipe's proxy (no training)
   report STUDY_DIR                    rewrite a study's report (intervals vs the control) from its folder
