@@ -89,9 +89,10 @@ def host_store(timeout_s: float) -> Tuple[torch.distributed.TCPStore, str, int]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((host, 0))
         sock.listen(128)
-        store = torch.distributed.TCPStore(host, sock.getsockname()[1], None, True, timeout,
-                                           wait_for_workers=False, master_listen_fd=sock.fileno())
-        store._rlvr_socket = sock  # the store serves on this socket's fd: keep it open with the store
+        port = sock.getsockname()[1]
+        # detach: the store serves on this fd from now on; a closed Python socket must not close it
+        store = torch.distributed.TCPStore(host, port, None, True, timeout,
+                                           wait_for_workers=False, master_listen_fd=sock.detach())
     else:
         store = torch.distributed.TCPStore(host, 0, None, True, timeout, wait_for_workers=False)
     return store, host, store.port

@@ -49,9 +49,9 @@ def loopback_store(timeout_s: float):
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
+    # detach: the store serves on this fd from now on; a closed Python socket must not close it
     store = dist.TCPStore("127.0.0.1", port, None, True, datetime.timedelta(seconds=timeout_s),
-                          wait_for_workers=False, master_listen_fd=sock.fileno())
-    store._rlvr_socket = sock  # the store serves on this socket's fd: keep it open with the store
+                          wait_for_workers=False, master_listen_fd=sock.detach())
     return store, port
 
 
