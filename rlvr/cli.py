@@ -53,7 +53,7 @@ def train_main(argv: List[str]) -> int:
         print(to_yaml(cfg), end="")
         return 0
     from rlvr.config import RecipeError
-    from rlvr.controller.loop import train
+    from rlvr.controller.loop import RunError, train
 
     from rlvr.rewards.errors import RewardConfigError
     from rlvr.tasks.loaders import TaskDataError
@@ -63,6 +63,9 @@ def train_main(argv: List[str]) -> int:
     except (RecipeError, RewardConfigError, TaskDataError) as err:  # bad input: a message, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunError as err:  # a cause the user can fix (disk full): the message; summary.json has the traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0 if summary.get("status") == "finished" else 1
 
 
@@ -83,6 +86,23 @@ def build_model_main(argv: List[str]) -> int:
     return 0
 
 
+OUT_COMMANDS = ("score", "study", "audit", "theory")  # commands whose --out names a file or folder
+
+
+def out_problem(args: List[str]) -> Optional[str]:
+    """One-line error when the `--out` of a command's arguments cannot be written, else None."""
+    from rlvr.tracking.run_folder import unwritable
+
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--out" and i + 1 < len(args) else (
+            arg.split("=", 1)[1] if arg.startswith("--out=") else None)
+        if value:
+            problem = unwritable(value)
+            if problem:
+                return f"--out {value}: cannot write there ({problem}): choose a writable path"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
@@ -90,6 +110,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(USAGE, end="")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command in OUT_COMMANDS and (problem := out_problem(rest)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if command == "train":
         return train_main(rest)
     if command == "build-model":

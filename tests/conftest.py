@@ -50,3 +50,23 @@ def tiny_hub_model(tmp_path_factory):
     (repo / "refs" / "main").write_text(sha)
     shutil.rmtree(built)
     return home, cache, "rlvr-test/tiny-char", snapshot, sha
+
+
+@pytest.fixture
+def fake_checkpoint():
+    """write(folder, step): a checkpoint folder holding every file a resume checks (tiny
+    rlvr_state.json, model.safetensors, trainer/deepspeed/*.pt) without training anything."""
+    import json
+
+    from safetensors.torch import save_file
+
+    def write(folder, step, **state):
+        path = folder.checkpoint_dir(step)
+        (path / "trainer" / "deepspeed").mkdir(parents=True, exist_ok=True)
+        save_file({"w": torch.arange(64, dtype=torch.float32)}, str(path / "model.safetensors"))
+        torch.save({"module": {"w": torch.zeros(8)}}, path / "trainer" / "deepspeed" / "mp_rank_00_model_states.pt")
+        (path / "rlvr_state.json").write_text(json.dumps(
+            {"step": step, "evals": [0.1], "initial_eval_gt_accuracy": 0.1, **state}))
+        return path
+
+    return write

@@ -77,10 +77,25 @@ def node_ip() -> str:
 
 
 def host_store(timeout_s: float) -> Tuple[torch.distributed.TCPStore, str, int]:
-    """Rank 0's rendezvous store on a port the OS picks: (store, host, port) to hand to the others."""
-    store = torch.distributed.TCPStore(node_ip(), 0, None, True,
-                                       datetime.timedelta(seconds=timeout_s), wait_for_workers=False)
-    return store, node_ip(), store.port
+    """Rank 0's rendezvous store on a port the OS picks: (store, host, port) to hand to the others.
+
+    On a loopback node (a local cluster) the store listens on 127.0.0.1 only: torch's TCPStore
+    would listen on every interface, so it is handed a socket already bound to loopback.
+    """
+    host, timeout = node_ip(), datetime.timedelta(seconds=timeout_s)
+    if host.startswith("127."):
+        import socket
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((host, 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        # detach: the store serves on this fd from now on; a closed Python socket must not close it
+        store = torch.distributed.TCPStore(host, port, None, True, timeout,
+                                           wait_for_workers=False, master_listen_fd=sock.detach())
+    else:
+        store = torch.distributed.TCPStore(host, 0, None, True, timeout, wait_for_workers=False)
+    return store, host, store.port
 
 
 class WeightGroup:

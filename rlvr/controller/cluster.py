@@ -21,6 +21,61 @@ ACTOR_ENV: Dict[str, str] = {
 }
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def loopback_interface() -> str:
+    """Name of the network interface holding 127.0.0.1 ('lo' on Linux, 'lo0' on macOS)."""
+    import psutil
+
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.address == LOOPBACK for a in addrs):
+            return name
+    return "lo"
+
+
+def loopback_env() -> Dict[str, str]:
+    """Env vars that keep torch.distributed's gloo / NCCL sockets on the loopback interface."""
+    name = loopback_interface()
+    return {"GLOO_SOCKET_IFNAME": name, "NCCL_SOCKET_IFNAME": name}
+
+
+def _init_on_loopback(**kwargs) -> None:
+    """ray.init of an embedded cluster whose every port listens on 127.0.0.1 only.
+
+    Ray resolves a node IP of 127.0.0.1 to the machine's outward address unless its
+    ENABLE_RAY_CLUSTER constant is off (what Ray itself does on macOS/Windows): it is switched
+    off for this call only. The embedded cluster's processes are then watched by
+    rlvr.controller.reaper, which ends them if this driver dies without shutting them down.
+    """
+    import ray
+    import ray._private.ray_constants as ray_constants
+
+    from rlvr.controller.reaper import children_now, new_children, start_watcher
+
+    before = children_now()
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", _node_ip_address=LOOPBACK, **kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+    start_watcher(new_children(before))
+    if ray.util.get_node_ip_address() != LOOPBACK:
+        print(f"[rlvr] warning: the embedded Ray cluster's node address is {ray.util.get_node_ip_address()}, "
+              "not 127.0.0.1: its ports may listen on other interfaces", file=sys.stderr, flush=True)
+
+
+def shutdown_ray() -> None:
+    """ray.shutdown(), then end whatever the embedded cluster left behind (its agents)."""
+    import ray
+
+    from rlvr.controller.reaper import stop_watcher
+
+    ray.shutdown()
+    stop_watcher()
+
+
 # Set by Ray's job supervisor in a submitted job's driver: the job's config, runtime env included.
 JOB_CONFIG_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
@@ -54,6 +109,10 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
     if not uses_gpus:
         env["DS_ACCELERATOR"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if cluster.address == "local":
+        # Loopback only: the torch.distributed rendezvous and weight-sync stores have no
+        # authentication, and Ray's own ports need not be reachable from other machines.
+        env.update(loopback_env())
     if ray.is_initialized():
         return
     env, kept = driver_env_vars(env, os.environ.get(JOB_CONFIG_ENV_VAR))
@@ -64,7 +123,7 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
     if cluster.address == "local":
         num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
         num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+        _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
     else:
         ray.init(address=cluster.address, **kwargs)
 

@@ -4,8 +4,10 @@ The controller is the one place that knows the order of things; actors do one jo
 """
 from __future__ import annotations
 
+import errno
 import json
 import random
+import shutil
 import sys
 import time
 import traceback
@@ -17,11 +19,12 @@ import torch
 
 from rlvr.config import RecipeConfig, to_yaml
 from rlvr.tasks import Prompt
-from rlvr.tracking.run_folder import RunFolder
+from rlvr.tracking.run_folder import RunFolder, checkpoint_problem
 from rlvr.tracking.tracker import Tracker, progress
 
 
 RESUME_STATE = "rlvr_state.json"  # in a checkpoint folder: the loop's state at that step
+RESUME_KEYS = ("step", "evals", "initial_eval_gt_accuracy")  # what a resume reads from it
 # Recipe keys a resumed run may change; anything else must match the run's config.yaml.
 RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", "checkpoint_every",
                      "checkpoint_keep_last", "logging.wandb", "logging.console", "logging.log_samples_every",
@@ -37,6 +40,16 @@ VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could
 
 # Fields of a scored record that go into samples/step_*.jsonl as they are.
 SAMPLE_KEYS = ("prompt_id", "sample_index", "response", "gold", "num_tokens", "gt", "proxy", "reason")
+
+
+class RunError(RuntimeError):
+    """A run failed for a reason the user can fix (e.g. a full disk); the CLI prints it in one line."""
+
+
+def _no_space(err: BaseException) -> bool:
+    """True when `err` (or a remote error wrapping it, e.g. a trainer rank's) is a full disk."""
+    return ((isinstance(err, OSError) and err.errno == errno.ENOSPC)
+            or "No space left on device" in str(err) or "[Errno 28]" in str(err))
 
 
 def default_run_name(cfg: RecipeConfig) -> str:
@@ -215,7 +228,9 @@ class Controller:
             from ray.util.placement_group import remove_placement_group
 
             remove_placement_group(self.placement)
-        ray.shutdown()
+        from rlvr.controller.cluster import shutdown_ray
+
+        shutdown_ray()
 
     # ---- one step's pieces ------------------------------------------------------------
     def _generate(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int):
@@ -300,20 +315,38 @@ class Controller:
         cfg = self.cfg
         if cfg.run_name is None:
             cfg = self.cfg = replace(cfg, run_name=default_run_name(cfg))
-        folder = RunFolder(Path(cfg.output_dir) / cfg.run_name)
+        from rlvr.config.load import RecipeError
+
+        path = Path(cfg.output_dir) / cfg.run_name
+        try:
+            folder = RunFolder(path)
+            if not cfg.resume and not folder.is_used():
+                folder.write_config(to_yaml(cfg))
+        except OSError as err:  # read-only or full parent: one line, not a traceback
+            raise RecipeError(f"output_dir = {cfg.output_dir}: cannot write the run folder {path} "
+                              f"({err.strerror or err}): choose a writable output_dir") from None
         if cfg.resume:
             resume = self.resume_point(folder)
+            for bad in getattr(self, "skipped_checkpoints", []):
+                aside = bad.with_name(f"{bad.name}.incomplete")
+                shutil.rmtree(aside, ignore_errors=True)
+                bad.rename(aside)  # out of the way of pruning and of later resumes; kept to inspect
+                progress(f"moved the incomplete checkpoint {bad.name} to {aside.name}")
+            folder.write_config(to_yaml(cfg))
         elif folder.is_used():
-            from rlvr.config.load import RecipeError
-
             raise RecipeError(f"run folder {folder.path} already holds a run: continue it with "
                               "resume=true, or choose another run_name")
         else:
             resume = None
-        folder.write_config(to_yaml(cfg))
         progress(f"run folder {folder.path}")
         started = time.time()
-        summary: Dict[str, Any] = {"run_name": cfg.run_name, "status": "running"}
+        summary: Dict[str, Any] = {"run_name": cfg.run_name, "status": "running",
+                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        # A resume keeps the run's summary.json (a finished run's included) until its checkpoint
+        # is restored: a resume that fails before that leaves the folder as it was.
+        owns_summary = resume is None
+        if owns_summary:
+            folder.write_summary(summary)
         tracker = None
         try:
             train_prompts, eval_prompts, model_dir, warmup = self.inputs()
@@ -344,7 +377,11 @@ class Controller:
                 self.trainer.load_training_state(str(checkpoint / "trainer"))
                 self._sync_weights(state["step"])
                 folder.truncate_metrics(state["step"])
+                for gone in folder.truncate_samples(state["step"]):
+                    progress(f"deleted {gone.name} of the crashed run (after step {state['step']})")
                 summary["resumed_from_step"] = state["step"]
+                owns_summary = True
+                folder.write_summary(summary)
                 progress(f"resumed from {checkpoint} (step {state['step']})")
             summary["initial_eval_gt_accuracy"] = state["initial_eval_gt_accuracy"]
             if "audit" in state:
@@ -379,17 +416,31 @@ class Controller:
             raise
         finally:
             summary["wall_s"] = time.time() - started
-            folder.write_summary(summary)
-            if tracker is not None:
-                tracker.close(summary)
-            else:
-                folder.close()
-            if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-                self._shutdown()
+            self._close(folder, tracker, summary, owns_summary)
         progress(f"done: held-out greedy gt accuracy {summary['initial_eval_gt_accuracy']:.3f} -> "
                  f"{summary['final_eval_gt_accuracy']:.3f} (best {summary['best_eval_gt_accuracy']:.3f}) "
                  f"in {summary['wall_s']:.0f} s; run folder {folder.path}")
         return summary
+
+    def _close(self, folder: RunFolder, tracker, summary: Dict[str, Any], owns_summary: bool) -> None:
+        """The run's last writes, each guarded so that one failing (a full disk) skips none of
+        the others: summary.json, the tracker, then actors and Ray."""
+        try:
+            if owns_summary:
+                folder.write_summary(summary)
+            else:
+                progress(f"the resume failed before restoring its checkpoint: {folder.path / 'summary.json'} "
+                         "is left as it was")
+            try:
+                if tracker is not None:
+                    tracker.close(summary)
+                else:
+                    folder.close()
+            except Exception as err:  # noqa: BLE001 - the run's own error matters more
+                progress(f"closing the tracker failed: {type(err).__name__}: {err}")
+        finally:
+            if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+                self._shutdown()
 
     def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
         """One GRPO step: roll out G samples per prompt, score both rewards, advantages from
@@ -446,9 +497,22 @@ class Controller:
         """HF weights + trainer state (optimizer included) + the loop's state. rlvr_state.json
         is written last: a checkpoint without it is incomplete and never resumed from."""
         path = folder.checkpoint_dir(state["step"])
-        self.trainer.save_hf(str(path))
-        self.trainer.save_training_state(str(path / "trainer"))
-        (path / RESUME_STATE).write_text(json.dumps(state, indent=2))
+        try:
+            (path / RESUME_STATE).unlink(missing_ok=True)  # a folder being rewritten reads incomplete
+            self.trainer.save_hf(str(path))
+            self.trainer.save_training_state(str(path / "trainer"))
+            (path / RESUME_STATE).write_text(json.dumps(state, indent=2))
+        except Exception as err:
+            if not _no_space(err):
+                raise
+            try:
+                (path / RESUME_STATE).unlink(missing_ok=True)
+                free = f"{shutil.disk_usage(folder.path).free / 2**20:.0f} MiB free"
+            except OSError:
+                free = "free space unknown"
+            raise RunError(f"no space left on device while saving checkpoint {path} ({free}): free "
+                           "some space (or lower checkpoint_keep_last), then continue with resume=true "
+                           "from the last complete checkpoint") from err
         for old in folder.prune_checkpoints(self.cfg.checkpoint_keep_last, RESUME_STATE):
             progress(f"deleted checkpoint {old.name} (checkpoint_keep_last = {self.cfg.checkpoint_keep_last})")
 
@@ -457,7 +521,8 @@ class Controller:
         from rlvr.config.load import RecipeError, recipe_drift
 
         where = f"resume {folder.path}"
-        done = sorted(folder.path.glob(f"checkpoints/step_*/{RESUME_STATE}"))
+        done = sorted(p for p in folder.path.glob(f"checkpoints/step_*/{RESUME_STATE}") if p.parent.is_dir()
+                      and not p.parent.name.endswith(".incomplete"))
         if not done:
             raise RecipeError(f"{where}: no complete checkpoint to resume from "
                               "(set checkpoint_every to save them during a run)")
@@ -466,11 +531,27 @@ class Controller:
         if drift:
             raise RecipeError(f"{where}: the recipe differs from the run's config.yaml: "
                               f"{'; '.join(drift)}. Only {sorted(RESUME_MAY_CHANGE)} may change.")
-        state = json.loads(done[-1].read_text())
+        # Newest first; a checkpoint whose files are missing or truncated is skipped with a
+        # warning naming the file (checked here, before Ray or any actor starts).
+        self.skipped_checkpoints: List[Path] = []
+        problems = []
+        for marker in reversed(done):
+            problem = checkpoint_problem(marker.parent, RESUME_STATE, RESUME_KEYS)
+            if problem is None:
+                break
+            problems.append(problem)
+            self.skipped_checkpoints.append(marker.parent)
+            progress(f"WARNING: checkpoint {marker.parent.name} is incomplete: {problem}")
+        else:
+            raise RecipeError(f"{where}: no complete checkpoint to resume from; {problems[0]}"
+                              + (f" (and {len(problems) - 1} older checkpoint(s) broken too)" if len(problems) > 1 else ""))
+        state = json.loads(marker.read_text())
+        if self.skipped_checkpoints:
+            progress(f"WARNING: resuming from the previous complete checkpoint {marker.parent.name} instead")
         if state["step"] >= self.cfg.steps:
             raise RecipeError(f"{where}: checkpoint step {state['step']} >= steps = {self.cfg.steps}: "
                               "raise steps to train further")
-        return state, done[-1].parent
+        return state, marker.parent
 
     def sync_check(self, prompt: Prompt) -> float:
         """|log p(response)| difference between trainer and each rollout engine on a fixed sequence."""

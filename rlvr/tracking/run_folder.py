@@ -6,10 +6,14 @@ import json
 import math
 import re
 import shutil
+import struct
+import sys
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 _CHECKPOINT = re.compile(r"^step_(\d+)$")
+_SAMPLES = re.compile(r"^step_(\d+)\.jsonl$")
 
 
 def checkpoints_to_delete(checkpoints: Sequence[Tuple[int, bool]], keep_last: int) -> List[int]:
@@ -30,6 +34,95 @@ def checkpoints_to_delete(checkpoints: Sequence[Tuple[int, bool]], keep_last: in
                   if step not in keep and (done or step < newest))
 
 
+def unwritable(path: Path) -> Optional[str]:
+    """Why `path` (a folder or file to create or overwrite) cannot be written, or None.
+
+    Looks at `path` when it exists, else at its nearest existing ancestor, which must be a
+    writable folder. (Root passes the permission check; a read-only mount fails later.)
+    """
+    import os
+
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        return f"{existing} is not writable by this user"
+    return None
+
+
+def safetensors_problem(path: Path) -> Optional[str]:
+    """Why a .safetensors file is unusable (missing, truncated, bad header), or None when whole.
+
+    Reads only the header: an 8-byte little-endian length, a JSON table of tensors whose
+    data_offsets must all end within the file.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8)) if size >= 8 else (None,)
+            if length is None or 8 + length > size:
+                return f"truncated ({size} bytes, no complete header)"
+            header = json.loads(f.read(length))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError, struct.error) as err:
+        return f"unreadable header ({err})"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + length + end > size:
+        return f"truncated ({size} of {8 + length + end} bytes)"
+    return None
+
+
+def checkpoint_problem(path: Path, marker: str, required_keys: Sequence[str]) -> Optional[str]:
+    """'FILE: why' for the first file a resume needs that is missing or broken, or None.
+
+    Checks, cheaply (no weights loaded): `marker` (the loop state) parses to a JSON object with
+    `required_keys` and the folder's step; the HF weights (model.safetensors, or every shard
+    of model.safetensors.index.json) are whole; trainer/deepspeed/ holds DeepSpeed's .pt files,
+    each a complete zip archive (torch.save's format; a truncated one has no central directory).
+    """
+    state = path / marker
+    try:
+        text = state.read_text()
+    except OSError as err:
+        return f"{state}: unreadable ({err.strerror or err})"
+    if not text.strip():
+        return f"{state}: empty (the save died while writing it)"
+    try:
+        loaded = json.loads(text)
+    except ValueError as err:
+        return f"{state}: not valid JSON ({err})"
+    if not isinstance(loaded, dict) or any(k not in loaded for k in required_keys):
+        missing = [k for k in required_keys if not isinstance(loaded, dict) or k not in loaded]
+        return f"{state}: lacks {', '.join(missing)}"
+    match = _CHECKPOINT.match(path.name)
+    if match and loaded["step"] != int(match.group(1)):
+        return f"{state}: step {loaded['step']} in a folder named {path.name}"
+    index = path / "model.safetensors.index.json"
+    try:
+        shards = (sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file()
+                  else ["model.safetensors"])
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        return f"{index}: unreadable ({err})"
+    for name in shards:
+        problem = safetensors_problem(path / name)
+        if problem:
+            return f"{path / name}: {problem}"
+    parts = sorted((path / "trainer" / "deepspeed").glob("*.pt"))
+    if not parts:
+        return f"{path / 'trainer' / 'deepspeed'}: no trainer state files (*.pt)"
+    for part in parts:
+        try:
+            with zipfile.ZipFile(part) as archive:
+                archive.infolist()
+        except (OSError, zipfile.BadZipFile) as err:
+            return f"{part}: truncated or corrupt ({err})"
+    return None
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -42,6 +135,7 @@ class RunFolder:
     """Append-only writer for one run's folder."""
 
     def __init__(self, path: Path):
+        """Creates the folder; an OSError (unwritable or full parent) propagates to the caller."""
         self.path = Path(path)
         (self.path / "samples").mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
@@ -72,15 +166,45 @@ class RunFolder:
         path.write_text("".join(rows))
         self._metrics = open(path, "a", buffering=1)
 
+    def truncate_samples(self, last_step: int) -> List[Path]:
+        """Delete samples/step_*.jsonl files of steps after `last_step` (a resumed run rewrites
+        them; left behind, `rlvr score` on the folder would count them). Returns what went."""
+        doomed = [p for p in sorted((self.path / "samples").iterdir())
+                  if (m := _SAMPLES.match(p.name)) and int(m.group(1)) > last_step]
+        for path in doomed:
+            path.unlink()
+        return doomed
+
     def write_samples(self, step: int, records: Iterable[Mapping[str, Any]]) -> None:
         with open(self.path / "samples" / f"step_{step:06d}.jsonl", "w") as f:
             for r in records:
                 f.write(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n")
 
-    def write_summary(self, summary: Dict[str, Any]) -> None:
-        tmp = self.path / "summary.json.tmp"
-        tmp.write_text(json.dumps({k: _jsonable(v) for k, v in summary.items()}, indent=2) + "\n")
-        tmp.replace(self.path / "summary.json")
+    def write_summary(self, summary: Dict[str, Any]) -> bool:
+        """Write summary.json atomically (a .tmp file renamed over it). When that fails (disk
+        full), the .tmp goes and a compact summary (no traceback) is written over the old file
+        in place; when that fails too, the summary is printed to stderr. Never raises; returns
+        whether summary.json now holds the (possibly compact) summary."""
+        final, tmp = self.path / "summary.json", self.path / "summary.json.tmp"
+        clean = {k: _jsonable(v) for k, v in summary.items()}
+        try:
+            tmp.write_text(json.dumps(clean, indent=2) + "\n")
+            tmp.replace(final)
+            return True
+        except OSError as err:
+            first = err
+            tmp.unlink(missing_ok=True)
+        compact = json.dumps({k: v for k, v in clean.items() if k != "traceback"}, separators=(",", ":"))
+        try:  # overwrite the old summary's own blocks: needs no new space when it is not longer
+            with open(final, "r+" if final.exists() else "w") as f:
+                f.write(compact + "\n")
+                f.truncate()
+            print(f"[rlvr] summary.json written without its traceback: {first}", file=sys.stderr, flush=True)
+            return True
+        except OSError as err:
+            print(f"[rlvr] could not write {final} ({first}; then {err}); the summary was: {compact}",
+                  file=sys.stderr, flush=True)
+            return False
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step_{step:06d}"

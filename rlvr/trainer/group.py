@@ -32,6 +32,29 @@ def _master_address():
     return ray.util.get_node_ip_address(), port
 
 
+def loopback_store(timeout_s: float):
+    """(store, port): a TCPStore server in this process listening on 127.0.0.1 only.
+
+    torch's own rendezvous store (rank 0's, under init_process_group) listens on every
+    interface and has no authentication; on a loopback-only (local) cluster the driver hosts
+    the store instead, on a socket bound to 127.0.0.1, and the ranks join it as clients
+    (TORCHELASTIC_USE_AGENT_STORE, torchrun's agent-store mode).
+    """
+    import datetime
+    import socket
+
+    import torch.distributed as dist
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    # detach: the store serves on this fd from now on; a closed Python socket must not close it
+    store = dist.TCPStore("127.0.0.1", port, None, True, datetime.timedelta(seconds=timeout_s),
+                          wait_for_workers=False, master_listen_fd=sock.detach())
+    return store, port
+
+
 class TrainerGroupError(RuntimeError):
     """A trainer rank failed; the group has been shut down."""
 
@@ -60,6 +83,10 @@ class TrainerGroup:
 
         num_threads = max(1, int(num_cpus_per_rank))
         env = {"OMP_NUM_THREADS": str(num_threads)}
+        self._store = None
+        if master_addr == "127.0.0.1":  # a loopback-only cluster: the driver hosts the rendezvous
+            self._store, master_port = loopback_store(startup_timeout_s)
+            env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
         if not num_gpus_per_rank:  # Ray shows a zero-GPU actor every GPU of its node: keep CPU ranks off them
             env["CUDA_VISIBLE_DEVICES"] = ""
         for rank in range(self.num_ranks):
@@ -174,6 +201,7 @@ class TrainerGroup:
     def shutdown(self, graceful: bool = True) -> None:
         """Leave the process group and kill the actors (idempotent)."""
         actors, self.actors = self.actors, []
+        self._store = None  # the driver-hosted rendezvous store, if any, goes with the group
         if graceful and actors:
             try:
                 ray.get([a.close.remote() for a in actors], timeout=30)

@@ -44,7 +44,10 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
 
     assert not ray.is_initialized()  # actors and the embedded cluster were shut down
 
+    # A sample file of a step after the checkpoint (as a crash at step 5 would leave) goes on resume.
+    (crashed / "samples" / "step_000005.jsonl").write_text('{"step": 5}\n')
     resumed = train(short_run(tmp_path, *args, "run_name=crashed", "resume=true"))
+    assert not (crashed / "samples" / "step_000005.jsonl").exists()
     assert resumed["status"] == "finished" and resumed["resumed_from_step"] == 2
 
     original, again = read_metrics(run / "metrics.jsonl"), read_metrics(crashed / "metrics.jsonl")
@@ -70,7 +73,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
     assert [[s[f] for f in fields] for s in second] == [[s[f] for f in fields] for s in first]
 
 
-def test_resume_refuses_a_changed_recipe_or_a_missing_checkpoint(tmp_path):
+def test_resume_refuses_a_changed_recipe_or_a_missing_checkpoint(tmp_path, fake_checkpoint):
     from rlvr.controller.loop import Controller
     from rlvr.tracking.run_folder import RunFolder
 
@@ -80,10 +83,8 @@ def test_resume_refuses_a_changed_recipe_or_a_missing_checkpoint(tmp_path):
     from rlvr.config import to_yaml
 
     folder.write_config(to_yaml(short_run(tmp_path)))
-    done = tmp_path / "e2e" / "checkpoints" / "step_000002"
-    done.mkdir(parents=True)
-    (done / "rlvr_state.json").write_text(json.dumps({"step": 2, "evals": [0.1]}))
-    with pytest.raises(RecipeError, match=r"trainer.lr: 0.0003 -> 0.001"):
+    done = fake_checkpoint(folder, 2)
+    with pytest.raises(RecipeError, match=r"trainer.lr: 0.0001 -> 0.001"):
         Controller(short_run(tmp_path, "resume=true", "trainer.lr=1e-3")).resume_point(folder)
     with pytest.raises(RecipeError, match="raise steps"):
         Controller(short_run(tmp_path, "resume=true", "steps=2")).resume_point(folder)

@@ -51,7 +51,7 @@ def test_checkpoints_to_delete_keeps_the_newest_complete_ones():
     assert checkpoints_to_delete([(3, False)], 1) == []  # nothing complete: delete nothing
 
 
-def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path):
+def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path, fake_checkpoint):
     from rlvr.config import load_recipe, to_yaml
     from rlvr.controller.loop import RESUME_STATE, Controller
 
@@ -62,10 +62,113 @@ def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path):
         path = folder.checkpoint_dir(step)
         (path / "trainer").mkdir(parents=True)
         if complete:
-            (path / RESUME_STATE).write_text(json.dumps({"step": step, "evals": [0.0]}))
+            fake_checkpoint(folder, step)
     deleted = folder.prune_checkpoints(2, RESUME_STATE)
     assert [p.name for p in deleted] == ["step_000002", "step_000005"]
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == [
         "step_000004", "step_000006", "step_000008"]
     state, path = Controller(cfg).resume_point(folder)
     assert state["step"] == 6 and path == folder.checkpoint_dir(6)
+
+
+def _resumable(tmp_path, steps=10):
+    from rlvr.config import load_recipe, to_yaml
+
+    cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", f"steps={steps}", "resume=true"])
+    folder = RunFolder(tmp_path / "r")
+    folder.write_config(to_yaml(cfg))
+    return cfg, folder
+
+
+def test_a_truncated_or_empty_checkpoint_is_named_and_the_previous_one_used(tmp_path, fake_checkpoint, capsys):
+    import pytest
+
+    from rlvr.config import RecipeError
+    from rlvr.controller.loop import Controller
+
+    cfg, folder = _resumable(tmp_path)
+    fake_checkpoint(folder, 2)
+    newest = fake_checkpoint(folder, 4)
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-20])  # the save died mid-file
+    controller = Controller(cfg)
+    state, path = controller.resume_point(folder)
+    assert state["step"] == 2 and path == folder.checkpoint_dir(2)
+    assert controller.skipped_checkpoints == [newest]
+    err = capsys.readouterr().err
+    assert f"{weights}: truncated" in err and "resuming from the previous complete checkpoint step_000002" in err
+
+    fake_checkpoint(folder, 4)
+    (newest / "rlvr_state.json").write_text("")  # empty loop state: a one-line reason, no JSONDecodeError
+    assert Controller(cfg).resume_point(folder)[0]["step"] == 2
+    assert "rlvr_state.json: empty" in capsys.readouterr().err
+
+    fake_checkpoint(folder, 4)
+    part = newest / "trainer" / "deepspeed" / "mp_rank_00_model_states.pt"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    assert Controller(cfg).resume_point(folder)[0]["step"] == 2
+    assert f"{part}: truncated or corrupt" in capsys.readouterr().err
+
+    (folder.checkpoint_dir(2) / "rlvr_state.json").write_text('{"step": 2}')  # now no complete one is left
+    with pytest.raises(RecipeError, match=r"no complete checkpoint to resume from; .*step_000004.*"
+                                          r"mp_rank_00_model_states.pt: truncated .*1 older checkpoint"):
+        Controller(cfg).resume_point(folder)
+
+
+def test_safetensors_problem_reads_only_the_header(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from rlvr.tracking.run_folder import safetensors_problem
+
+    path = tmp_path / "m.safetensors"
+    save_file({"a": torch.zeros(10), "b": torch.ones(3)}, str(path))
+    assert safetensors_problem(path) is None
+    full = path.read_bytes()
+    path.write_bytes(full[:-1])
+    assert safetensors_problem(path) == f"truncated ({len(full) - 1} of {len(full)} bytes)"
+    path.write_bytes(full[:5])
+    assert safetensors_problem(path).startswith("truncated (5 bytes")
+    assert safetensors_problem(tmp_path / "none.safetensors") == "missing"
+
+
+def test_truncate_samples_drops_the_crashed_runs_later_steps(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    for step in (2, 4, 6, 8):
+        folder.write_samples(step, [{"step": step}])
+    (tmp_path / "run" / "samples" / "notes.txt").write_text("kept")
+    gone = folder.truncate_samples(4)
+    assert [p.name for p in gone] == ["step_000006.jsonl", "step_000008.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "notes.txt", "step_000002.jsonl", "step_000004.jsonl"]
+
+
+def test_summary_is_written_compactly_when_the_disk_is_full(tmp_path, monkeypatch, capsys):
+    import errno
+    from pathlib import Path
+
+    folder = RunFolder(tmp_path / "run")
+    assert folder.write_summary({"status": "running", "run_name": "r"})
+
+    def full(self, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", full)  # the .tmp can be written but not renamed: a full disk
+    assert folder.write_summary({"status": "failed", "error": "OSError: disk", "traceback": "x" * 10_000})
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == {"status": "failed", "error": "OSError: disk"}
+    assert not (tmp_path / "run" / "summary.json.tmp").exists()
+    assert "without its traceback" in capsys.readouterr().err
+
+
+def test_unwritable_names_the_blocking_path(tmp_path):
+    import os
+
+    from rlvr.tracking.run_folder import unwritable
+
+    (tmp_path / "file").write_text("")
+    assert unwritable(tmp_path / "a" / "b") is None
+    assert unwritable(tmp_path / "file" / "run") == f"{tmp_path / 'file'} is a file, not a folder"
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert unwritable(locked / "run") == f"{locked} is not writable by this user"
