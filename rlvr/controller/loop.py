@@ -392,9 +392,9 @@ class Controller:
         return summary
 
     def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
-        """One GRPO step: roll out G samples per prompt, score both rewards, advantages from
-        the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
-        from rlvr.algorithms.grpo import group_advantages
+        """One RL step: roll out G samples per prompt, score both rewards, advantages
+        (`algorithm.name`) from the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
+        from rlvr.algorithms.advantages import compute_advantages
         from rlvr.rewards.categorize import categorize, reward_error_metrics
         from rlvr.trainer.batch import make_train_batch, resolve_pad_id
 
@@ -407,7 +407,7 @@ class Controller:
         t_reward = time.time() - t0 - t_rollout
         proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
         gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
-        advantages = group_advantages(proxy, normalize_std=cfg.algorithm.normalize_std)
+        advantages = compute_advantages(cfg.algorithm.name, proxy, normalize_std=cfg.algorithm.normalize_std)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
@@ -433,7 +433,7 @@ class Controller:
             "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
             "perf/weight_sync_s": self._sync_weights(step),
         }
-        if "policy/kl_to_ref" in metrics:
+        if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
             metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
         categories = categorize(proxy, gt)
         samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **_verifier_inputs(p), "prompt": p.text,
