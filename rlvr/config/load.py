@@ -192,10 +192,9 @@ def _check(cfg: RecipeConfig, where: str) -> None:
     if cfg.trainer.updates_per_step > 1 and cfg.trainer.ppo_epochs > 1:
         raise RecipeError(f"{where}: trainer.updates_per_step is an alias of trainer.ppo_epochs: set only "
                           "trainer.ppo_epochs")
-    if cfg.rollout.temperature != 1.0:
-        # The trainer's PPO ratio compares against temperature-1 log-probs of the policy.
-        raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature}: only 1.0 is "
-                          "supported for training (the PPO ratio assumes temperature-1 sampling)")
+    if not cfg.rollout.temperature > 0:
+        raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature} must be > 0: training "
+                          "samples (greedy rollouts give every group one answer); eval.temperature may be 0")
     _check_resources(cfg, where)
     _check_reward(cfg, where)
     from rlvr.tasks.registry import TASKS

@@ -64,7 +64,7 @@ class RolloutConfig:
     prompts_per_step: int = 16  # prompts sampled per RL step
     samples_per_prompt: int = 8  # G: samples per prompt (the GRPO group)
     max_new_tokens: int = 8  # response length cap
-    temperature: float = 1.0  # sampling temperature (training needs 1.0: the PPO ratio uses temperature-1 log-probs)
+    temperature: float = 1.0  # sampling temperature T > 0; the trainer's log-probs are of softmax(logits / T) too
     top_p: float = 1.0  # nucleus sampling
     max_model_len: int = 256  # vLLM: longest prompt + response in tokens
     gpu_memory_utilization: float = 0.5  # vLLM on GPU only: fraction of a card's memory the engine takes (keep it below its share on a shared card)

@@ -415,7 +415,7 @@ class Controller:
             advantages.flatten().tolist(),
             pad_id=resolve_pad_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id))
         t1 = time.time()
-        train_metrics = self.trainer.train_step(batch)
+        train_metrics = self.trainer.train_step(batch, temperature=cfg.rollout.temperature)
         t_train = time.time() - t1
         metrics: Dict[str, Any] = {
             "step": step,

@@ -310,6 +310,14 @@ class PolicyTrainer:
                     position_ids=batch.position_ids, use_cache=False)
         return out.logits
 
+    def _token_stats(self, model, mb: TrainBatch):
+        """(log-prob, entropy) [B, T] of mb's tokens under softmax(logits / T) of `model`."""
+        logits = self._forward_logits(model, mb)
+        temperature = getattr(self, "_temperature", 1.0)
+        if temperature != 1.0:
+            logits = logits / temperature
+        return sequence_token_stats(logits, mb.input_ids)
+
     # ---- training -----------------------------------------------------------------------------
 
     def _micro_batches(self, batch: TrainBatch, rows: int) -> List[TrainBatch]:
@@ -325,7 +333,7 @@ class PolicyTrainer:
                 out.append(dummy.to(self.device))
         return out
 
-    def train_step(self, batch: TrainBatch) -> Dict[str, float]:
+    def train_step(self, batch: TrainBatch, temperature: float = 1.0) -> Dict[str, float]:
         """`ppo_epochs` passes over this rank's shard, each split into `minibatches_per_step`
         minibatches of one optimizer step each; returns global metrics.
 
@@ -336,9 +344,14 @@ class PolicyTrainer:
         passes; `loss` is the aggregated loss averaged over the optimizer steps;
         `policy/grad_norm` is the pre-clip global norm; `policy/logprob_mismatch_{mean,max}`
         compare the engine's log-probs (batch.old_logprobs) with the pre-update trainer's.
+        `temperature` is the rollout's sampling temperature T: every log-prob (policy, old,
+        reference) is of softmax(logits / T), the distribution the engine sampled from.
         """
         if len(batch) == 0:
             raise ValueError(f"rank {self.rank}: train_step got an empty shard")
+        if not temperature > 0:
+            raise ValueError(f"rollout.temperature = {temperature}: training needs a sampling temperature > 0")
+        self._temperature = float(temperature)
         dist = self._dist
         epochs = max(self.cfg.ppo_epochs, self.cfg.updates_per_step)
         bounds = _even_bounds(len(batch), self.cfg.minibatches_per_step)
@@ -430,7 +443,7 @@ class PolicyTrainer:
     def _recompute_logprobs(self, mb: TrainBatch) -> Tensor:
         """[B, T] log-probs of mb's tokens under the current policy (eval mode, no grad)."""
         self.engine.eval()
-        logprobs, _ = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        logprobs, _ = self._token_stats(self.engine, mb)
         self.engine.train()
         return logprobs
 
@@ -444,7 +457,7 @@ class PolicyTrainer:
         own (detached), else the engine's (mb.old_logprobs). Reference log-probs are computed
         once per micro-batch and kept in `ref_cache` for later epochs.
         """
-        logprobs, entropy = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        logprobs, entropy = self._token_stats(self.engine, mb)
         if own_old:
             trainer_old = logprobs.detach()
         mask = mb.response_mask
@@ -465,8 +478,7 @@ class PolicyTrainer:
             cache = ref_cache if ref_cache is not None else {}
             if id(mb) not in cache:
                 with torch.no_grad():
-                    cache[id(mb)], _ = sequence_token_stats(self._forward_logits(self.reference, mb),
-                                                            mb.input_ids)
+                    cache[id(mb)], _ = self._token_stats(self.reference, mb)
             ref_logprobs = cache[id(mb)]
             if self.alg.kl_coef > 0:
                 kl_tok = kl_penalty(logprobs, ref_logprobs, self.alg.kl_estimator)

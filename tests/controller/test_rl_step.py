@@ -84,7 +84,7 @@ class FakeTrainer:
     def __init__(self):
         self.batches = []
 
-    def train_step(self, batch):
+    def train_step(self, batch, temperature=1.0):
         self.batches.append(batch)
         return {"loss": 0.0}
 

@@ -110,3 +110,26 @@ def test_every_advantage_and_loss_trains(rank, name, loss):
             group["lr"] = 0.0
     assert rank.state_digest() != before
     assert all(math.isfinite(v) for v in m.values())
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+def test_trainer_logprobs_at_t_equal_the_hf_engines_at_t(rank, tiny_model_dir, temperature):
+    from rlvr.rollout.hf_engine import HFEngine
+
+    engine = HFEngine(tiny_model_dir, device="cpu")
+    engine.load_weights(rank.full_state_dict())  # the smoke steps above moved the policy
+    groups = engine.generate(PROMPTS[:4], n=2, max_new_tokens=5, temperature=temperature, seed=3)
+    gens = [g for group in groups for g in group]
+    batch = make_train_batch([p for p in PROMPTS[:4] for _ in range(2)], [g.token_ids for g in gens],
+                             [g.logprobs for g in gens], [1.0] * len(gens), pad_id=0)
+    saved = rank.alg
+    rank.alg = replace(rank.alg, recompute_logprobs=False)  # the ratio's old log-probs: the engine's
+    try:
+        at_t = rank.train_step(batch, temperature=temperature)
+        at_1 = rank.train_step(batch, temperature=1.0)
+    finally:
+        rank.alg = saved
+    assert at_t["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert at_t["policy/logprob_mismatch_max"] < 1e-4
+    if temperature != 1.0:  # scoring at T = 1 what was sampled at 0.7 is off-policy
+        assert at_1["policy/logprob_mismatch_mean"] > 1e-2
