@@ -5,10 +5,14 @@
 group and drives them; every method below that touches parameters is collective: all ranks
 must call it, in the same order.
 
-Objective per optimizer step (GRPO, rlvr/algorithms/grpo.py), averaged over every response
-token of the whole RL batch (all ranks, all micro-batches):
+Objective per optimizer step (rlvr/algorithms: losses.py, grpo.py), aggregated by
+`algorithm.loss_agg` over one minibatch of the RL batch (all ranks, all micro-batches):
 
-    loss = tis_weight * clipped_surrogate + kl_coef * k3(policy, reference) - entropy_coef * entropy
+    loss = agg(tis_weight * policy_loss + kl_coef * kl(policy, reference) - entropy_coef * entropy)
+
+policy_loss is `algorithm.loss` (ppo_clip with clip_eps_low / clip_eps_high / clip_ratio_c, or
+pg); the per-sequence advantages come in with the batch (the controller's `algorithm.name`).
+Log-probs are of softmax(logits / T) at the rollout's sampling temperature T.
 
 The PPO ratio's old log-probs are the trainer's own pre-update policy's (the first forward's,
 detached, with one update per step; a no-grad pass before several updates) unless
@@ -19,8 +23,9 @@ noise. The engine-vs-trainer gap is logged every step (`policy/logprob_mismatch_
 `algorithm.tis_cap` > 0 it also weights each token by min(pi_trainer / pi_engine, cap).
 Dropout is disabled in the policy, so a forward is a deterministic function of the weights.
 
-Each micro-batch's token-sum is scaled by world_size / (global token count) so that after
-DeepSpeed averages gradients over ranks, the gradient is exactly that of the global token-mean,
+Each micro-batch's per-token loss is weighted by world_size times its aggregation weight,
+computed from the minibatch's GLOBAL token and sequence counts (one all-reduce), so that after
+DeepSpeed averages gradients over ranks the gradient is exactly that of the global aggregate,
 whatever the sharding and micro-batch size.
 """
 from __future__ import annotations
