@@ -133,3 +133,21 @@ def test_trainer_logprobs_at_t_equal_the_hf_engines_at_t(rank, tiny_model_dir, t
     assert at_t["policy/logprob_mismatch_max"] < 1e-4
     if temperature != 1.0:  # scoring at T = 1 what was sampled at 0.7 is off-policy
         assert at_1["policy/logprob_mismatch_mean"] > 1e-2
+
+
+@pytest.mark.e2e
+def test_two_ranks_aggregate_with_global_sequence_counts(ray_cluster, tiny_model_dir):
+    """Shards of 4 and 4 rows, micro-batches of 3: seq_mean_token_mean and dr_grpo must
+    divide by the 8 sequences of the whole batch, not by each rank's own."""
+    from rlvr.trainer import TrainerGroup
+
+    group = TrainerGroup(2, tiny_model_dir, num_cpus_per_rank=0.5,
+                         trainer=dict(zero_stage=0, micro_batch_size=3, lr=0.0, grad_clip=1e6),
+                         algorithm=dict(loss_agg="seq_mean_token_mean", log_kl_to_init=False))
+    try:
+        m = group.train_step(_batch())
+    finally:
+        group.shutdown()
+    assert m["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert m["loss"] == pytest.approx(EXPECTED_LOSS["seq_mean_token_mean"], abs=1e-6)
+    assert "policy/kl_to_init" not in m
