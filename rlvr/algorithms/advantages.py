@@ -56,7 +56,8 @@ def reinforce_advantages(rewards: Tensor) -> Tensor:
 @register_advantage("reinforce_baseline")
 def reinforce_baseline_advantages(rewards: Tensor) -> Tensor:
     """REINFORCE with a batch-mean baseline [P, G]: r minus the mean of all P * G rewards
-    (Williams 1992, the constant-baseline variant)."""
+    (Williams 1992, the constant-baseline variant). Not OpenRLHF's `reinforce_baseline`
+    (REINFORCE++-baseline: group-mean baseline, then whitening over the batch)."""
     r = _check(rewards)
     return r - r.mean()
 
