@@ -183,9 +183,6 @@ def _check(cfg: RecipeConfig, where: str) -> None:
     if cfg.algorithm.tis_cap and cfg.algorithm.tis_cap < 1.0:
         raise RecipeError(f"{where}: algorithm.tis_cap = {cfg.algorithm.tis_cap} must be 0 (off) or >= 1 "
                           "(a cap below 1 down-weights even on-policy tokens)")
-    if cfg.algorithm.kl_in == "reward":
-        raise RecipeError(f"{where}: algorithm.kl_in = reward is not implemented yet (it needs the "
-                          "reference log-probs at advantage time); use algorithm.kl_in = loss")
     if cfg.algorithm.clip_ratio_c and cfg.algorithm.clip_ratio_c <= 1.0:
         raise RecipeError(f"{where}: algorithm.clip_ratio_c = {cfg.algorithm.clip_ratio_c} must be 0 (off) "
                           "or > 1 (the dual clip caps the loss of negative-advantage tokens at -c * A)")

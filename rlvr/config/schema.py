@@ -103,7 +103,7 @@ class AlgorithmConfig:
     loss_agg_constant: int = 0  # dr_grpo aggregation's constant normaliser; 0 = rollout.max_new_tokens (set at load)
     kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no KL term
     kl_estimator: str = "k3"  # per-token KL estimator of the kl_coef term: k1 | k2 | k3 (Schulman 2020)
-    kl_in: str = "loss"  # where the KL term goes: loss (only this is implemented) | reward
+    kl_in: str = "loss"  # where the KL term goes: loss (per token) | reward (proxy minus kl_coef x per-sequence KL, before advantages)
     log_kl_to_init: bool = True  # log policy/kl_to_init even when kl_coef = 0 (costs a frozen model copy and one no-grad forward per step on every rank)
     entropy_coef: float = 0.0  # entropy bonus
     recompute_logprobs: bool = True  # old log-probs of the PPO ratio from the trainer's own pre-update policy, not the rollout engine

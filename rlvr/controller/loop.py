@@ -407,13 +407,21 @@ class Controller:
         t_reward = time.time() - t0 - t_rollout
         proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
         gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
-        advantages = compute_advantages(cfg.algorithm.name, proxy, normalize_std=cfg.algorithm.normalize_std)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
             [g.logprobs for group in generations for g in group],
-            advantages.flatten().tolist(),
+            [0.0] * proxy.numel(),
             pad_id=resolve_pad_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id))
+        shaped, kl_metrics = proxy, {}
+        if cfg.algorithm.kl_coef > 0 and cfg.algorithm.kl_in == "reward":
+            # KL in the reward: each sample's proxy minus kl_coef x its KL to the reference
+            kl = torch.tensor(self.trainer.sequence_kl(batch, temperature=cfg.rollout.temperature),
+                              dtype=torch.float64).view_as(proxy)
+            shaped = proxy - cfg.algorithm.kl_coef * kl
+            kl_metrics = {"reward/kl_penalty_mean": (cfg.algorithm.kl_coef * kl).mean().item()}
+        advantages = compute_advantages(cfg.algorithm.name, shaped, normalize_std=cfg.algorithm.normalize_std)
+        batch.advantages = advantages.flatten().to(torch.float32)
         t1 = time.time()
         train_metrics = self.trainer.train_step(batch, temperature=cfg.rollout.temperature)
         t_train = time.time() - t1
@@ -426,7 +434,7 @@ class Controller:
             # Verifier failures score 0 silently; this makes a broken verifier or gold visible.
             "reward/verifier_error_rate": sum(r["reason"] in VERIFIER_ERRORS for g in scored for r in g)
             / proxy.numel(),
-            **train_metrics,
+            **train_metrics, **kl_metrics,
             "response/length_mean": tokens / max(1, proxy.numel()),
             "policy/version": version,
             "perf/rollout_s": t_rollout, "perf/reward_s": t_reward, "perf/train_s": t_train,

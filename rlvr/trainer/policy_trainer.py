@@ -116,8 +116,8 @@ def _validate(trainer: TrainerConfig, algorithm: AlgorithmConfig) -> None:
     for key, choices in (("loss", LOSSES), ("loss_agg", LOSS_AGGS), ("kl_estimator", KL_ESTIMATORS)):
         if getattr(algorithm, key) not in choices:
             raise ValueError(f"algorithm.{key} = {getattr(algorithm, key)!r} must be one of {list(choices)}")
-    if algorithm.kl_in != "loss":
-        raise ValueError(f"algorithm.kl_in = {algorithm.kl_in!r}: the trainer implements kl_in = loss only")
+    if algorithm.kl_in not in ("loss", "reward"):
+        raise ValueError(f"algorithm.kl_in = {algorithm.kl_in!r} must be loss or reward")
     if algorithm.loss_agg == "dr_grpo" and algorithm.loss_agg_constant <= 0:
         raise ValueError("algorithm.loss_agg = dr_grpo needs algorithm.loss_agg_constant > 0 "
                          "(recipes set it to rollout.max_new_tokens)")
@@ -431,7 +431,7 @@ class PolicyTrainer:
         denom = max(global_tokens, 1.0) * epochs
         metrics = {n: float(v) / denom for n, v in zip(names, totals[:-2].tolist())}
         metrics["loss"] = float(totals[-1]) / self.world_size / updates
-        if not (self.alg.kl_coef > 0):
+        if not (self.alg.kl_coef > 0 and self.alg.kl_in == "loss"):
             metrics.pop("policy/kl_to_ref")
         if self.reference is None:
             metrics.pop("policy/kl_to_init")
@@ -443,6 +443,26 @@ class PolicyTrainer:
             torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
         return metrics
+
+    @torch.no_grad()
+    def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
+        """Per sequence [B]: the sum over its response tokens of `algorithm.kl_estimator`
+        (current policy vs frozen reference, log-probs at temperature T), for `kl_in: reward`.
+        All ranks must call (ZeRO-3 forwards are collective), each with its own shard."""
+        if self.reference is None:
+            raise RuntimeError("sequence_kl needs the reference model: set algorithm.kl_coef > 0")
+        self._temperature = float(temperature)
+        rows = int(self._all_reduce(torch.tensor([float(len(batch))], dtype=torch.float64),
+                                    op=self._dist.ReduceOp.MAX)[0])
+        out: List[float] = []
+        self.engine.eval()
+        for mb in self._micro_batches(batch, rows):  # stand-ins (if any) come last
+            logprobs, _ = self._token_stats(self.engine, mb)
+            ref_logprobs, _ = self._token_stats(self.reference, mb)
+            kl = kl_penalty(logprobs, ref_logprobs, self.alg.kl_estimator)
+            out.extend(torch.where(mb.response_mask.bool(), kl, torch.zeros_like(kl)).sum(dim=1).tolist())
+        self.engine.train()
+        return out[:len(batch)]
 
     @torch.no_grad()
     def _recompute_logprobs(self, mb: TrainBatch) -> Tensor:
@@ -485,7 +505,7 @@ class PolicyTrainer:
                 with torch.no_grad():
                     cache[id(mb)], _ = self._token_stats(self.reference, mb)
             ref_logprobs = cache[id(mb)]
-            if self.alg.kl_coef > 0:
+            if self.alg.kl_coef > 0 and self.alg.kl_in == "loss":
                 kl_tok = kl_penalty(logprobs, ref_logprobs, self.alg.kl_estimator)
                 loss_tok = loss_tok + self.alg.kl_coef * kl_tok
                 kl_sum = float(masked_sum(kl_tok.detach(), mask))

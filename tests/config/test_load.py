@@ -44,7 +44,7 @@ def write(tmp_path, text):
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
     ("rollout:\n  temperature: 0\n", "rollout.temperature = 0.0 must be > 0"),
     ("algorithm:\n  name: ppo\n", "algorithm.name = 'ppo' must be one of"),
-    ("algorithm:\n  kl_in: reward\n", "algorithm.kl_in = reward is not implemented yet"),
+    ("algorithm:\n  kl_in: both\n", "algorithm.kl_in = 'both' must be one of"),
     ("algorithm:\n  clip_ratio_c: 0.5\n", "algorithm.clip_ratio_c = 0.5 must be 0 (off) or > 1"),
     ("algorithm:\n  loss_agg: seq_mean\n", "algorithm.loss_agg = 'seq_mean' must be one of"),
     ("trainer:\n  updates_per_step: 2\n  ppo_epochs: 2\n", "alias of trainer.ppo_epochs"),

@@ -151,3 +151,44 @@ def test_two_ranks_aggregate_with_global_sequence_counts(ray_cluster, tiny_model
     assert m["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
     assert m["loss"] == pytest.approx(EXPECTED_LOSS["seq_mean_token_mean"], abs=1e-6)
     assert "policy/kl_to_init" not in m
+
+
+def test_sequence_kl_sums_the_estimator_over_each_response(rank, tiny_model_dir):
+    """Once the policy has left the reference, k1 summed per sequence equals
+    sum_t (log pi(t) - log ref(t)) from two independent unpadded HF forwards."""
+    from transformers import AutoModelForCausalLM
+
+    def per_seq(model):
+        out = []
+        with torch.no_grad():
+            for p, r in zip(PROMPTS, RESPONSES):
+                ids = torch.tensor([p + r])
+                logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float() / 0.7, dim=-1)
+                out.append(logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]][len(p) - 1:].sum().item())
+        return out
+
+    for group in rank.engine.optimizer.param_groups:  # move the policy off the reference
+        group["lr"] = 1e-2
+    try:
+        rank.train_step(_batch())
+    finally:
+        for group in rank.engine.optimizer.param_groups:
+            group["lr"] = 0.0
+    ref = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    policy.load_state_dict(rank.full_state_dict())
+    expected = [a - b for a, b in zip(per_seq(policy), per_seq(ref))]
+    saved = rank.alg
+    rank.alg = replace(rank.alg, kl_estimator="k1")
+    try:
+        got = rank.sequence_kl(_batch(), temperature=0.7)
+    finally:
+        rank.alg = saved
+    assert max(abs(e) for e in expected) > 1e-3  # the policy did move
+    assert got == pytest.approx(expected, abs=1e-4)
+    # kl_in = reward: the controller applies it; the loss has no KL term (the policy moved, so one would show)
+    m = _step(rank, kl_coef=0.5, kl_in="reward")
+    assert "policy/kl_to_ref" not in m and m["policy/kl_to_init"] > 1e-4
+    assert m["loss"] == pytest.approx(EXPECTED_LOSS["token_mean"], abs=1e-6)
+    m = _step(rank, kl_coef=0.5, kl_in="loss")
+    assert m["loss"] == pytest.approx(EXPECTED_LOSS["token_mean"] + 0.5 * m["policy/kl_to_ref"], abs=1e-6)
