@@ -40,7 +40,10 @@ _RANGES = [
     ("trainer.num_ranks", 1, None), ("trainer.zero_stage", 0, 3), ("trainer.lr", 0.0, None),
     ("trainer.weight_decay", 0.0, None), ("trainer.grad_clip", 0.0, None),
     ("trainer.micro_batch_size", 1, None), ("trainer.updates_per_step", 1, None),
+    ("trainer.ppo_epochs", 1, None), ("trainer.minibatches_per_step", 1, None),
     ("algorithm.clip_eps", 1e-6, 0.999999), ("algorithm.kl_coef", 0.0, None),
+    ("algorithm.clip_eps_low", 1e-6, 0.999999), ("algorithm.clip_eps_high", 1e-6, None),
+    ("algorithm.clip_ratio_c", 0.0, None), ("algorithm.loss_agg_constant", 0, None),
     ("algorithm.entropy_coef", 0.0, None), ("algorithm.tis_cap", 0.0, None),
 ]
 _CHOICES = [
@@ -48,7 +51,11 @@ _CHOICES = [
     ("rollout.backend", {"hf", "vllm"}),
     ("rollout.weight_sync", {"collective", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
-    ("algorithm.name", {"grpo"}),
+    ("algorithm.name", {"grpo", "dr_grpo", "rloo", "reinforce", "reinforce_baseline", "reinforce_pp"}),
+    ("algorithm.loss", {"ppo_clip", "pg"}),
+    ("algorithm.loss_agg", {"token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "dr_grpo"}),
+    ("algorithm.kl_estimator", {"k1", "k2", "k3"}),
+    ("algorithm.kl_in", {"loss", "reward"}),
     ("cluster.placement_strategy", {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}),
 ]
 
@@ -85,6 +92,9 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
                           "that contain braces or colons: key='value'") from None
     cfg: RecipeConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     _check(cfg, where)
+    if cfg.algorithm.loss_agg == "dr_grpo" and cfg.algorithm.loss_agg_constant == 0:
+        # Dr. GRPO's constant is the generation budget; written out so config.yaml shows it.
+        cfg.algorithm.loss_agg_constant = cfg.rollout.max_new_tokens
     return cfg
 
 
@@ -173,10 +183,15 @@ def _check(cfg: RecipeConfig, where: str) -> None:
     if cfg.algorithm.tis_cap and cfg.algorithm.tis_cap < 1.0:
         raise RecipeError(f"{where}: algorithm.tis_cap = {cfg.algorithm.tis_cap} must be 0 (off) or >= 1 "
                           "(a cap below 1 down-weights even on-policy tokens)")
-    if cfg.rollout.temperature != 1.0:
-        # The trainer's PPO ratio compares against temperature-1 log-probs of the policy.
-        raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature}: only 1.0 is "
-                          "supported for training (the PPO ratio assumes temperature-1 sampling)")
+    if cfg.algorithm.clip_ratio_c and cfg.algorithm.clip_ratio_c <= 1.0:
+        raise RecipeError(f"{where}: algorithm.clip_ratio_c = {cfg.algorithm.clip_ratio_c} must be 0 (off) "
+                          "or > 1 (the dual clip caps the loss of negative-advantage tokens at -c * A)")
+    if cfg.trainer.updates_per_step > 1 and cfg.trainer.ppo_epochs > 1:
+        raise RecipeError(f"{where}: trainer.updates_per_step is an alias of trainer.ppo_epochs: set only "
+                          "trainer.ppo_epochs")
+    if not cfg.rollout.temperature > 0:
+        raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature} must be > 0: training "
+                          "samples (greedy rollouts give every group one answer); eval.temperature may be 0")
     _check_resources(cfg, where)
     _check_reward(cfg, where)
     from rlvr.tasks.registry import TASKS

@@ -64,7 +64,7 @@ class RolloutConfig:
     prompts_per_step: int = 16  # prompts sampled per RL step
     samples_per_prompt: int = 8  # G: samples per prompt (the GRPO group)
     max_new_tokens: int = 8  # response length cap
-    temperature: float = 1.0  # sampling temperature (training needs 1.0: the PPO ratio uses temperature-1 log-probs)
+    temperature: float = 1.0  # sampling temperature T > 0; the trainer's log-probs are of softmax(logits / T) too
     top_p: float = 1.0  # nucleus sampling
     max_model_len: int = 256  # vLLM: longest prompt + response in tokens
     gpu_memory_utilization: float = 0.5  # vLLM on GPU only: fraction of a card's memory the engine takes (keep it below its share on a shared card)
@@ -83,17 +83,28 @@ class TrainerConfig:
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max grad norm
     micro_batch_size: int = 64  # sequences per forward/backward per rank
-    updates_per_step: int = 1  # optimizer steps per RL batch (>1 makes the PPO ratio clip matter)
+    updates_per_step: int = 1  # alias of ppo_epochs kept for old recipes (set one of the two)
+    ppo_epochs: int = 1  # passes over each RL batch (>1 makes the PPO ratio clip matter)
+    minibatches_per_step: int = 1  # optimizer steps per pass: the RL batch is split into this many minibatches
     backend: str = "auto"  # torch.distributed backend: auto (gloo on CPU, nccl on GPU) | gloo | nccl
     gradient_checkpointing: bool = False  # recompute activations in backward (HF, non-reentrant): less memory, one more forward
 
 
 @dataclass
 class AlgorithmConfig:
-    name: str = "grpo"  # advantage estimator / loss (grpo)
-    normalize_std: bool = True  # divide group advantages by the group std (GRPO); False = Dr. GRPO style
-    clip_eps: float = 0.2  # PPO ratio clip epsilon
-    kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no reference model
+    name: str = "grpo"  # advantage estimator: grpo | dr_grpo | rloo | reinforce | reinforce_baseline | reinforce_pp
+    normalize_std: bool = True  # grpo only: divide group advantages by the group std; False = dr_grpo's advantages
+    loss: str = "ppo_clip"  # policy loss: ppo_clip (clipped ratio) | pg (ratio times advantage, no clip)
+    clip_eps: float = 0.2  # PPO ratio clip epsilon (both sides unless clip_eps_low / clip_eps_high are set)
+    clip_eps_low: Optional[float] = None  # lower clip: ratio >= 1 - clip_eps_low; None = clip_eps
+    clip_eps_high: Optional[float] = None  # upper clip: ratio <= 1 + clip_eps_high (DAPO clip-higher, e.g. 0.28); None = clip_eps
+    clip_ratio_c: float = 0.0  # dual clip for negative advantages: loss capped at -c * A (Ye et al. 2020; verl uses 3.0); 0 = off, else > 1
+    loss_agg: str = "token_mean"  # token_mean | seq_mean_token_mean (original GRPO) | seq_mean_token_sum | dr_grpo (token sum / (sequences * loss_agg_constant))
+    loss_agg_constant: int = 0  # dr_grpo aggregation's constant normaliser; 0 = rollout.max_new_tokens (set at load)
+    kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no KL term
+    kl_estimator: str = "k3"  # per-token KL estimator of the kl_coef term: k1 | k2 | k3 (Schulman 2020)
+    kl_in: str = "loss"  # where the KL term goes: loss (per token) | reward (proxy minus kl_coef x per-sequence KL, before advantages)
+    log_kl_to_init: bool = True  # log policy/kl_to_init even when kl_coef = 0 (costs a frozen model copy and one no-grad forward per step on every rank)
     entropy_coef: float = 0.0  # entropy bonus
     recompute_logprobs: bool = True  # old log-probs of the PPO ratio from the trainer's own pre-update policy, not the rollout engine
     tis_cap: float = 0.0  # truncated importance sampling: weight tokens by min(pi_trainer / pi_engine, cap); 0 = off

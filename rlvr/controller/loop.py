@@ -443,9 +443,9 @@ class Controller:
                 self._shutdown()
 
     def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
-        """One GRPO step: roll out G samples per prompt, score both rewards, advantages from
-        the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
-        from rlvr.algorithms.grpo import group_advantages
+        """One RL step: roll out G samples per prompt, score both rewards, advantages
+        (`algorithm.name`) from the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
+        from rlvr.algorithms.advantages import compute_advantages
         from rlvr.rewards.categorize import categorize, reward_error_metrics
         from rlvr.trainer.batch import make_train_batch, resolve_pad_id
 
@@ -458,15 +458,23 @@ class Controller:
         t_reward = time.time() - t0 - t_rollout
         proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
         gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
-        advantages = group_advantages(proxy, normalize_std=cfg.algorithm.normalize_std)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
             [g.logprobs for group in generations for g in group],
-            advantages.flatten().tolist(),
+            [0.0] * proxy.numel(),
             pad_id=resolve_pad_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id))
+        shaped, kl_metrics = proxy, {}
+        if cfg.algorithm.kl_coef > 0 and cfg.algorithm.kl_in == "reward":
+            # KL in the reward: each sample's proxy minus kl_coef x its KL to the reference
+            kl = torch.tensor(self.trainer.sequence_kl(batch, temperature=cfg.rollout.temperature),
+                              dtype=torch.float64).view_as(proxy)
+            shaped = proxy - cfg.algorithm.kl_coef * kl
+            kl_metrics = {"reward/kl_penalty_mean": (cfg.algorithm.kl_coef * kl).mean().item()}
+        advantages = compute_advantages(cfg.algorithm.name, shaped, normalize_std=cfg.algorithm.normalize_std)
+        batch.advantages = advantages.flatten().to(torch.float32)
         t1 = time.time()
-        train_metrics = self.trainer.train_step(batch)
+        train_metrics = self.trainer.train_step(batch, temperature=cfg.rollout.temperature)
         t_train = time.time() - t1
         metrics: Dict[str, Any] = {
             "step": step,
@@ -477,14 +485,14 @@ class Controller:
             # Verifier failures score 0 silently; this makes a broken verifier or gold visible.
             "reward/verifier_error_rate": sum(r["reason"] in VERIFIER_ERRORS for g in scored for r in g)
             / proxy.numel(),
-            **train_metrics,
+            **train_metrics, **kl_metrics,
             "response/length_mean": tokens / max(1, proxy.numel()),
             "policy/version": version,
             "perf/rollout_s": t_rollout, "perf/reward_s": t_reward, "perf/train_s": t_train,
             "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
             "perf/weight_sync_s": self._sync_weights(step),
         }
-        if "policy/kl_to_ref" in metrics:
+        if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
             metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
         categories = categorize(proxy, gt)
         samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **_verifier_inputs(p), "prompt": p.text,

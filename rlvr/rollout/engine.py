@@ -19,7 +19,7 @@ class Generation:
     """One sampled response."""
 
     token_ids: List[int]  # response tokens only (a stop token that was sampled is included)
-    logprobs: List[float]  # behaviour logprob of each response token: raw model log-softmax (temperature 1)
+    logprobs: List[float]  # behaviour logprob of each response token: log-softmax(logits / T) at the sampling temperature T (raw logits when T = 0), before top-p
     text: str  # decoded response, special tokens skipped
     finish_reason: str  # "stop" (a stop/eos token was sampled) | "length" (hit max_new_tokens)
 

@@ -56,8 +56,10 @@ class HFEngine(RolloutEngine):
                 pad_token_id=self.pad_id, return_dict_in_generate=True, output_logits=True,
                 use_cache=True, **sampling)
         new_tokens = out.sequences[:, width:].cpu()
-        # raw logits (before temperature / top-p), so logprobs match `score` and vLLM's raw_logprobs
-        logprobs = torch.stack(out.logits, dim=1).float().log_softmax(-1).cpu()
+        # log softmax(logits / T): the distribution sampled from, as the trainer computes it (top-p
+        # is not applied, so with top_p < 1 these are the untruncated distribution's log-probs)
+        logits = torch.stack(out.logits, dim=1).float()
+        logprobs = (logits / temperature if temperature > 0 else logits).log_softmax(-1).cpu()
         chosen = logprobs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
 
         stop_set = set(stops)

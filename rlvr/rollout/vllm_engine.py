@@ -90,6 +90,9 @@ class VLLMEngine(RolloutEngine):
             model=self.model_dir, dtype=dtype, seed=seed, enforce_eager=True,
             max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
             kv_cache_memory_bytes=kv_cache_memory_bytes, worker_extension_cls=EXTENSION,
+            # sampled tokens' log-probs of softmax(logits / T), the trainer's at temperature T
+            # (vLLM applies top-k/top-p before them too; at T = 1, top-p = 1 they equal raw ones)
+            logprobs_mode="processed_logprobs",
             # tp > 1: one Ray worker per shard, in the bundles the controller names (VLLM_RAY_BUNDLE_INDICES)
             tensor_parallel_size=tensor_parallel_size,
             distributed_executor_backend="ray" if tensor_parallel_size > 1 else None)

@@ -156,10 +156,16 @@ class TrainerGroup:
                 results[rank_of[ref]] = self._get(ref, rank_of[ref], what)
         return [results[i] for i in range(len(refs))]
 
-    def train_step(self, batch: TrainBatch) -> Dict[str, float]:
-        """Split `batch` across ranks, run one train_step on each; metrics are global means."""
+    def train_step(self, batch: TrainBatch, temperature: float = 1.0) -> Dict[str, float]:
+        """Split `batch` across ranks, run one train_step on each (log-probs at sampling
+        temperature `temperature`); metrics are global means."""
         shards = [trim_padding(s) for s in split_batch(batch, self.num_ranks)]
-        return self._call_all("train_step", [(s,) for s in shards])[0]
+        return self._call_all("train_step", [(s, temperature) for s in shards])[0]
+
+    def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
+        """Per-sequence KL(policy || reference) estimate [B] (PolicyTrainer.sequence_kl), in batch order."""
+        shards = [trim_padding(s) for s in split_batch(batch, self.num_ranks)]
+        return [kl for part in self._call_all("sequence_kl", [(s, temperature) for s in shards]) for kl in part]
 
     def full_state_dict(self):
         """Full CPU state dict with HF names (from rank 0)."""

@@ -5,10 +5,14 @@
 group and drives them; every method below that touches parameters is collective: all ranks
 must call it, in the same order.
 
-Objective per optimizer step (GRPO, rlvr/algorithms/grpo.py), averaged over every response
-token of the whole RL batch (all ranks, all micro-batches):
+Objective per optimizer step (rlvr/algorithms: losses.py, grpo.py), aggregated by
+`algorithm.loss_agg` over one minibatch of the RL batch (all ranks, all micro-batches):
 
-    loss = tis_weight * clipped_surrogate + kl_coef * k3(policy, reference) - entropy_coef * entropy
+    loss = agg(tis_weight * policy_loss + kl_coef * kl(policy, reference) - entropy_coef * entropy)
+
+policy_loss is `algorithm.loss` (ppo_clip with clip_eps_low / clip_eps_high / clip_ratio_c, or
+pg); the per-sequence advantages come in with the batch (the controller's `algorithm.name`).
+Log-probs are of softmax(logits / T) at the rollout's sampling temperature T.
 
 The PPO ratio's old log-probs are the trainer's own pre-update policy's (the first forward's,
 detached, with one update per step; a no-grad pass before several updates) unless
@@ -19,8 +23,9 @@ noise. The engine-vs-trainer gap is logged every step (`policy/logprob_mismatch_
 `algorithm.tis_cap` > 0 it also weights each token by min(pi_trainer / pi_engine, cap).
 Dropout is disabled in the policy, so a forward is a deterministic function of the weights.
 
-Each micro-batch's token-sum is scaled by world_size / (global token count) so that after
-DeepSpeed averages gradients over ranks, the gradient is exactly that of the global token-mean,
+Each micro-batch's per-token loss is weighted by world_size times its aggregation weight,
+computed from the minibatch's GLOBAL token and sequence counts (one all-reduce), so that after
+DeepSpeed averages gradients over ranks the gradient is exactly that of the global aggregate,
 whatever the sharding and micro-batch size.
 """
 from __future__ import annotations
@@ -40,12 +45,12 @@ import torch
 from torch import Tensor
 
 from rlvr.algorithms.grpo import (
-    clipped_policy_loss_terms,
     kl_estimator,
     masked_sum,
     token_logprobs_and_entropy,
     truncated_is_weights,
 )
+from rlvr.algorithms.losses import aggregation_weights, kl_penalty, policy_loss_terms
 from rlvr.config.schema import AlgorithmConfig, TrainerConfig
 from rlvr.trainer.batch import (
     TrainBatch,
@@ -60,7 +65,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".
 _MODEL_FILES = ("config.json", "generation_config.json")
 
 METRIC_NAMES = ("loss", "policy/entropy", "policy/clip_fraction", "policy/ratio_mean",
-                "policy/approx_kl", "policy/kl_to_ref", "policy/grad_norm",
+                "policy/approx_kl", "policy/kl_to_ref", "policy/kl_to_init", "policy/grad_norm",
                 "policy/logprob_mismatch_mean", "policy/logprob_mismatch_max")
 TRAIN_DTYPES = ("float32", "bfloat16")
 
@@ -92,24 +97,65 @@ def _config(cls, values: Mapping[str, Any], section: str):
 
 
 def _validate(trainer: TrainerConfig, algorithm: AlgorithmConfig) -> None:
+    from rlvr.algorithms.grpo import _ADVANTAGE_ESTIMATORS
+    from rlvr.algorithms.losses import KL_ESTIMATORS, LOSS_AGGS, LOSSES
+
     if trainer.zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"trainer.zero_stage = {trainer.zero_stage} must be 0, 1, 2 or 3")
     if trainer.micro_batch_size < 1:
         raise ValueError(f"trainer.micro_batch_size = {trainer.micro_batch_size} must be >= 1")
-    if trainer.updates_per_step < 1:
-        raise ValueError(f"trainer.updates_per_step = {trainer.updates_per_step} must be >= 1")
+    for key in ("updates_per_step", "ppo_epochs", "minibatches_per_step"):
+        if getattr(trainer, key) < 1:
+            raise ValueError(f"trainer.{key} = {getattr(trainer, key)} must be >= 1")
+    if trainer.updates_per_step > 1 and trainer.ppo_epochs > 1:
+        raise ValueError("trainer.updates_per_step is an alias of trainer.ppo_epochs: set only ppo_epochs")
     if trainer.backend not in ("auto", "gloo", "nccl"):
         raise ValueError(f"trainer.backend = {trainer.backend!r} must be auto, gloo or nccl")
-    if algorithm.name != "grpo":
-        raise ValueError(f"algorithm.name = {algorithm.name!r}: the policy trainer implements grpo")
+    if algorithm.name not in _ADVANTAGE_ESTIMATORS:
+        raise ValueError(f"algorithm.name = {algorithm.name!r} must be one of {sorted(_ADVANTAGE_ESTIMATORS)}")
+    for key, choices in (("loss", LOSSES), ("loss_agg", LOSS_AGGS), ("kl_estimator", KL_ESTIMATORS)):
+        if getattr(algorithm, key) not in choices:
+            raise ValueError(f"algorithm.{key} = {getattr(algorithm, key)!r} must be one of {list(choices)}")
+    if algorithm.kl_in not in ("loss", "reward"):
+        raise ValueError(f"algorithm.kl_in = {algorithm.kl_in!r} must be loss or reward")
+    if algorithm.loss_agg == "dr_grpo" and algorithm.loss_agg_constant <= 0:
+        raise ValueError("algorithm.loss_agg = dr_grpo needs algorithm.loss_agg_constant > 0 "
+                         "(recipes set it to rollout.max_new_tokens)")
     if not 0.0 < algorithm.clip_eps < 1.0:
         raise ValueError(f"algorithm.clip_eps = {algorithm.clip_eps} must be within (0, 1)")
+    low, high = _clip_bounds(algorithm)
+    if not 0.0 < low < 1.0 or high <= 0.0:
+        raise ValueError(f"algorithm.clip_eps_low = {low} must be within (0, 1) and clip_eps_high = {high} > 0")
+    if algorithm.clip_ratio_c and algorithm.clip_ratio_c <= 1.0:
+        raise ValueError(f"algorithm.clip_ratio_c = {algorithm.clip_ratio_c} must be 0 (off) or > 1")
     if algorithm.kl_coef < 0 or algorithm.entropy_coef < 0:
         raise ValueError("algorithm.kl_coef and algorithm.entropy_coef must be >= 0")
     if algorithm.tis_cap < 0:
         raise ValueError(f"algorithm.tis_cap = {algorithm.tis_cap} must be >= 0 (0 = off)")
     if algorithm.tis_cap > 0 and not algorithm.recompute_logprobs:
         raise ValueError("algorithm.tis_cap > 0 needs algorithm.recompute_logprobs = true")
+
+
+def _clip_bounds(algorithm: AlgorithmConfig):
+    """(eps_low, eps_high) of the PPO clip: each falls back to clip_eps when unset."""
+    low = algorithm.clip_eps if algorithm.clip_eps_low is None else algorithm.clip_eps_low
+    high = algorithm.clip_eps if algorithm.clip_eps_high is None else algorithm.clip_eps_high
+    return float(low), float(high)
+
+
+def algorithm_summary(trainer: TrainerConfig, algorithm: AlgorithmConfig) -> str:
+    """One line naming every algorithm choice (the trainer's console header)."""
+    low, high = _clip_bounds(algorithm)
+    loss = "pg (no clip)" if algorithm.loss == "pg" else f"ppo_clip [{1 - low:g}, {1 + high:g}]"
+    if algorithm.loss == "ppo_clip" and algorithm.clip_ratio_c:
+        loss += f" dual clip c={algorithm.clip_ratio_c:g}"
+    agg = algorithm.loss_agg + (f" /{algorithm.loss_agg_constant}" if algorithm.loss_agg == "dr_grpo" else "")
+    adv = algorithm.name + (" (std off)" if algorithm.name == "grpo" and not algorithm.normalize_std else "")
+    kl = (f"kl {algorithm.kl_estimator} x {algorithm.kl_coef:g} in {algorithm.kl_in}"
+          if algorithm.kl_coef > 0 else "kl off")
+    return (f"advantages {adv}, loss {loss}, aggregation {agg}, {kl}, entropy x {algorithm.entropy_coef:g}, "
+            f"{max(trainer.ppo_epochs, trainer.updates_per_step)} epoch(s) x "
+            f"{trainer.minibatches_per_step} minibatch(es)")
 
 
 def _shifted(per_position: Tensor) -> Tensor:
@@ -236,11 +282,11 @@ class PolicyTrainer:
             print(f"[rlvr.trainer] {precision}, ZeRO-{self.cfg.zero_stage}, old log-probs "
                   f"{'recomputed' if self.alg.recompute_logprobs else 'from the engine'}, TIS "
                   f"{'cap ' + str(self.alg.tis_cap) if self.alg.tis_cap > 0 else 'off'}, gradient "
-                  f"checkpointing {'on' if self.cfg.gradient_checkpointing else 'off'}",
-                  file=sys.stderr, flush=True)
+                  f"checkpointing {'on' if self.cfg.gradient_checkpointing else 'off'}; "
+                  f"{algorithm_summary(self.cfg, self.alg)}", file=sys.stderr, flush=True)
 
         self.reference = None
-        if self.alg.kl_coef > 0:
+        if self.alg.kl_coef > 0 or self.alg.log_kl_to_init:
             # A full frozen copy per rank: fine for the small models this runs on CPU.
             ref = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype)
             ref.config.use_cache = False
@@ -269,124 +315,202 @@ class PolicyTrainer:
                     position_ids=batch.position_ids, use_cache=False)
         return out.logits
 
+    def _token_stats(self, model, mb: TrainBatch):
+        """(log-prob, entropy) [B, T] of mb's tokens under softmax(logits / T) of `model`."""
+        logits = self._forward_logits(model, mb)
+        temperature = getattr(self, "_temperature", 1.0)
+        if temperature != 1.0:
+            logits = logits / temperature
+        return sequence_token_stats(logits, mb.input_ids)
+
     # ---- training -----------------------------------------------------------------------------
 
-    def train_step(self, batch: TrainBatch) -> Dict[str, float]:
-        """`updates_per_step` optimizer steps on this rank's shard; returns global metrics.
-
-        Every optimizer step covers the whole shard (gradient accumulation over micro-batches
-        of `micro_batch_size` sequences). Metrics are token-means over all ranks' response
-        tokens, averaged over the updates; `policy/grad_norm` is the pre-clip global norm;
-        `policy/logprob_mismatch_{mean,max}` compare the engine's log-probs (batch.old_logprobs)
-        with the pre-update trainer's, over all ranks' response tokens.
-        """
-        if len(batch) == 0:
-            raise ValueError(f"rank {self.rank}: train_step got an empty shard")
-        dist = self._dist
-        local = torch.tensor([float(batch.response_mask.sum()), float(len(batch))],
-                             dtype=torch.float64)
-        global_tokens = float(self._all_reduce(local[:1].clone())[0])
-        max_rows = int(self._all_reduce(local[1:].clone(), op=dist.ReduceOp.MAX)[0])
-        # Same micro-batch count on every rank: ZeRO's collectives run once per backward.
-        num_micro = max(1, math.ceil(max_rows / self.cfg.micro_batch_size))
-        micro_batches = []
-        for lo, hi in _even_bounds(len(batch), num_micro):
+    def _micro_batches(self, batch: TrainBatch, rows: int) -> List[TrainBatch]:
+        """`batch` cut into ceil(rows / micro_batch_size) micro-batches on the device; rows is
+        the max over ranks, so every rank runs as many backwards (ZeRO's collectives)."""
+        out = []
+        for lo, hi in _even_bounds(len(batch), max(1, math.ceil(rows / self.cfg.micro_batch_size))):
             if hi > lo:
-                micro_batches.append(trim_padding(batch.select(slice(lo, hi))).to(self.device))
+                out.append(trim_padding(batch.select(slice(lo, hi))).to(self.device))
             else:  # fewer rows than micro-batches: a no-token stand-in keeps collectives in step
                 dummy = batch.select(slice(0, 1))
                 dummy.response_mask = torch.zeros_like(dummy.response_mask)
-                micro_batches.append(dummy.to(self.device))
-        scale = self.world_size / max(global_tokens, 1.0)
+                out.append(dummy.to(self.device))
+        return out
 
-        # Old log-probs of the ratio: the pre-update trainer's own. With one update per step the
-        # first (grad) forward IS the pre-update policy (dropout is off, no step has run), so its
-        # detached log-probs serve: no extra pass, and the ratio is exactly 1 whatever kernels
-        # no-grad mode would pick. With more updates a no-grad pass runs first.
-        separate_pass = self.alg.recompute_logprobs and self.cfg.updates_per_step > 1
+    def train_step(self, batch: TrainBatch, temperature: float = 1.0) -> Dict[str, float]:
+        """`ppo_epochs` passes over this rank's shard, each split into `minibatches_per_step`
+        minibatches of one optimizer step each; returns global metrics.
+
+        Each minibatch is gradient-accumulated over micro-batches of `micro_batch_size` rows,
+        and its loss is `algorithm.loss_agg` over the minibatch's rows on ALL ranks (global
+        token and sequence counts), so the gradient does not depend on ranks or micro-batch
+        size. Metrics are token-means over all ranks' response tokens, averaged over the
+        passes; `loss` is the aggregated loss averaged over the optimizer steps;
+        `policy/grad_norm` is the pre-clip global norm; `policy/logprob_mismatch_{mean,max}`
+        compare the engine's log-probs (batch.old_logprobs) with the pre-update trainer's.
+        `temperature` is the rollout's sampling temperature T: every log-prob (policy, old,
+        reference) is of softmax(logits / T), the distribution the engine sampled from.
+        """
+        if len(batch) == 0:
+            raise ValueError(f"rank {self.rank}: train_step got an empty shard")
+        if not temperature > 0:
+            raise ValueError(f"rollout.temperature = {temperature}: training needs a sampling temperature > 0")
+        self._temperature = float(temperature)
+        dist = self._dist
+        epochs = max(self.cfg.ppo_epochs, self.cfg.updates_per_step)
+        bounds = _even_bounds(len(batch), self.cfg.minibatches_per_step)
+        parts_of = [batch.select(slice(lo, hi)) for lo, hi in bounds]
+        counts = torch.tensor([float(p.response_mask.sum()) for p in parts_of]
+                              + [float(len(p)) for p in parts_of], dtype=torch.float64)
+        counts = self._all_reduce(counts)
+        n_mini = len(parts_of)
+        mini_tokens, mini_seqs = counts[:n_mini].tolist(), counts[n_mini:].tolist()
+        max_rows = self._all_reduce(torch.tensor([float(len(p)) for p in parts_of], dtype=torch.float64),
+                                    op=dist.ReduceOp.MAX).tolist()
+        global_tokens = float(sum(mini_tokens))
+        minibatches = [self._micro_batches(p, int(r)) if len(p) else
+                       self._micro_batches(batch.select(slice(0, 1)), int(r)) for p, r in zip(parts_of, max_rows)]
+        for p, mbs in zip(parts_of, minibatches):
+            if len(p) == 0:  # this rank has no row in this minibatch: stand-ins only
+                for mb in mbs:
+                    mb.response_mask = torch.zeros_like(mb.response_mask)
+        flat = [mb for mbs in minibatches for mb in mbs]
+        weights = [[aggregation_weights(mb.response_mask, self.alg.loss_agg, mini_tokens[k], mini_seqs[k],
+                                        self.alg.loss_agg_constant) * self.world_size
+                    for mb in mbs] for k, mbs in enumerate(minibatches)]
+
+        # Old log-probs of the ratio: the pre-update trainer's own. With one optimizer step per
+        # RL step the first (grad) forward IS the pre-update policy (dropout is off, no step has
+        # run), so its detached log-probs serve: no extra pass, and the ratio is exactly 1
+        # whatever kernels no-grad mode would pick. With more steps a no-grad pass runs first.
+        updates = epochs * n_mini
+        separate_pass = self.alg.recompute_logprobs and updates > 1
         own_old = self.alg.recompute_logprobs and not separate_pass
         mismatch_sum, mismatch_max = 0.0, 0.0
-        trainer_old: List[Optional[Tensor]] = [None] * len(micro_batches)
+        trainer_old: Dict[int, Optional[Tensor]] = {id(mb): None for mb in flat}
         if separate_pass:
-            trainer_old = [self._recompute_logprobs(mb) for mb in micro_batches]
-            for mb, old in zip(micro_batches, trainer_old):
+            for mb in flat:
+                trainer_old[id(mb)] = old = self._recompute_logprobs(mb)
                 gap_sum, gap_max = _abs_gap(mb.old_logprobs, old, mb.response_mask)
                 mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+        ref_cache: Dict[int, Tensor] = {}
 
         sums = {name: 0.0 for name in METRIC_NAMES
-                if name not in ("policy/grad_norm", "policy/logprob_mismatch_mean",
+                if name not in ("loss", "policy/grad_norm", "policy/logprob_mismatch_mean",
                                 "policy/logprob_mismatch_max")}
         sums["policy/tis_weight_mean"] = 0.0
+        loss_sum = 0.0
         grad_norms: List[float] = []
         local_norm = self.cfg.zero_stage == 0 and self.dtype == "float32"  # plain torch optimizer
         self.engine.train()
-        for update in range(self.cfg.updates_per_step):
-            for i, mb in enumerate(micro_batches):
-                self.engine.set_gradient_accumulation_boundary(i == len(micro_batches) - 1)
-                total, parts, logprobs = self._micro_batch_loss(mb, trainer_old[i], own_old)
-                self.engine.backward(total * scale, scale_wrt_gas=False)
-                for name, value in parts.items():
-                    sums[name] += value
-                if update == 0 and not separate_pass:
-                    # no update has happened yet: this forward is the pre-update policy's
-                    gap_sum, gap_max = _abs_gap(mb.old_logprobs, logprobs, mb.response_mask)
-                    mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
-            if local_norm:
-                grad_norms.append(self._local_grad_norm())  # grads are all-reduced by now
-            self.engine.step()
-            if not local_norm:
-                norm = self.engine.get_global_grad_norm()
-                grad_norms.append(float(norm) if norm is not None else float("nan"))
+        for epoch in range(epochs):
+            for k, mbs in enumerate(minibatches):
+                for i, mb in enumerate(mbs):
+                    self.engine.set_gradient_accumulation_boundary(i == len(mbs) - 1)
+                    total, parts, logprobs = self._micro_batch_loss(
+                        mb, trainer_old[id(mb)], own_old, weights[k][i], ref_cache)
+                    self.engine.backward(total, scale_wrt_gas=False)
+                    loss_sum += parts.pop("loss")
+                    for name, value in parts.items():
+                        sums[name] += value
+                    if epoch == 0 and not separate_pass:
+                        # no update has happened yet: this forward is the pre-update policy's
+                        gap_sum, gap_max = _abs_gap(mb.old_logprobs, logprobs, mb.response_mask)
+                        mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+                if local_norm:
+                    grad_norms.append(self._local_grad_norm())  # grads are all-reduced by now
+                self.engine.step()
+                if not local_norm:
+                    norm = self.engine.get_global_grad_norm()
+                    grad_norms.append(float(norm) if norm is not None else float("nan"))
 
         names = sorted(sums)
-        totals = self._all_reduce(torch.tensor([sums[n] for n in names] + [mismatch_sum],
+        totals = self._all_reduce(torch.tensor([sums[n] for n in names] + [mismatch_sum, loss_sum],
                                                dtype=torch.float64))
-        denom = max(global_tokens, 1.0) * self.cfg.updates_per_step
-        metrics = {n: float(v) / denom for n, v in zip(names, totals[:-1].tolist())}
-        if self.reference is None:
+        denom = max(global_tokens, 1.0) * epochs
+        metrics = {n: float(v) / denom for n, v in zip(names, totals[:-2].tolist())}
+        metrics["loss"] = float(totals[-1]) / self.world_size / updates
+        if not (self.alg.kl_coef > 0 and self.alg.kl_in == "loss"):
             metrics.pop("policy/kl_to_ref")
+        if self.reference is None:
+            metrics.pop("policy/kl_to_init")
         if self.alg.tis_cap <= 0:
             metrics.pop("policy/tis_weight_mean")
         metrics["policy/grad_norm"] = sum(grad_norms) / len(grad_norms)
-        metrics["policy/logprob_mismatch_mean"] = float(totals[-1]) / max(global_tokens, 1.0)
+        metrics["policy/logprob_mismatch_mean"] = float(totals[-2]) / max(global_tokens, 1.0)
         metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
             torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
         return metrics
 
     @torch.no_grad()
+    def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
+        """Per sequence [B]: the sum over its response tokens of `algorithm.kl_estimator`
+        (current policy vs frozen reference, log-probs at temperature T), for `kl_in: reward`.
+        All ranks must call (ZeRO-3 forwards are collective), each with its own shard."""
+        if self.reference is None:
+            raise RuntimeError("sequence_kl needs the reference model: set algorithm.kl_coef > 0")
+        self._temperature = float(temperature)
+        rows = int(self._all_reduce(torch.tensor([float(len(batch))], dtype=torch.float64),
+                                    op=self._dist.ReduceOp.MAX)[0])
+        out: List[float] = []
+        self.engine.eval()
+        for mb in self._micro_batches(batch, rows):  # stand-ins (if any) come last
+            logprobs, _ = self._token_stats(self.engine, mb)
+            ref_logprobs, _ = self._token_stats(self.reference, mb)
+            kl = kl_penalty(logprobs, ref_logprobs, self.alg.kl_estimator)
+            out.extend(torch.where(mb.response_mask.bool(), kl, torch.zeros_like(kl)).sum(dim=1).tolist())
+        self.engine.train()
+        return out[:len(batch)]
+
+    @torch.no_grad()
     def _recompute_logprobs(self, mb: TrainBatch) -> Tensor:
         """[B, T] log-probs of mb's tokens under the current policy (eval mode, no grad)."""
         self.engine.eval()
-        logprobs, _ = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+        logprobs, _ = self._token_stats(self.engine, mb)
         self.engine.train()
         return logprobs
 
-    def _micro_batch_loss(self, mb: TrainBatch, trainer_old: Optional[Tensor], own_old: bool = False):
-        """Token-SUM of the loss over one micro-batch, token-sums of its metrics, and the
-        detached [B, T] log-probs. Old log-probs of the ratio: `trainer_old` (recomputed), or
-        with `own_old` this forward's own (detached), else the engine's (mb.old_logprobs)."""
-        logprobs, entropy = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+    def _micro_batch_loss(self, mb: TrainBatch, trainer_old: Optional[Tensor], own_old: bool = False,
+                          weights: Optional[Tensor] = None, ref_cache: Optional[Dict[int, Tensor]] = None):
+        """(Weighted loss of one micro-batch, token-sums of its metrics, detached [B, T] log-probs).
+
+        The loss is sum(weights * per-token loss), `weights` [B, T] from aggregation_weights
+        (times world_size: DeepSpeed averages gradients over ranks); default: token-sum. Old
+        log-probs of the ratio: `trainer_old` (recomputed), or with `own_old` this forward's
+        own (detached), else the engine's (mb.old_logprobs). Reference log-probs are computed
+        once per micro-batch and kept in `ref_cache` for later epochs.
+        """
+        logprobs, entropy = self._token_stats(self.engine, mb)
         if own_old:
             trainer_old = logprobs.detach()
         mask = mb.response_mask
+        if weights is None:
+            weights = mask.to(torch.float32)
         old = trainer_old if trainer_old is not None else mb.old_logprobs
-        loss_tok, ratio, clipped = clipped_policy_loss_terms(logprobs, old, mb.advantages,
-                                                             self.alg.clip_eps)
+        low, high = _clip_bounds(self.alg)
+        loss_tok, ratio, clipped = policy_loss_terms(logprobs, old, mb.advantages, self.alg.loss,
+                                                     low, high, self.alg.clip_ratio_c)
         tis = None
         if self.alg.tis_cap > 0:  # the engine sampled; the trainer's old policy is the target
             tis = truncated_is_weights(trainer_old, mb.old_logprobs, self.alg.tis_cap)
             loss_tok = loss_tok * tis
-        total = masked_sum(loss_tok, mask)
         if self.alg.entropy_coef > 0:
-            total = total - self.alg.entropy_coef * masked_sum(entropy, mask)
-        kl_sum = torch.zeros((), device=total.device)
+            loss_tok = loss_tok - self.alg.entropy_coef * entropy
+        kl_sum = kl_init_sum = 0.0
         if self.reference is not None:
-            with torch.no_grad():
-                ref_logits = self._forward_logits(self.reference, mb)
-                ref_logprobs, _ = sequence_token_stats(ref_logits, mb.input_ids)
-            kl_sum = masked_sum(kl_estimator(logprobs, ref_logprobs), mask)
-            total = total + self.alg.kl_coef * kl_sum
+            cache = ref_cache if ref_cache is not None else {}
+            if id(mb) not in cache:
+                with torch.no_grad():
+                    cache[id(mb)], _ = self._token_stats(self.reference, mb)
+            ref_logprobs = cache[id(mb)]
+            if self.alg.kl_coef > 0 and self.alg.kl_in == "loss":
+                kl_tok = kl_penalty(logprobs, ref_logprobs, self.alg.kl_estimator)
+                loss_tok = loss_tok + self.alg.kl_coef * kl_tok
+                kl_sum = float(masked_sum(kl_tok.detach(), mask))
+            kl_init_sum = float(masked_sum(kl_estimator(logprobs.detach(), ref_logprobs), mask))
+        total = masked_sum(loss_tok * weights, mask)
         with torch.no_grad():
             parts = {
                 "loss": float(total),
@@ -395,7 +519,8 @@ class PolicyTrainer:
                 "policy/ratio_mean": float(masked_sum(ratio, mask)),
                 # k3 of KL(old || current): samples come from the old (behaviour) policy.
                 "policy/approx_kl": float(masked_sum(kl_estimator(old, logprobs), mask)),
-                "policy/kl_to_ref": float(kl_sum),
+                "policy/kl_to_ref": kl_sum,
+                "policy/kl_to_init": kl_init_sum,
                 "policy/tis_weight_mean": float(masked_sum(tis, mask)) if tis is not None else 0.0,
             }
         return total, parts, logprobs.detach()

@@ -42,7 +42,12 @@ def write(tmp_path, text):
     ("cluster:\n  num_cpus: 2\ntrainer:\n  num_ranks: 2\n", "cluster.num_cpus = 2 is fewer than the 4 actors"),
     ("task:\n  name: chess\n", "task.name = 'chess' is not a task"),
     ("task:\n  prompt_template: 'Q:'\n", "must contain {question}"),
-    ("rollout:\n  temperature: 0.7\n", "only 1.0 is supported for training"),
+    ("rollout:\n  temperature: 0\n", "rollout.temperature = 0.0 must be > 0"),
+    ("algorithm:\n  name: ppo\n", "algorithm.name = 'ppo' must be one of"),
+    ("algorithm:\n  kl_in: both\n", "algorithm.kl_in = 'both' must be one of"),
+    ("algorithm:\n  clip_ratio_c: 0.5\n", "algorithm.clip_ratio_c = 0.5 must be 0 (off) or > 1"),
+    ("algorithm:\n  loss_agg: seq_mean\n", "algorithm.loss_agg = 'seq_mean' must be one of"),
+    ("trainer:\n  updates_per_step: 2\n  ppo_epochs: 2\n", "alias of trainer.ppo_epochs"),
     ("trainer:\n  num_gpus_per_rank: 2\n", "trainer.num_gpus_per_rank = 2.0 must be within [0.0, 1.0]"),
     ("rollout:\n  tensor_parallel_size: 2\n", "rollout.tensor_parallel_size = 2 needs rollout.backend = vllm"),
     ("rollout:\n  backend: vllm\n  tensor_parallel_size: 2\n", "set rollout.num_gpus_per_worker"),
@@ -115,3 +120,10 @@ def test_recipe_drift_sees_design_parameters_on_one_side_only():
     assert recipe_drift(old, new) == ["reward.design: {'name': 'flip', 'fp_rate': 0.2} -> "
                                       "{'name': 'flip', 'fp_rate': 0.2, 'fn_rate': 0.3}"]
     assert recipe_drift(old, old + "new_field: 1\n") == []  # a schema field added since is not a change
+
+
+def test_dr_grpo_aggregation_constant_defaults_to_the_generation_budget():
+    cfg = load_recipe(None, ["algorithm.loss_agg=dr_grpo", "rollout.max_new_tokens=12"])
+    assert cfg.algorithm.loss_agg_constant == 12
+    assert load_recipe(None, ["algorithm.loss_agg=dr_grpo", "algorithm.loss_agg_constant=5"]).algorithm.loss_agg_constant == 5
+    assert load_recipe(None, ["rollout.temperature=0.7"]).rollout.temperature == 0.7

@@ -84,9 +84,13 @@ class FakeTrainer:
     def __init__(self):
         self.batches = []
 
-    def train_step(self, batch):
+    def train_step(self, batch, temperature=1.0):
         self.batches.append(batch)
         return {"loss": 0.0}
+
+    def sequence_kl(self, batch, temperature=1.0):
+        self.kl_temperature = temperature
+        return [0.1 * b for b in range(len(batch))]  # per-sequence KL, row b -> 0.1 b
 
     def full_state_dict_ref(self):
         return "weights"
@@ -190,3 +194,19 @@ def test_flip_noise_is_keyed_by_epoch_times_g_plus_j(controller):
         assert c.trainer.batches[-1].advantages.tolist() == pytest.approx(adv.flatten().tolist(), abs=1e-5)
         seen.append(expected)
     assert seen[0] != seen[1]  # seed 17 draws differ between the epochs (pinned in test_seeded)
+
+
+def test_kl_in_reward_subtracts_kl_coef_times_sequence_kl_before_advantages(controller):
+    from rlvr.algorithms import compute_advantages
+
+    c = controller({"name": "incorrect_only"})
+    c.cfg = replace(c.cfg, algorithm=replace(c.cfg.algorithm, kl_coef=0.5, kl_in="reward", name="rloo"))
+    prompts = PromptSampler(PROMPTS, seed=0).batch(1, 2)
+    metrics, samples = c.rl_step(1, prompts, 0)
+    proxy = torch.tensor([s["proxy"] for s in samples], dtype=torch.float64).view(2, G)
+    shaped = proxy - 0.5 * 0.1 * torch.arange(2 * G, dtype=torch.float64).view(2, G)
+    expected = compute_advantages("rloo", shaped).flatten().tolist()
+    assert c.trainer.batches[-1].advantages.tolist() == pytest.approx(expected, abs=1e-5)
+    assert [s["advantage"] for s in samples] == pytest.approx(expected, abs=1e-5)
+    assert expected != pytest.approx(compute_advantages("rloo", proxy).flatten().tolist(), abs=1e-3)
+    assert metrics["reward/kl_penalty_mean"] == pytest.approx(0.5 * 0.1 * sum(range(2 * G)) / (2 * G))

@@ -106,6 +106,17 @@ def test_score_equals_transformers(engine, prompts, reference, teacher_forced_lo
             teacher_forced_logprobs(reference, prompt, response), abs=1e-4)
 
 
+@torch.no_grad()
+def test_behaviour_logprobs_are_at_the_sampling_temperature(engine, prompts, reference):
+    # log softmax(logits / 0.7) of each sampled token, as the trainer computes it at T = 0.7
+    for prompt, group in zip(prompts, engine.generate(prompts, n=2, max_new_tokens=6, temperature=0.7, seed=5)):
+        for g in group:
+            ids = torch.tensor([list(prompt) + g.token_ids])
+            logp = (reference(input_ids=ids).logits[0].float() / 0.7).log_softmax(-1)
+            expected = [logp[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(g.token_ids)]
+            assert g.logprobs == pytest.approx(expected, abs=1e-4)
+
+
 def test_load_weights_in_place(engine, prompts, reference, tiny_model_dir, load_reference,
                                perturbed_state_dict, teacher_forced_logprobs):
     prompt, response = prompts[2], [5, 17, 42, 88, 3, 1]

@@ -53,7 +53,7 @@ def test_defaults_output_dir_and_seeds(tmp_path):
 
 
 def test_shipped_studies_validate():
-    for name in ("flip_noise", "designs"):
+    for name in ("flip_noise", "designs", "algorithms"):
         path = ROOT / "recipes" / "studies" / f"{name}.yaml"
         assert path.read_text().startswith(f"# rlvr study recipes/studies/{name}.yaml\n")
         study = load_study(path)
