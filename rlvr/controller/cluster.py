@@ -73,7 +73,8 @@ def shutdown_ray() -> None:
     from rlvr.controller.reaper import stop_watcher
 
     ray.shutdown()
-    stop_watcher()
+    if not ray.is_initialized():  # the watcher ends the cluster's processes: never under a live driver
+        stop_watcher()
 
 
 # Set by Ray's job supervisor in a submitted job's driver: the job's config, runtime env included.
