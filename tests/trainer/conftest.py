@@ -1,5 +1,7 @@
-"""Fixtures for trainer tests: a tiny HF model and a local Ray cluster shared per module."""
+"""Fixtures for trainer tests: a tiny HF model, a local Ray cluster shared per module, and
+in-process PolicyTrainer ranks."""
 import os
+import socket
 
 import pytest
 
@@ -20,3 +22,28 @@ def ray_cluster():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=True)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def make_rank():
+    """Factory of in-process PolicyTrainer ranks (world size 1, gloo, no Ray):
+    make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32").
+
+    The torch.distributed group is never destroyed: DeepSpeed can set one up only once per
+    process, so every in-process trainer module shares the first. The env vars a rank sets
+    (RANK, MASTER_PORT, ...) are restored after the module.
+    """
+    from rlvr.trainer.policy_trainer import PolicyTrainer
+
+    saved = dict(os.environ)
+
+    def make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return PolicyTrainer(0, 1, "127.0.0.1", port, str(model_dir), dict(trainer_cfg),
+                             dict(algorithm_cfg or {}), dtype=dtype)
+
+    yield make
+    os.environ.clear()
+    os.environ.update(saved)

@@ -6,15 +6,13 @@ must change neither it nor the gradient. The process group is shared with the ot
 in-process trainer modules and never destroyed (DeepSpeed cannot set up a second one).
 """
 import math
-import os
-import socket
 from dataclasses import replace
 
 import pytest
 import torch
 
 from rlvr.algorithms import compute_advantages
-from rlvr.trainer import PolicyTrainer, make_train_batch
+from rlvr.trainer import make_train_batch
 
 PROMPTS = [[20, 21, 15], [22, 15], [23, 24, 25, 15], [26, 15], [27, 28, 15], [29, 15], [30, 31, 15], [32, 15]]
 RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1], [48, 49], [50, 51, 52], [53], [54, 55]]
@@ -28,28 +26,15 @@ EXPECTED_LOSS = {
 }
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _batch(advantages=ADV):
     logprobs = [[0.0] * len(r) for r in RESPONSES]  # engine's: unused with recomputed old log-probs
     return make_train_batch(PROMPTS, RESPONSES, logprobs, list(advantages), pad_id=0)
 
 
 @pytest.fixture(scope="module")
-def rank(tiny_model_dir):
-    saved = dict(os.environ)
-    trainer = PolicyTrainer(0, 1, "127.0.0.1", _free_port(), tiny_model_dir,
-                            {"zero_stage": 0, "micro_batch_size": 8, "lr": 0.0, "grad_clip": 1e6},
-                            {"loss_agg_constant": 6})
-    try:
-        yield trainer
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def rank(make_rank, tiny_model_dir):
+    return make_rank(tiny_model_dir, {"zero_stage": 0, "micro_batch_size": 8, "lr": 0.0, "grad_clip": 1e6},
+                     {"loss_agg_constant": 6})
 
 
 def _step(rank, micro=8, trainer_cfg=None, **alg):

@@ -9,14 +9,13 @@ import json
 import math
 import os
 import shutil
-import socket
 from dataclasses import replace
 
 import pytest
 import torch
 
 from rlvr.trainer.batch import make_train_batch
-from rlvr.trainer.policy_trainer import PolicyTrainer, disable_dropout
+from rlvr.trainer.policy_trainer import disable_dropout
 
 PROMPTS = [[20, 21, 15], [22, 15], [23, 24, 25, 15], [26, 15], [27, 28, 15], [29, 15], [30, 31, 15]]
 RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1], [48, 49], [50, 51, 52], [53]]
@@ -25,20 +24,12 @@ EVEN, ODD = -0.5, 0.3  # engine log-prob minus the true one, per token position 
 
 
 @pytest.fixture(scope="module")
-def make_trainer():
-    saved_env = dict(os.environ)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
+def make_trainer(make_rank):
     def make(model_dir, dtype="float32", algorithm=None, **trainer):
         cfg = {"zero_stage": 0, "micro_batch_size": 2, "lr": 0.0, "grad_clip": 1.0, **trainer}
-        return PolicyTrainer(0, 1, "127.0.0.1", port, model_dir, cfg, algorithm or {}, dtype=dtype)
+        return make_rank(model_dir, cfg, algorithm, dtype=dtype)
 
-    yield make
-    # The process group stays for the other in-process trainer modules (see test_regularisers.py).
-    os.environ.clear()
-    os.environ.update(saved_env)
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,15 @@ With zero advantages the clipped surrogate is exactly zero, so the update follow
 regularisers alone: a KL penalty must pull the policy back towards the reference and an
 entropy bonus must raise the entropy. A sign flipped in the trainer's objective reverses them.
 """
-import os
-import socket
 from dataclasses import replace
 
 import pytest
-import torch
 
-from rlvr.trainer import PolicyTrainer, make_train_batch
+from rlvr.trainer import make_train_batch
 
 PROMPTS = [[20, 21, 15], [22, 15], [23, 24, 25, 15], [26, 15], [27, 28, 15], [29, 15]]
 RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1], [48, 49], [50, 51, 52]]
 STEPS = 4
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _zero_advantage_batch():
@@ -30,19 +21,10 @@ def _zero_advantage_batch():
 
 
 @pytest.fixture(scope="module")
-def trainer(tiny_model_dir):
+def trainer(make_rank, tiny_model_dir):
     """One rank with a reference model (kl_coef > 0 at start, so the reference exists)."""
-    saved = dict(os.environ)  # the rank sets RANK, MASTER_PORT, ... for torch.distributed
-    rank = PolicyTrainer(0, 1, "127.0.0.1", _free_port(), tiny_model_dir,
-                         {"zero_stage": 0, "micro_batch_size": 64, "lr": 1e-2, "grad_clip": 1.0},
-                         {"kl_coef": 0.1})
-    try:
-        yield rank
-    finally:
-        # The process group stays: DeepSpeed cannot set up a second one in this process after
-        # the first is destroyed, and other in-process trainer modules reuse it.
-        os.environ.clear()
-        os.environ.update(saved)
+    return make_rank(tiny_model_dir, {"zero_stage": 0, "micro_batch_size": 64, "lr": 1e-2, "grad_clip": 1.0},
+                     {"kl_coef": 0.1})
 
 
 def _set(rank, lr, kl_coef, entropy_coef):
