@@ -98,6 +98,12 @@ def chat_prompts(tokenizer, prompts: Sequence[Prompt], model: str) -> List[Promp
             for p in prompts]
 
 
+def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
+    """(proxy [P, G], gt [P, G]) float64 tensors of scored groups (as `Controller._score` returns)."""
+    return tuple(torch.tensor([[r[key] for r in group] for group in scored], dtype=torch.float64)
+                 for key in ("proxy", "gt"))
+
+
 def split_round_robin(items: Sequence[Any], parts: int) -> List[List[Any]]:
     return [list(items[i::parts]) for i in range(parts)]
 
@@ -290,7 +296,7 @@ class Controller:
         if k:  # the same sampling seed at a given step in every arm and run of a study
             _, generations, _, _ = self._generate(prompts, k, self.cfg.eval.temperature,
                                                   seed=EVAL_SAMPLING_SEED + step)
-            correct = torch.tensor([[r["gt"] >= 1.0 for r in group] for group in self._score(prompts, generations)])
+            correct = reward_tensors(self._score(prompts, generations))[1] >= 1.0
             metrics.update(sampled_eval_metrics(correct))
         return metrics
 
@@ -305,8 +311,7 @@ class Controller:
         G = self.cfg.rollout.samples_per_prompt
         _, generations, _, _ = self._generate(prompts, G, self.cfg.rollout.temperature, seed=AUDIT_SEED)
         scored = self._score(prompts, generations, epoch=AUDIT_EPOCH)
-        proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
-        gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
+        proxy, gt = reward_tensors(scored)
         logp = torch.tensor([[sum(g.logprobs) for g in group] for group in generations], dtype=torch.float64)
         return audit_profile(proxy, gt, logp)
 
@@ -456,8 +461,7 @@ class Controller:
         t_rollout = time.time() - t0
         scored = self._score(prompts, generations, epoch)
         t_reward = time.time() - t0 - t_rollout
-        proxy = torch.tensor([[r["proxy"] for r in g] for g in scored], dtype=torch.float64)
-        gt = torch.tensor([[r["gt"] for r in g] for g in scored], dtype=torch.float64)
+        proxy, gt = reward_tensors(scored)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
