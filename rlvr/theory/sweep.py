@@ -8,45 +8,18 @@ squares, with a t-interval on the slope a. Pure functions plus one batched simul
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from rlvr.study.stats import t_quantile  # noqa: F401 - also this module's public name
 from rlvr.theory import paper
 from rlvr.theory.simulator import Algorithm, simulate
 
 P_STAR_GRID = (0.10, 0.12, 0.15, 0.19, 0.24)
 P_MED_GRID = (0.30, 0.50, 0.65)  # pi_0(y_med); 0.5 is the paper's
 SWEEP_STEPS = 50_000
-
-
-@functools.lru_cache(maxsize=None)
-def t_quantile(prob: float, df: int) -> float:
-    """Quantile of Student's t with df degrees of freedom (prob in (0.5, 1)), by bisection on its CDF.
-
-    The CDF is 1/2 + integral_0^x of the density (Simpson's rule, 2,000 panels): enough for 4
-    significant digits, and no scipy needed.
-    """
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(x: float) -> float:
-        n = 2000
-        h = x / n
-        total = 0.0
-        for i in range(n + 1):
-            weight = 1 if i in (0, n) else (4 if i % 2 else 2)
-            total += weight * math.exp(log_norm - (df + 1) / 2 * math.log1p((i * h) ** 2 / df))
-        return 0.5 + total * h / 3
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < prob:
-        hi *= 2
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < prob else (lo, mid)
-    return (lo + hi) / 2
 
 
 def fit_power_law(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Dict[str, Any]:
