@@ -49,7 +49,7 @@ _RANGES = [
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16"}),  # float16 would need loss scaling in the trainer
     ("rollout.backend", {"hf", "vllm"}),
-    ("rollout.weight_sync", {"collective", "object_store"}),
+    ("rollout.weight_sync", {"auto", "collective", "ipc", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
     ("algorithm.name", {"grpo", "dr_grpo", "rloo", "reinforce", "reinforce_baseline", "reinforce_pp"}),
     ("algorithm.loss", {"ppo_clip", "pg"}),
@@ -91,11 +91,23 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         raise RecipeError(f"{where}: not valid YAML ({_first_line(err)}); quote override values "
                           "that contain braces or colons: key='value'") from None
     cfg: RecipeConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    if cfg.rollout.weight_sync == "auto":
+        # written out so config.yaml (and a resume's drift check) shows the mode that ran
+        cfg.rollout.weight_sync = default_weight_sync(cfg.cluster.colocate, cfg.rollout.tensor_parallel_size)
     _check(cfg, where)
     if cfg.algorithm.loss_agg == "dr_grpo" and cfg.algorithm.loss_agg_constant == 0:
         # Dr. GRPO's constant is the generation budget; written out so config.yaml shows it.
         cfg.algorithm.loss_agg_constant = cfg.rollout.max_new_tokens
     return cfg
+
+
+def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1) -> str:
+    """`rollout.weight_sync = auto`: an engine on its trainer rank's GPU takes weights by CUDA IPC
+    handle (an NCCL group cannot hold two ranks on one GPU, and IPC moves nothing off the card);
+    engines on GPUs of their own get the broadcast; colocated multi-GPU engines, the object store."""
+    if not colocate:
+        return "collective"
+    return "ipc" if tensor_parallel_size == 1 else "object_store"
 
 
 def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
@@ -222,11 +234,18 @@ def _check_resources(cfg: RecipeConfig, where: str) -> None:
             raise RecipeError(f"{where}: trainer.num_gpus_per_rank + rollout.num_gpus_per_worker = {t + r:g} "
                               "exceeds one GPU with cluster.colocate = true: lower them so they sum to <= 1")
         if cfg.rollout.weight_sync == "collective":
-            # NCCL cannot join two ranks on one GPU (a CUDA IPC hand-over is not built yet).
+            # NCCL cannot join two ranks on one GPU; the same-GPU hand-over is CUDA IPC.
             raise RecipeError(f"{where}: rollout.weight_sync = collective with cluster.colocate = true puts trainer "
                               "rank 0 and an engine on one GPU, which an NCCL group cannot hold: set "
-                              "rollout.weight_sync = object_store")
+                              "rollout.weight_sync = ipc (or auto)")
+        if cfg.rollout.weight_sync == "ipc" and tp > 1:
+            raise RecipeError(f"{where}: rollout.weight_sync = ipc with rollout.tensor_parallel_size = {tp}: the "
+                              "ipc hand-over feeds one-GPU engines only; set rollout.weight_sync = object_store")
     else:
+        if cfg.rollout.weight_sync == "ipc" and (t > 0 or r > 0):
+            raise RecipeError(f"{where}: rollout.weight_sync = ipc hands weights over on one GPU, but without "
+                              "cluster.colocate = true engines get GPUs of their own: set cluster.colocate = true "
+                              "or rollout.weight_sync = collective")
         # Separate bundles with fractions may be packed onto one card by Ray.
         if tp > 1 and r < 1:
             raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} with rollout.num_gpus_per_worker "

@@ -70,8 +70,8 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.5  # vLLM on GPU only: fraction of a card's memory the engine takes (keep it below its share on a shared card)
     num_gpus_per_worker: float = 0  # GPU share of each engine shard (0 = CPU; 1 = a whole card; 0.4 = share a card)
     tensor_parallel_size: int = 1  # vLLM tensor parallelism: each engine spans this many GPUs (one shard each)
-    weight_sync: str = "collective"  # collective (trainer rank 0 broadcasts over gloo/NCCL) | object_store (Ray shared memory)
-    sync_bucket_mb: float = 512.0  # collective sync: MiB per broadcast bucket, in model.dtype (bounds the extra memory)
+    weight_sync: str = "auto"  # auto (ipc if cluster.colocate, else collective) | collective (trainer rank 0 broadcasts over gloo/NCCL) | ipc (engine on the trainer's own GPU/node loads buckets by CUDA IPC / shared-memory handle) | object_store (Ray shared memory)
+    sync_bucket_mb: float = 512.0  # collective and ipc sync: MiB per bucket, in model.dtype (bounds the extra memory)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 collective: trainer rank 0 broadcasts bucketed weights over a process group of its own with
 every engine (rlvr/comm/weight_group.py), set up once after the actors start.
+ipc: engines on a trainer rank's own machine and device (cluster.colocate) load each bucket from
+that rank's buffer by handle (CUDA IPC on GPU, a /dev/shm file on CPU; rlvr/comm/tensor_handles.py).
 object_store: rank 0's whole state dict goes through Ray's object store (shared memory).
 """
 from __future__ import annotations
@@ -87,10 +89,46 @@ class CollectiveSync:
             pass
 
 
+class IpcSync:
+    """Each engine is served by the trainer rank on its node and device (rank 0 when all are on one
+    CPU node); that rank hands it every bucket by handle and waits for its acknowledgement."""
+
+    def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
+        from rlvr.comm.tensor_handles import assign_senders
+
+        self.trainer, self.rollout = trainer, list(rollout)
+        start = time.time()
+        ranks = trainer.collect("weights_location", trainer.submit("weights_location"))
+        engines = _wait_all([(f"rollout worker {i}", w.weights_location.remote()) for i, w in enumerate(self.rollout)])
+        served = assign_senders(ranks, engines)
+        infos = trainer.collect("open_ipc_sync", trainer.submit(
+            "open_ipc_sync", [(dtype, bucket_mb, [self.rollout[i] for i in served[r]]) for r in range(trainer.num_ranks)]))
+        buckets = infos[0]["buckets"]
+        _wait_all([(f"rollout worker {i}", w.open_ipc_sync.remote(buckets, dtype)) for i, w in enumerate(self.rollout)])
+        self.num_buckets = len(buckets)
+        self.shm_files = [info["shm_file"] for info in infos if info["shm_file"]]
+        senders = ", ".join(f"rank {r} -> worker(s) {served[r]}" for r in range(len(served)) if served[r])
+        progress(f"weight sync: ipc ({senders}), {self.num_buckets} bucket(s) of <= {bucket_mb} MiB in {dtype} "
+                 f"through {'CUDA IPC' if engines[0]['gpu'] else '/dev/shm'}, set up in {time.time() - start:.1f} s")
+
+    def sync(self, version: int) -> None:
+        self.trainer.collect("send_ipc_weights", self.trainer.submit(
+            "send_ipc_weights", [(version,)] * self.trainer.num_ranks))
+
+    def close(self) -> None:
+        """Free the trainer's shared buffers (best effort: used on the way out)."""
+        try:
+            self.trainer.collect("close_ipc_sync", self.trainer.submit("close_ipc_sync"))
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
-    """The `rollout.weight_sync` strategy ("collective" | "object_store") over started actors."""
+    """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store") over started actors."""
     if mode == "collective":
         return CollectiveSync(trainer, rollout, dtype, bucket_mb)
+    if mode == "ipc":
+        return IpcSync(trainer, rollout, dtype, bucket_mb)
     if mode == "object_store":
         return ObjectStoreSync(trainer, rollout)
-    raise ValueError(f"rollout.weight_sync = {mode!r} must be collective or object_store")
+    raise ValueError(f"rollout.weight_sync = {mode!r} must be collective, ipc or object_store")

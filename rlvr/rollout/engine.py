@@ -61,6 +61,21 @@ class RolloutEngine(abc.ABC):
     def leave_weight_group(self) -> None:
         """Leave the weight-sync group (idempotent)."""
 
+    # ipc weight sync (rlvr/comm/tensor_handles.py): a trainer rank on this machine (and GPU) hands
+    # over `buckets` of (name, shape) in `dtype`, one flat shared tensor per bucket, in plan order.
+    def weights_device(self) -> torch.device:
+        """The device the engine's weights live on (where an ipc sender must be)."""
+        return torch.device("cpu")
+
+    def open_ipc_sync(self, buckets: list, dtype: str) -> None:
+        """Check and keep the trainer's bucket plan for `load_ipc_bucket`."""
+        raise NotImplementedError(f"{type(self).__name__} has no ipc weight sync; use rollout.weight_sync=object_store")
+
+    def load_ipc_bucket(self, index: int, handle) -> bool:
+        """Load bucket `index` (a tensor_handles.share handle) in place; True once the last bucket is in.
+        Returns only when the shared memory is no longer read (the sender may overwrite it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no ipc weight sync")
+
     @abc.abstractmethod
     def shutdown(self) -> None:
         """Release the engine's memory and processes; the engine is unusable afterwards."""

@@ -117,6 +117,30 @@ class HFEngine(RolloutEngine):
         if sync is not None:
             sync[0].close()
 
+    def weights_device(self) -> torch.device:
+        return self.device
+
+    def open_ipc_sync(self, buckets: list, dtype: str) -> None:
+        from rlvr.comm.tensor_handles import BucketOrder
+
+        check_full_state_dict([name for bucket in buckets for name, _ in bucket], self._param_names,
+                              self._aliased, "hf")
+        check_wire_dtype(dtype, self.model.dtype, "hf")
+        self._ipc = (BucketOrder(buckets, "hf"), self.model.state_dict(keep_vars=True))
+
+    @torch.no_grad()
+    def load_ipc_bucket(self, index: int, handle) -> bool:
+        """Copy each tensor of the shared bucket into its parameter; the shared memory is let go on return."""
+        from rlvr.comm.tensor_handles import open_handle, unflatten
+
+        order, targets = self._ipc
+        bucket, last = order.take(index)
+        for name, tensor in unflatten(open_handle(handle, self.device), bucket):
+            targets[name].data.copy_(tensor)
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()  # copies done before the sender reuses it
+        return last
+
     def shutdown(self) -> None:
         self.leave_weight_group()
         self.model = None

@@ -160,15 +160,19 @@ class VLLMEngine(RolloutEngine):
         # cached KV blocks were computed by the old weights
         self.llm.reset_prefix_cache()
 
-    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
-                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
-        """The worker joins: with the in-process engine core it runs in this process."""
+    def _check_sync_plan(self, buckets: list, dtype: str) -> None:
+        """A bucket plan must name every parameter once, in the engine's dtype."""
         names = [name for bucket in buckets for name, _ in bucket]
         check_full_state_dict(names, self._param_names, self._aliased, "vllm")
         if any(name in self._aliased for name in names):  # vLLM's loader skips the tied lm_head
             raise ValueError(f"vllm engine: the weight sync plan holds tied names {sorted(self._aliased & set(names))}; "
                              "send each tensor once (as named_parameters() does)")
         check_wire_dtype(dtype, self.dtype, "vllm")
+
+    def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
+                          buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
+        """The worker joins: with the in-process engine core it runs in this process."""
+        self._check_sync_plan(buckets, dtype)
         self.llm.collective_rpc("rlvr_join_weight_group",
                                 args=(host, port, rank, world_size, backend, buckets, dtype, timeout_s))
 
@@ -180,6 +184,23 @@ class VLLMEngine(RolloutEngine):
     def leave_weight_group(self) -> None:
         if getattr(self, "llm", None) is not None:
             self.llm.collective_rpc("rlvr_leave_weight_group")
+
+    def weights_device(self) -> torch.device:
+        from vllm.platforms import current_platform
+
+        # the in-process engine core's worker lives in this process, on this process's GPU
+        return torch.device("cpu") if current_platform.is_cpu() else torch.device("cuda", torch.cuda.current_device())
+
+    def open_ipc_sync(self, buckets: list, dtype: str) -> None:
+        """The worker keeps the plan: with the in-process engine core it runs in this process."""
+        self._check_sync_plan(buckets, dtype)
+        self.llm.collective_rpc("rlvr_open_ipc_sync", args=(buckets,))
+
+    def load_ipc_bucket(self, index: int, handle) -> bool:
+        (last,) = self.llm.collective_rpc("rlvr_load_ipc_bucket", args=(index, handle))
+        if last:
+            self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
+        return last
 
     def shutdown(self) -> None:
         llm, self.llm = getattr(self, "llm", None), None

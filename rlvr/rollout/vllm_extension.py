@@ -68,6 +68,41 @@ class WeightReloadExtension:
         _load_in_place(self, receive_buckets(group, buckets, dtype))
         return version
 
+    def rlvr_open_ipc_sync(self, buckets: list) -> None:
+        """Keep the trainer's bucket plan for ipc syncs (rlvr/comm/tensor_handles.py)."""
+        from rlvr.comm.tensor_handles import BucketOrder
+
+        self._rlvr_ipc = (BucketOrder(buckets, "vllm"), [])
+
+    def rlvr_load_ipc_bucket(self, index: int, handle) -> bool:
+        """Load one bucket from the trainer's shared buffer; True once the last bucket is in.
+
+        On GPU each bucket goes through the model's loader at once. On CPU the in-place reload
+        re-processes whole layers and must see every weight in one pass, so the buckets are
+        copied out of the shared buffer (freeing it for the next one) and reloaded after the last.
+        """
+        import torch
+
+        from rlvr.comm.tensor_handles import open_handle, unflatten
+        from vllm.platforms import current_platform
+
+        order, pending = self._rlvr_ipc
+        bucket, last = order.take(index)
+        if index == 0:
+            pending.clear()  # left over from a sync that failed half-way
+        views = unflatten(open_handle(handle), bucket)  # on GPU: this worker's current device
+        if current_platform.is_cpu():
+            pending.extend((name, tensor.clone()) for name, tensor in views)
+            if last:
+                weights = list(pending)
+                pending.clear()
+                _load_in_place(self, iter(weights))
+        else:
+            # GPU path: NOT TESTED HERE (no GPU on the dev machine); its CPU twin is the branch above.
+            _load_in_place(self, views)
+            torch.cuda.current_stream().synchronize()  # read before the sender overwrites the buffer
+        return last
+
     def rlvr_leave_weight_group(self) -> None:
         sync, self._rlvr_sync = getattr(self, "_rlvr_sync", None), None
         if sync is not None:

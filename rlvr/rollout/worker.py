@@ -70,6 +70,26 @@ class RolloutWorker:
         if self.engine is not None:
             self.engine.leave_weight_group()
 
+    # ---- ipc weight sync (rlvr/comm/tensor_handles.py): buckets by handle from a trainer rank here --
+
+    def weights_location(self) -> Dict[str, Any]:
+        """{"node", "gpu"} where the engine's weights live (see tensor_handles.location)."""
+        from rlvr.comm.tensor_handles import location
+
+        return location(self.engine.weights_device())
+
+    def open_ipc_sync(self, buckets: list, dtype: str) -> None:
+        """Take the trainer's bucket plan for ipc syncs (checked against the engine's parameters)."""
+        self.engine.open_ipc_sync(buckets, dtype)
+
+    def receive_ipc_bucket(self, version: int, index: int, handle) -> float:
+        """Load bucket `index` from the trainer's shared buffer in place; after the last bucket the
+        engine holds `version` (stamped). Returns seconds; the buffer is free again on return."""
+        start = time.perf_counter()
+        if self.engine.load_ipc_bucket(index, handle):
+            self._policy_version = version
+        return time.perf_counter() - start
+
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:
         """Teacher-forced logprob of each response token under the current weights."""
         return self.engine.score(prompt_ids, response_ids)

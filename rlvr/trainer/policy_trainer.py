@@ -39,7 +39,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -563,15 +563,32 @@ class PolicyTrainer:
                 tensors.append((name, buf))
         return tensors
 
+    def _plan_sync(self, dtype: str, bucket_mb: float):
+        """The bucket plan of every weight sync mode (same on every rank): (dtype, [[(name, shape)]])."""
+        from rlvr.comm.weight_group import plan_tensor_buckets
+
+        specs = [(name, tuple(getattr(t, "ds_shape", t.shape))) for name, t in self._sync_tensors()]
+        self._sync_plan = (dtype, plan_tensor_buckets(specs, dtype, bucket_mb))
+        return self._sync_plan
+
+    def _whole_buckets(self) -> Iterator[tuple]:
+        """(bucket index, bucket, its whole tensors) in plan order, on every rank; under ZeRO-3 only
+        this bucket's shards are gathered while it is yielded. All ranks must iterate to the end."""
+        _, buckets = self._sync_plan
+        tensors = dict(self._sync_tensors())
+        for index, bucket in enumerate(buckets):
+            members = [tensors[name] for name, _ in bucket]
+            with self._gathered_subset(members):
+                yield index, bucket, members
+
     def open_weight_sync(self, dtype: str, bucket_mb: float, timeout_s: float = 600.0) -> Optional[Dict[str, Any]]:
         """Plan the buckets (all ranks) and host the group's rendezvous (rank 0); all ranks must call.
 
         Returns on rank 0 {"host", "port", "backend", "dtype", "buckets": [[(name, shape)]]}, else None.
         """
-        from rlvr.comm.weight_group import host_store, plan_tensor_buckets
+        from rlvr.comm.weight_group import host_store
 
-        specs = [(name, tuple(getattr(t, "ds_shape", t.shape))) for name, t in self._sync_tensors()]
-        self._sync_plan = (dtype, plan_tensor_buckets(specs, dtype, bucket_mb))
+        self._plan_sync(dtype, bucket_mb)
         if self.rank != 0:
             return None
         self._sync_store, host, port = host_store(timeout_s)
@@ -599,12 +616,9 @@ class PolicyTrainer:
             if group is None:
                 raise RuntimeError("broadcast_weights before join_weight_sync: set up the weight group first")
             send_header(group, version, buckets)
-        tensors = dict(self._sync_tensors())
-        for bucket in buckets:
-            members = [tensors[name] for name, _ in bucket]
-            with self._gathered_subset(members):
-                if self.rank == 0:
-                    send_bucket(group, bucket, members, wire_dtype(dtype))
+        for _, bucket, members in self._whole_buckets():
+            if self.rank == 0:
+                send_bucket(group, bucket, members, wire_dtype(dtype))
         return time.perf_counter() - start
 
     def _gathered_subset(self, tensors: List[Tensor]):
@@ -622,6 +636,70 @@ class PolicyTrainer:
         if group is not None:
             group.close()
         self._sync_store = None
+
+    # ---- weight sync by handle to engines on this machine (rlvr/comm/tensor_handles.py) ---------
+
+    def weights_location(self) -> Dict[str, Any]:
+        """{"node", "gpu"} where this rank's weights live (see tensor_handles.location)."""
+        from rlvr.comm.tensor_handles import location
+
+        return location(self.device)
+
+    def open_ipc_sync(self, dtype: str, bucket_mb: float, receivers: Optional[List[Any]] = None) -> Dict[str, Any]:
+        """Plan the buckets (all ranks must call) and, on a rank that serves engines (`receivers`:
+        RolloutWorker actors on its node and device), allocate the one shareable buffer every bucket
+        passes through (as many elements as the largest bucket, in `dtype`, on this rank's device).
+
+        Returns {"buckets": [[(name, shape)]], "shm_file": the buffer's /dev/shm file or None}.
+        """
+        from rlvr.comm.tensor_handles import shared_empty, shm_file
+        from rlvr.comm.weight_group import wire_dtype
+
+        self.close_ipc_sync()
+        _, buckets = self._plan_sync(dtype, bucket_mb)
+        self._ipc_receivers = list(receivers or [])
+        self._ipc_buffer = None
+        if self._ipc_receivers or receivers is None:  # None: a caller outside Ray takes ipc_buckets itself
+            largest = max(sum(math.prod(shape) for _, shape in bucket) for bucket in buckets)
+            self._ipc_buffer = shared_empty(largest, wire_dtype(dtype), self.device)
+        return {"buckets": buckets, "shm_file": shm_file(self._ipc_buffer) if self._ipc_buffer is not None else None}
+
+    def ipc_buckets(self) -> Iterator[tuple]:
+        """(bucket index, flat tensor of that bucket in the shared buffer) in plan order; the flat
+        tensor is None on ranks without a buffer. The buffer is rewritten when the iteration resumes,
+        so hand each bucket over (and wait for its receivers) before asking for the next one.
+        All ranks must iterate to the end (ZeRO-3 gathers every bucket's shards on every rank)."""
+        from rlvr.comm.tensor_handles import fill
+
+        buffer = getattr(self, "_ipc_buffer", None)
+        for index, _, members in self._whole_buckets():
+            flat = fill(buffer, members) if buffer is not None else None
+            if flat is not None and flat.is_cuda:
+                torch.cuda.current_stream(flat.device).synchronize()  # written before a receiver reads it
+            yield index, flat
+
+    def send_ipc_weights(self, version: int) -> float:
+        """Hand every bucket to this rank's receivers by handle, one bucket at a time, each waiting
+        for every receiver to load it; the last bucket stamps `version`. All ranks must call; seconds."""
+        import time
+
+        import ray
+
+        from rlvr.comm.tensor_handles import share
+
+        if not hasattr(self, "_ipc_receivers"):
+            raise RuntimeError("send_ipc_weights before open_ipc_sync: set up the ipc weight sync first")
+        start = time.perf_counter()
+        for index, flat in self.ipc_buckets():
+            if self._ipc_receivers:
+                ray.get([w.receive_ipc_bucket.remote(version, index, share(flat)) for w in self._ipc_receivers])
+        return time.perf_counter() - start
+
+    def close_ipc_sync(self) -> None:
+        """Release the shared buffer (its /dev/shm file goes once the engines let go too; idempotent)."""
+        self._ipc_buffer = None
+        if hasattr(self, "_ipc_receivers"):
+            del self._ipc_receivers
 
     def state_digest(self) -> str:
         """sha256 of this rank's full parameters (gathered under ZeRO-3); all ranks must call."""
@@ -690,6 +768,7 @@ class PolicyTrainer:
         import torch.distributed
 
         self.leave_weight_sync()
+        self.close_ipc_sync()
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

@@ -61,10 +61,13 @@ def write(tmp_path, text):
     ("cluster:\n  num_gpus: 1\n", "declares GPUs but no actor asks for one"),
     ("checkpoint_keep_last: -1\n", "checkpoint_keep_last = -1 must be >= 0"),
     ("model:\n  path: ./no/such/model\n", "model.path = './no/such/model' does not exist"),
-    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['collective', 'object_store']"),
+    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['auto', 'collective', 'ipc', 'object_store']"),
     ("rollout:\n  sync_bucket_mb: 0\n", "rollout.sync_bucket_mb = 0.0 must be >= 0.001"),
-    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  num_gpus_per_worker: 0.4\n",
-     "set rollout.weight_sync = object_store"),
+    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  num_gpus_per_worker: 0.4\n"
+     "  weight_sync: collective\n", "an NCCL group cannot hold: set rollout.weight_sync = ipc (or auto)"),
+    ("trainer:\n  num_gpus_per_rank: 1\nrollout:\n  weight_sync: ipc\n", "without cluster.colocate = true engines get GPUs"),
+    ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  backend: vllm\n  weight_sync: ipc\n"
+     "  num_gpus_per_worker: 0.4\n  tensor_parallel_size: 2\n", "feeds one-GPU engines only"),
     ("algorithm:\n  tis_cap: -1\n", "algorithm.tis_cap = -1.0 must be >= 0.0"),
     ("algorithm:\n  tis_cap: 0.5\n", "algorithm.tis_cap = 0.5 must be 0 (off) or >= 1"),
     ("algorithm:\n  tis_cap: 2\n  recompute_logprobs: false\n", "needs algorithm.recompute_logprobs = true"),
@@ -127,3 +130,16 @@ def test_dr_grpo_aggregation_constant_defaults_to_the_generation_budget():
     assert cfg.algorithm.loss_agg_constant == 12
     assert load_recipe(None, ["algorithm.loss_agg=dr_grpo", "algorithm.loss_agg_constant=5"]).algorithm.loss_agg_constant == 5
     assert load_recipe(None, ["rollout.temperature=0.7"]).rollout.temperature == 0.7
+
+
+def test_weight_sync_auto_resolves_to_ipc_when_colocated_and_ipc_is_accepted_there():
+    colocate = ["cluster.colocate=true", "trainer.num_gpus_per_rank=0.5", "rollout.num_gpus_per_worker=0.4"]
+    assert load_recipe(None).rollout.weight_sync == "collective"
+    assert load_recipe(None, colocate).rollout.weight_sync == "ipc"
+    assert load_recipe(None, colocate + ["rollout.weight_sync=ipc"]).rollout.weight_sync == "ipc"
+    assert load_recipe(None, colocate + ["rollout.weight_sync=object_store"]).rollout.weight_sync == "object_store"
+    tp2 = colocate + ["rollout.backend=vllm", "rollout.tensor_parallel_size=2"]
+    assert load_recipe(None, tp2).rollout.weight_sync == "object_store"  # ipc feeds one-GPU engines only
+    assert load_recipe(None, ["rollout.weight_sync=ipc"]).rollout.weight_sync == "ipc"  # CPU: the shared-memory twin
+    for recipe in ("gpu_single.yaml", "quickstart.yaml"):
+        load_recipe(str(ROOT / "recipes" / recipe))
