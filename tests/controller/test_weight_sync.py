@@ -1,6 +1,7 @@
-"""Collective weight sync through real actors: a 2-rank ZeRO-3 trainer broadcasts to an hf and a
-vllm rollout worker in one gloo group; afterwards each engine scores a fixed sequence exactly as
-the trainer does. Weights only differ from the engines' after a train step, so one is taken first."""
+"""Collective and ipc weight sync through real actors: a 2-rank ZeRO-3 trainer broadcasts to an hf
+and a vllm rollout worker in one gloo group, then (after another step) hands them its buckets by
+/dev/shm handle; after each, every engine scores a fixed sequence exactly as the trainer does.
+Weights only differ from the engines' after a train step, so one is taken before each sync."""
 import os
 
 import pytest
@@ -16,12 +17,12 @@ PROMPT, RESPONSE = [20, 21, 22, 15], [30, 31, 32, 33, 1]
 
 
 @pytest.mark.e2e
-def test_collective_sync_from_zero3_ranks_makes_hf_and_vllm_engines_score_like_the_trainer(tmp_path):
+def test_collective_and_ipc_sync_from_zero3_ranks_make_hf_and_vllm_engines_score_like_the_trainer(tmp_path):
     pytest.importorskip("vllm")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from rlvr.controller.weight_sync import CollectiveSync
+    from rlvr.controller.weight_sync import CollectiveSync, IpcSync
     from rlvr.models.tiny import build_tiny_model
     from rlvr.rollout.worker import RolloutWorkerActor
     from rlvr.trainer import TrainerGroup, make_train_batch
@@ -37,7 +38,8 @@ def test_collective_sync_from_zero3_ranks_makes_hf_and_vllm_engines_score_like_t
                              dict(kl_coef=0.0), num_cpus_per_rank=0.5)
         advantages = group_advantages(__import__("torch").tensor([[1.0, 0.0, 0.0, 1.0]])).flatten().tolist()
         behaviour = [[-1.0] * len(r) for r in RESPONSES]
-        group.train_step(make_train_batch(PROMPTS, RESPONSES, behaviour, advantages, pad_id=0))
+        batch = make_train_batch(PROMPTS, RESPONSES, behaviour, advantages, pad_id=0)
+        group.train_step(batch)
 
         stale = [sum(s) for s in ray.get([w.score.remote(PROMPT, RESPONSE) for w in workers])]
 
@@ -52,6 +54,20 @@ def test_collective_sync_from_zero3_ranks_makes_hf_and_vllm_engines_score_like_t
         assert synced == pytest.approx([trainer_lp, trainer_lp], abs=1e-5)
         assert ray.get([w.policy_version.remote() for w in workers]) == [2, 2]
         sync.close()
+
+        # ipc: rank 0 (same node, CPU) serves both workers through one reused /dev/shm buffer
+        group.train_step(batch)
+        sync = IpcSync(group, workers, "float32", bucket_mb=0.2)
+        assert sync.num_buckets > 3 and len(sync.shm_files) == 1 and os.path.exists(sync.shm_files[0])
+        for version in (3, 4):
+            sync.sync(version)
+        trainer_lp2 = group.sequence_logprobs([PROMPT], [RESPONSE])[0]
+        assert abs(trainer_lp2 - trainer_lp) > 1e-3
+        synced = [sum(s) for s in ray.get([w.score.remote(PROMPT, RESPONSE) for w in workers])]
+        assert synced == pytest.approx([trainer_lp2, trainer_lp2], abs=1e-5)
+        assert ray.get([w.policy_version.remote() for w in workers]) == [4, 4]
+        sync.close()
+        assert not os.path.exists(sync.shm_files[0])  # no leak in /dev/shm once the trainer lets go
     finally:
         for w in workers:
             ray.get(w.shutdown.remote())  # before the kill: vLLM leaks /dev/shm otherwise

@@ -222,6 +222,38 @@ def test_receive_weights_over_the_collective_group_in_place(engine, prompts, ref
     assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
 
 
+def test_load_ipc_buckets_in_place_from_one_reused_shared_buffer(engine, prompts, reference, tiny_model_dir,
+                                                                 load_reference, perturbed_state_dict,
+                                                                 teacher_forced_logprobs):
+    """The engine side of rollout.weight_sync = ipc on CPU (the trainer's buffer in /dev/shm)."""
+    from rlvr.comm.tensor_handles import fill, share, shared_empty, shm_file
+    from rlvr.comm.weight_group import plan_tensor_buckets
+
+    prompt, response = prompts[2], [5, 17, 42, 88, 3, 1]
+    before = engine.score(prompt, response)
+    changed = load_reference(tiny_model_dir, perturbed_state_dict(reference))
+    expected = teacher_forced_logprobs(changed, prompt, response)
+    sent = _unique_tensors(changed)
+    buckets = plan_tensor_buckets([(name, tuple(t.shape)) for name, t in sent.items()], "float32", 1 / 64)
+    assert len(buckets) > 3
+    buffer = shared_empty(max(sum(t.numel() for t in (sent[n] for n, _ in b)) for b in buckets), torch.float32, "cpu")
+    path = shm_file(buffer)
+    engine.open_ipc_sync(buckets, "float32")
+    done = []
+    for index, bucket in enumerate(buckets):
+        done.append(engine.load_ipc_bucket(index, share(fill(buffer, [sent[name] for name, _ in bucket]))))
+        buffer.fill_(float("nan"))  # the engine copied the bucket out: reusing the buffer cannot reach it
+    assert done == [False] * (len(buckets) - 1) + [True]
+    assert engine.score(prompt, response) == pytest.approx(expected, abs=1e-5)
+    del buffer
+    assert not os.path.exists(path)  # the engine let go of every bucket
+
+    with pytest.raises(RuntimeError, match="sent bucket 1 where bucket 0"):
+        engine.load_ipc_bucket(1, None)
+    engine.load_weights(reference.state_dict())  # back to the original for the other tests
+    assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
+
+
 def test_weight_group_refuses_a_plan_missing_a_tensor_or_in_another_dtype(engine, reference):
     state = _unique_tensors(reference)
     specs = [[(name, tuple(t.shape))] for name, t in state.items() if "layers.1." not in name]
