@@ -4,13 +4,16 @@
 Each case runs in a fresh process (DeepSpeed keeps global state; peak memory is per case):
 a bf16 HF engine on the device generates G samples per prompt, a one-rank PolicyTrainer
 (DeepSpeed bf16, ZeRO-2 or ZeRO-3 + gradient checkpointing, NCCL with world size 1)
-recomputes old log-probs and takes a GRPO step, and the new weights are handed to the
-engine on the same device (state dict through host memory, and a device-to-device copy).
+recomputes old log-probs and takes a GRPO step, and the new weights are handed over on the
+same device: to the generating engine as a state dict through host memory (object_store's
+way), and to a second engine in another process by CUDA IPC handles, bucket by bucket
+(rollout.weight_sync = ipc: rlvr/comm/tensor_handles.py, the functions IpcSync runs under Ray).
 Columns: generation tokens/s; the engine-vs-trainer log-prob gap (mean / max per token, the
 `policy/logprob_mismatch_*` metrics); |ratio_mean - 1| (0 when old log-probs are recomputed);
-median step seconds; hand-over seconds; the gap after the hand-over (per token, engine
-score vs trainer); peak device memory during the train steps and over the whole case
-(host RSS with --cpu).
+median step seconds; seconds of each hand-over; the gap after each (per token, engine score vs
+trainer); peak device memory during the train steps and over the whole case (host RSS with
+--cpu; the ipc engine's process is not counted). With --cpu the ipc hand-over goes through
+/dev/shm, the twin CI runs.
 
 With no CUDA (or --cpu) it runs the same cases on CPU with gloo and a tiny model, so the
 script itself is tested where no GPU is (tests/tools/test_gpu_check.py).
@@ -193,12 +196,77 @@ def _peak_gib(device) -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
 
 
+IPC_BUCKET_MB = 64.0  # several buckets for the base model: the buffer is really reused
+
+
+def _ipc_engine_process(conn, model_dir: str, device_name: str, blocked: List[str]) -> None:
+    """The ipc receiver in its own process (CUDA IPC cannot open memory in the process that made it):
+    an HF engine that loads buckets by handle and scores sequences, driven over `conn`."""
+    block_imports(blocked)
+    try:
+        engine = _import_hf_engine()(model_dir, dtype="bfloat16", device=device_name)
+        conn.send(("ready", None))
+        while True:
+            what, *args = conn.recv()
+            if what == "stop":
+                break
+            if what == "open":
+                reply = engine.open_ipc_sync(*args)
+            elif what == "bucket":
+                reply = engine.load_ipc_bucket(*args)  # returns once the buffer may be rewritten
+            else:  # "score": summed log-probs of (prompt, response) pairs
+                reply = [sum(engine.score(p, r)) for p, r in zip(*args)]
+            conn.send(("ok", reply))
+    except Exception as err:  # noqa: BLE001 - reported by the case
+        conn.send(("error", f"ipc engine: {type(err).__name__}: {err}".splitlines()[0]))
+
+
+class IpcEngine:
+    """The parent's side of `_ipc_engine_process`: call(what, *args) -> reply, raising its errors."""
+
+    def __init__(self, model_dir: str, device_name: str, blocked: List[str]):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a CUDA context does not survive fork
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_ipc_engine_process, daemon=True,
+                                       args=(child_conn, model_dir, device_name, blocked))
+        self.process.start()
+
+    def call(self, what: str, *args):
+        if what != "ready":
+            self.conn.send((what, *args))
+        status, reply = self.conn.recv()
+        if status == "error":
+            raise RuntimeError(reply)
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("stop",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: int, samples: int,
-             new_tokens: int, micro_batch: int) -> Dict[str, float]:
+             new_tokens: int, micro_batch: int, blocked: Optional[List[str]] = None) -> Dict[str, float]:
     """Generate, train (bf16, recomputed old log-probs), hand weights over; returns the row."""
+    ipc_engine = IpcEngine(model_dir, device_name, blocked or [])  # starts while the trainer does
+    try:
+        return _run_case(name, model_dir, device_name, steps, prompts, samples, new_tokens, micro_batch, ipc_engine)
+    finally:
+        ipc_engine.close()
+
+
+def _run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: int, samples: int,
+              new_tokens: int, micro_batch: int, ipc_engine: IpcEngine) -> Dict[str, float]:
     import torch
 
     from rlvr.algorithms.grpo import group_advantages
+    from rlvr.comm.tensor_handles import share
     from rlvr.trainer.batch import make_train_batch
     from rlvr.trainer.policy_trainer import PolicyTrainer
 
@@ -212,8 +280,11 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
                             local_rank=0, num_threads=max(1, os.cpu_count() or 1) if device.type == "cuda" else 1,
                             dtype="bfloat16")
     prompt_ids = _prompts(engine.tokenizer, prompts)
+    ipc_engine.call("ready")
+    plan = trainer.open_ipc_sync("bfloat16", IPC_BUCKET_MB)  # the buffer every bucket passes through
+    ipc_engine.call("open", plan["buckets"], "bfloat16")
     rng = torch.Generator().manual_seed(0)
-    gen_rates, step_times, gaps, gap_maxes, ratios, sync_times, d2d_times = [], [], [], [], [], [], []
+    gen_rates, step_times, gaps, gap_maxes, ratios, sync_times, ipc_times = [], [], [], [], [], [], []
     peak_gib, train_peak_gib = 0.0, 0.0
     for step in range(steps):
         _sync(device)
@@ -243,12 +314,10 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
         _sync(device)
         sync_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        with torch.no_grad(), trainer._gathered():  # same device: a direct copy per tensor
-            target = engine.model.state_dict()
-            for key, tensor in trainer.engine.module.state_dict().items():
-                target[key].copy_(tensor, non_blocking=True)
-        _sync(device)
-        d2d_times.append(time.perf_counter() - t0)
+        loaded = [ipc_engine.call("bucket", index, share(flat)) for index, flat in trainer.ipc_buckets()]
+        if loaded[-1] is not True:
+            raise RuntimeError(f"ipc engine did not complete the sync: {loaded}")
+        ipc_times.append(time.perf_counter() - t0)
 
     # After the hand-over the engine scores sequences as the trainer does (bf16 noise only).
     responses = [g.token_ids for group in groups for g in group][:4]
@@ -256,11 +325,14 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
     trainer_sums = trainer.sequence_logprobs(rows, responses)
     count = max(1, sum(len(r) for r in responses))
     post_gap = sum(abs(t - sum(engine.score(p, r))) for t, p, r in zip(trainer_sums, rows, responses)) / count
+    ipc_gap = sum(abs(t - s) for t, s in zip(trainer_sums, ipc_engine.call("score", rows, responses))) / count
+    trainer.close_ipc_sync()
     timed = step_times[1:] or step_times  # the first step includes warm-up
     return {"gen_tokens_per_s": statistics.median(gen_rates), "gap_mean": statistics.mean(gaps),
             "gap_max": max(gap_maxes), "ratio_off": max(ratios), "step_s": statistics.median(timed),
             "sync_s": statistics.median(sync_times[1:] or sync_times),
-            "d2d_s": statistics.median(d2d_times[1:] or d2d_times), "post_sync_gap": post_gap,
+            "ipc_s": statistics.median(ipc_times[1:] or ipc_times), "post_sync_gap": post_gap, "ipc_gap": ipc_gap,
+            "ipc_buckets": len(plan["buckets"]),
             "peak_gib": max(peak_gib, train_peak_gib, _peak_gib(device)), "train_peak_gib": train_peak_gib}
 
 
@@ -268,8 +340,9 @@ def run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: i
 
 COLUMNS = [("gen tok/s", "gen_tokens_per_s", "{:.0f}"), ("lp gap mean", "gap_mean", "{:.2e}"),
            ("lp gap max", "gap_max", "{:.2e}"), ("|ratio-1|", "ratio_off", "{:.1e}"),
-           ("step s", "step_s", "{:.3f}"), ("sync s", "sync_s", "{:.3f}"), ("d2d s", "d2d_s", "{:.4f}"),
-           ("gap after sync", "post_sync_gap", "{:.2e}"), ("train peak GiB", "train_peak_gib", "{:.2f}"),
+           ("step s", "step_s", "{:.3f}"), ("sync s", "sync_s", "{:.3f}"), ("ipc s", "ipc_s", "{:.4f}"),
+           ("gap after sync", "post_sync_gap", "{:.2e}"), ("gap after ipc", "ipc_gap", "{:.2e}"),
+           ("train peak GiB", "train_peak_gib", "{:.2f}"),
            ("peak GiB", "peak_gib", "{:.2f}")]
 
 
@@ -332,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.case:  # child: one case, one JSON line
         try:
             result = run_case(args.case, args.model_dir, args.device, args.steps, args.prompts,
-                              args.samples, args.new_tokens, args.micro_batch)
+                              args.samples, args.new_tokens, args.micro_batch, blocked)
         except Exception as err:  # noqa: BLE001 - reported in the table
             import traceback
 

@@ -32,6 +32,7 @@ def test_cpu_mode_prints_the_table_without_ray_or_omegaconf(tmp_path):
     assert row["ratio_off"] == 0.0  # recomputed old log-probs: exactly on-policy
     assert 0.0 < row["gap_mean"] <= row["gap_max"] < 0.5  # bf16 engine vs bf16 trainer
     assert row["post_sync_gap"] < 1e-3  # the engine holds the trainer's weights
+    assert row["ipc_gap"] < 1e-3 and row["ipc_s"] > 0  # so does the engine fed by handle from another process
     assert row["step_s"] > 0 and row["peak_gib"] >= row["train_peak_gib"] > 0
 
 
@@ -50,6 +51,7 @@ def test_gpu_mode_on_cuda(tmp_path):
         assert row["ratio_off"] == 0.0, case
         assert 0.0 < row["gap_mean"] < 0.05, case
         assert row["post_sync_gap"] < 0.05, case
+        assert row["ipc_gap"] < 0.05 and row["ipc_buckets"] > 1, case  # CUDA IPC, the buffer reused
 
 
 def _fake_wheel(folder: Path, filename: str, module: str, text: str) -> None:
