@@ -1,8 +1,8 @@
 # Run: OMP_NUM_THREADS=1 .venv/bin/python tools/bench/weight_sync.py [--sizes 1M,10M,50M --reps 5 --bucket-mb 512]
-"""Seconds per weight sync against bytes: collective group vs object store, beside a memcpy.
+"""Seconds per weight sync against bytes: collective group vs ipc handles vs object store, beside a memcpy.
 
 Per model size: one trainer rank (DeepSpeed, ZeRO stage --zero-stage) and one hf rollout worker
-as Ray actors, as in a run; both sync paths set up once, then alternated `--reps` times (so
+as Ray actors, as in a run; every sync path set up once, then alternated `--reps` times (so
 background load hits both alike), each timed from the controller as `perf/weight_sync_s` is.
 The memcpy column is a `torch.Tensor.copy_` of the same bytes in this process: the floor any
 sync of that many bytes pays. Prints medians and the ratios measured side by side.
@@ -46,7 +46,7 @@ def memcpy_seconds(nbytes: int, reps: int) -> float:
 def bench_size(name: str, size: dict, args) -> dict:
     import ray
 
-    from rlvr.controller.weight_sync import CollectiveSync, ObjectStoreSync
+    from rlvr.controller.weight_sync import CollectiveSync, IpcSync, ObjectStoreSync
     from rlvr.models.tiny import build_tiny_model
     from rlvr.rollout.worker import RolloutWorkerActor
     from rlvr.trainer import TrainerGroup
@@ -58,7 +58,8 @@ def bench_size(name: str, size: dict, args) -> dict:
         try:
             ray.get(worker.policy_version.remote())
             collective = CollectiveSync(trainer, [worker], "float32", args.bucket_mb)
-            syncs = {"collective": collective, "object_store": ObjectStoreSync(trainer, [worker])}
+            ipc = IpcSync(trainer, [worker], "float32", args.bucket_mb)  # CPU: through one /dev/shm buffer
+            syncs = {"collective": collective, "ipc": ipc, "object_store": ObjectStoreSync(trainer, [worker])}
             state = trainer.full_state_dict()
             params = sum(t.numel() for t in {id(t): t for t in state.values()}.values())
             nbytes = params * 4
@@ -71,6 +72,7 @@ def bench_size(name: str, size: dict, args) -> dict:
                     if rep:
                         times[mode].append(time.perf_counter() - start)
             collective.close()
+            ipc.close()
         finally:
             ray.get(worker.shutdown.remote())
             ray.kill(worker)
@@ -101,11 +103,12 @@ def main(argv=None) -> int:
     print(f"\nweight sync, fp32, trainer ZeRO-{args.zero_stage} x1 -> 1 hf engine, buckets <= {args.bucket_mb} MiB, "
           f"median of {args.reps}")
     print(f"{'size':>5} {'params':>10} {'MiB':>7} {'bkts':>4} {'memcpy s':>9} {'collect. s':>10} {'obj.st. s':>9} "
-          f"{'coll/memcpy':>11} {'obj/memcpy':>10} {'obj/coll':>8} {'coll GB/s':>9}")
+          f"{'ipc s':>8} {'coll/memcpy':>11} {'obj/memcpy':>10} {'obj/coll':>8} {'coll/ipc':>8} {'coll GB/s':>9}")
     for r in rows:
         print(f"{r['size']:>5} {r['params']:>10,} {r['mb']:>7.1f} {r['buckets']:>4} {r['memcpy']:>9.5f} "
-              f"{r['collective']:>10.4f} {r['object_store']:>9.4f} {r['collective'] / r['memcpy']:>11.0f} "
+              f"{r['collective']:>10.4f} {r['object_store']:>9.4f} {r['ipc']:>8.4f} {r['collective'] / r['memcpy']:>11.0f} "
               f"{r['object_store'] / r['memcpy']:>10.0f} {r['object_store'] / r['collective']:>8.2f} "
+              f"{r['collective'] / r['ipc']:>8.2f} "
               f"{r['mb'] / 1024 / r['collective']:>9.2f}")
     return 0
 
