@@ -134,8 +134,9 @@ class HFEngine(RolloutEngine):
         from rlvr.comm.tensor_handles import open_handle, unflatten
 
         order, targets = self._ipc
+        flat = open_handle(handle, self.device)  # first: opening consumes the handle's reference, even on a refusal
         bucket, last = order.take(index)
-        for name, tensor in unflatten(open_handle(handle, self.device), bucket):
+        for name, tensor in unflatten(flat, bucket):
             targets[name].data.copy_(tensor)
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()  # copies done before the sender reuses it

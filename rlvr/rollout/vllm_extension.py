@@ -87,10 +87,11 @@ class WeightReloadExtension:
         from vllm.platforms import current_platform
 
         order, pending = self._rlvr_ipc
+        flat = open_handle(handle)  # on GPU: this worker's device; first: consumes the handle's reference
         bucket, last = order.take(index)
         if index == 0:
             pending.clear()  # left over from a sync that failed half-way
-        views = unflatten(open_handle(handle), bucket)  # on GPU: this worker's current device
+        views = unflatten(flat, bucket)
         if current_platform.is_cpu():
             pending.extend((name, tensor.clone()) for name, tensor in views)
             if last:

@@ -658,11 +658,12 @@ class PolicyTrainer:
         self.close_ipc_sync()
         _, buckets = self._plan_sync(dtype, bucket_mb)
         self._ipc_receivers = list(receivers or [])
-        self._ipc_buffer = None
+        self._ipc_buffer, self._ipc_shm = None, None
         if self._ipc_receivers or receivers is None:  # None: a caller outside Ray takes ipc_buckets itself
             largest = max(sum(math.prod(shape) for _, shape in bucket) for bucket in buckets)
             self._ipc_buffer = shared_empty(largest, wire_dtype(dtype), self.device)
-        return {"buckets": buckets, "shm_file": shm_file(self._ipc_buffer) if self._ipc_buffer is not None else None}
+            self._ipc_shm = shm_file(self._ipc_buffer)
+        return {"buckets": buckets, "shm_file": self._ipc_shm}
 
     def ipc_buckets(self) -> Iterator[tuple]:
         """(bucket index, flat tensor of that bucket in the shared buffer) in plan order; the flat
@@ -690,14 +691,24 @@ class PolicyTrainer:
         if not hasattr(self, "_ipc_receivers"):
             raise RuntimeError("send_ipc_weights before open_ipc_sync: set up the ipc weight sync first")
         start = time.perf_counter()
-        for index, flat in self.ipc_buckets():
-            if self._ipc_receivers:
-                ray.get([w.receive_ipc_bucket.remote(version, index, share(flat)) for w in self._ipc_receivers])
+        try:
+            for index, flat in self.ipc_buckets():
+                if self._ipc_receivers:
+                    ray.get([w.receive_ipc_bucket.remote(version, index, share(flat)) for w in self._ipc_receivers])
+        except BaseException:
+            self.close_ipc_sync()  # a failed sync ends the run: do not leave the /dev/shm file behind
+            raise
         return time.perf_counter() - start
 
     def close_ipc_sync(self) -> None:
-        """Release the shared buffer (its /dev/shm file goes once the engines let go too; idempotent)."""
+        """Release the shared buffer and remove its /dev/shm file (mappings still open stay valid; idempotent)."""
         self._ipc_buffer = None
+        path, self._ipc_shm = getattr(self, "_ipc_shm", None), None
+        if path is not None:
+            # torch removes the file when the last reference goes; a handle never opened (a failed
+            # sync) would keep it, and torch's clean-up daemon dies with a killed actor
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         if hasattr(self, "_ipc_receivers"):
             del self._ipc_receivers
 

@@ -245,11 +245,11 @@ def test_load_ipc_buckets_in_place_from_one_reused_shared_buffer(engine, prompts
         buffer.fill_(float("nan"))  # the engine copied the bucket out: reusing the buffer cannot reach it
     assert done == [False] * (len(buckets) - 1) + [True]
     assert engine.score(prompt, response) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(RuntimeError, match="sent bucket 1 where bucket 0"):  # a skipped bucket
+        engine.load_ipc_bucket(1, share(buffer[:4]))
     del buffer
-    assert not os.path.exists(path)  # the engine let go of every bucket
+    assert not os.path.exists(path)  # the engine let go of every bucket, the refused one too
 
-    with pytest.raises(RuntimeError, match="sent bucket 1 where bucket 0"):
-        engine.load_ipc_bucket(1, None)
     engine.load_weights(reference.state_dict())  # back to the original for the other tests
     assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
 
