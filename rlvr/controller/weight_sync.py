@@ -101,8 +101,8 @@ class IpcSync:
         ranks = trainer.collect("weights_location", trainer.submit("weights_location"))
         engines = _wait_all([(f"rollout worker {i}", w.weights_location.remote()) for i, w in enumerate(self.rollout)])
         served = assign_senders(ranks, engines)
-        infos = trainer.collect("open_ipc_sync", trainer.submit(
-            "open_ipc_sync", [(dtype, bucket_mb, [self.rollout[i] for i in served[r]]) for r in range(trainer.num_ranks)]))
+        per_rank = [(dtype, bucket_mb, [self.rollout[i] for i in served[r]]) for r in range(trainer.num_ranks)]
+        infos = trainer.collect("open_ipc_sync", trainer.submit("open_ipc_sync", per_rank))
         buckets = infos[0]["buckets"]
         _wait_all([(f"rollout worker {i}", w.open_ipc_sync.remote(buckets, dtype)) for i, w in enumerate(self.rollout)])
         self.num_buckets = len(buckets)

@@ -14,28 +14,39 @@ from rlvr.comm.tensor_handles import (
 # The child maps each handle it reads, checks the bucket's sum, doubles the bucket in place (the
 # parent sees it: same memory, no copy) and lets go before acknowledging.
 CHILD = r"""
-import pickle, sys
+import pickle, sys, torch
 from rlvr.comm.tensor_handles import open_handle
 def load(line):
     flat = open_handle(pickle.loads(bytes.fromhex(line)))
     total = float(flat.sum())
     flat.mul_(2)
+    if flat.is_cuda:
+        torch.cuda.synchronize()  # written before the acknowledgement
     return total
 for line in sys.stdin:
     print(load(line.strip()), flush=True)
 """
 
 
-def test_a_pickled_handle_maps_the_same_memory_in_another_process_and_the_file_goes_after_close():
-    buffer = shared_empty(8, torch.float32, "cpu")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_pickled_handle_maps_the_same_memory_in_another_process_and_the_file_goes_after_close(device):
+    buffer = shared_empty(8, torch.float32, device)
     path = shm_file(buffer)
-    assert path.startswith("/dev/shm/") and os.path.exists(path)
+    if device == "cpu":
+        assert path.startswith("/dev/shm/") and os.path.exists(path)
+    else:
+        assert path is None  # CUDA IPC: device memory, no file
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd()] + sys.path)}
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True, env=env)
     try:
         for k in range(2):  # the buffer is reused: bucket 1 overwrites bucket 0 after its ack
-            flat = fill(buffer, [torch.full((2, 2), 1.0 + k), torch.tensor([5.0, 6.0], dtype=torch.float64)])
+            flat = fill(buffer, [torch.full((2, 2), 1.0 + k, device=device),
+                                 torch.tensor([5.0, 6.0], dtype=torch.float64, device=device)])
             assert flat.shape == (6,) and flat.dtype == torch.float32  # cast to the buffer's dtype
             child.stdin.write(pickle.dumps(share(flat)).hex() + "\n")
             child.stdin.flush()
@@ -46,7 +57,7 @@ def test_a_pickled_handle_maps_the_same_memory_in_another_process_and_the_file_g
         child.wait(timeout=60)
     assert child.returncode == 0
     del flat, buffer
-    assert not os.path.exists(path)  # every handle was opened once: nothing holds the file
+    assert path is None or not os.path.exists(path)  # every handle was opened once: nothing holds the file
 
 
 def test_unflatten_gives_views_of_the_plan_and_refuses_another_size():
