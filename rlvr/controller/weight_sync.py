@@ -124,7 +124,12 @@ class IpcSync:
 
 
 def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
-    """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store") over started actors."""
+    """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store") over started actors.
+
+    "auto" is resolved by load_recipe (ipc when colocated); a config built without it gets collective.
+    """
+    if mode == "auto":
+        mode = "collective"
     if mode == "collective":
         return CollectiveSync(trainer, rollout, dtype, bucket_mb)
     if mode == "ipc":
