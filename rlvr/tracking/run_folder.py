@@ -12,6 +12,7 @@ import queue
 import struct
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -19,6 +20,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 _CHECKPOINT = re.compile(r"^step_(\d+)$")
 _SAMPLES = re.compile(r"^step_(\d+)\.jsonl$")
 _PLAIN = (str, int, bool, type(None))
+_YIELD_EVERY, _YIELD_S = 16, 1e-4  # background samples writer: records encoded between GIL releases
 
 
 def checkpoints_to_delete(checkpoints: Sequence[Tuple[int, bool]], keep_last: int) -> List[int]:
@@ -141,9 +143,14 @@ def _jsonable(value: Any) -> Any:
 def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
     """One JSON object per line (non-finite floats as null), written in one go. An OSError
     names the file: it may surface steps later, from another call."""
+    lines = []
+    for start in range(0, len(records), _YIELD_EVERY):
+        lines += [json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n"
+                  for r in records[start:start + _YIELD_EVERY]]
+        time.sleep(_YIELD_S)  # off the GIL: a waiting loop thread runs now, not after the 5 ms switch interval
     try:
         with open(path, "w") as f:
-            f.write("".join([json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n" for r in records]))
+            f.write("".join(lines))
     except OSError as err:  # same errno (a full disk stays recognisable), the file named
         raise OSError(err.errno, f"{err.strerror or err}: writing {path}") from err
 
