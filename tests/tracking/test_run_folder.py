@@ -338,16 +338,26 @@ def test_a_process_that_never_closes_the_folder_still_writes_its_samples(tmp_pat
     assert len((tmp_path / "run" / "samples" / "step_000001.jsonl").read_text().splitlines()) == 1000
 
 
+def _returns_within(seconds, call):
+    """Run call() on a thread; assert it returned within `seconds` (a hang fails, not blocks)."""
+    import threading
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{call} still running after {seconds} s"
+
+
 def test_a_closed_writer_takes_new_jobs_and_closes_again():
     from rlvr.tracking.run_folder import BackgroundWriter
 
     writer, done = BackgroundWriter(), []
     writer.submit(done.append, 1)
     thread = writer._thread
-    writer.close()
+    _returns_within(10, writer.close)
     assert not thread.is_alive() and writer._thread is None  # gone at once, not after IDLE_S
-    writer.close()
+    _returns_within(10, writer.close)  # hangs if close()'s marker is never marked done
     writer.submit(done.append, 2)
-    writer.flush()  # would hang if close()'s marker were never marked done
-    writer.close()
+    _returns_within(10, writer.flush)
+    _returns_within(10, writer.close)
     assert done == [1, 2]
