@@ -1,4 +1,4 @@
-# Run: .venv/bin/python tools/bench/controller_work.py [--repeats 50] [--compare /path/to/other/checkout]
+# Run: .venv/bin/python tools/bench/controller_work.py [--repeats 50] [--threads 1] [--compare /path/to/other/checkout]
 """Milliseconds of controller (driver) work per RL step on the quickstart's workload, no actors.
 
 The data is shaped like one quickstart step (recipes/quickstart.yaml: prompts_per_step x
@@ -141,7 +141,7 @@ def measure(step, repeats: int) -> dict:
 def run_tree(tree: str, args) -> dict:
     env = dict(os.environ, PYTHONPATH=tree)
     out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats), "--recipe", str(args.recipe),
-                          "--json"], env=env, check=True, capture_output=True, text=True, cwd=tree)
+                          "--threads", str(args.threads), "--json"], env=env, check=True, capture_output=True, text=True, cwd=tree)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "quickstart.yaml")
     parser.add_argument("--compare", metavar="DIR", help="another checkout to time side by side with this one")
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: interleaved runs per checkout")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default, as the driver of a run with a cached model has)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (used by --compare)")
     args = parser.parse_args()
     args.recipe = args.recipe.resolve()
@@ -191,13 +193,16 @@ def main() -> None:
                 print(f"[bench] round {r + 1}/{args.rounds}: {name} ({tree})", file=sys.stderr, flush=True)
                 columns[name].append(run_tree(tree, args))
         print(f"controller work per step, {args.recipe.name} shape, median of {args.repeats} calls per run, "
-              f"{args.rounds} interleaved runs per checkout ({os.cpu_count()} CPUs)")
+              f"{args.rounds} interleaved runs per checkout ({os.cpu_count()} CPUs, torch threads "
+              f"{args.threads or 'default'})")
         print(table(columns))
         return
     import torch
 
     import rlvr
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = measure(quickstart_step(args.recipe), args.repeats)
     if args.json:
         print(json.dumps(result))
