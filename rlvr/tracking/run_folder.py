@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import re
 import shutil
-import queue
 import struct
 import sys
 import threading

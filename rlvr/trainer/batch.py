@@ -90,8 +90,8 @@ def make_train_batch(prompt_ids: List[List[int]], response_ids: List[List[int]],
             "must have one entry per sequence")
     if n == 0:
         raise ValueError("make_train_batch: empty batch (no sequences)")
-    prompt_lens, response_lens, logprob_lens = (np.fromiter(map(len, rows), dtype=np.int64, count=n)
-                                                for rows in (prompt_ids, response_ids, behaviour_logprobs))
+    prompt_lens, response_lens, logprob_lens = (np.fromiter(map(len, lists), dtype=np.int64, count=n)
+                                                for lists in (prompt_ids, response_ids, behaviour_logprobs))
     if not prompt_lens.all():
         raise ValueError(f"make_train_batch: prompt_ids[{int(np.argmin(prompt_lens))}] is empty; "
                          "every prompt needs a token")

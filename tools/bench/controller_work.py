@@ -141,7 +141,8 @@ def measure(step, repeats: int) -> dict:
 def run_tree(tree: str, args) -> dict:
     env = dict(os.environ, PYTHONPATH=tree)
     out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats), "--recipe", str(args.recipe),
-                          "--threads", str(args.threads), "--json"], env=env, check=True, capture_output=True, text=True, cwd=tree)
+                          "--threads", str(args.threads), "--json"],
+                         env=env, check=True, capture_output=True, text=True, cwd=tree)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
