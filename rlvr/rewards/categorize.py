@@ -43,6 +43,10 @@ ATOL = 1e-6
 
 
 _SUB_TO_CAT = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])
+(_NONE, _HACKING, _STALLING, _SUPPRESSION, _SLOWDOWN, _BENEFICIAL, _BENIGN_I, _BENIGN_BEST) = (
+    torch.tensor(SUBCATEGORIES.index(name)) for name in (
+        "none", "harmful_hacking", "harmful_stalling", "harmful_suppression", "harmful_slowdown",
+        "beneficial", "benign_I", "benign_best"))
 
 
 def _as_groups(proxy: torch.Tensor, gt: torch.Tensor, ndim: int):
@@ -64,18 +68,19 @@ def category_codes(proxy: torch.Tensor, gt: torch.Tensor, fine: bool = False,
     error = (proxy - gt).abs() > atol
     attracts = proxy > v_p + atol  # logit rises under the proxy (tabular policy gradient)
     optimal = gt >= gt_pass - atol  # the gold answer defines y*, sampled or not
-    above_vg = gt > v_g + atol
     # highest proxy among the group's optimal samples (-inf when none was sampled)
-    best_proxy = torch.where(optimal, proxy, torch.full_like(proxy, -torch.inf)).max(dim=1, keepdim=True).values
-
-    code = torch.full(proxy.shape, SUBCATEGORIES.index("benign_I"), dtype=torch.long)
-    code[attracts & optimal & (proxy > gt)] = SUBCATEGORIES.index("benign_best")
-    code[attracts & optimal & (proxy < gt)] = SUBCATEGORIES.index("harmful_slowdown")
-    code[attracts & ~optimal] = SUBCATEGORIES.index("harmful_stalling")
-    code[attracts & ~optimal & (proxy >= best_proxy - atol)] = SUBCATEGORIES.index("harmful_hacking")
-    code[~attracts & optimal & (proxy < gt)] = SUBCATEGORIES.index("harmful_suppression")
-    code[~attracts & ~optimal & above_vg] = SUBCATEGORIES.index("beneficial")
-    code[~error] = SUBCATEGORIES.index("none")
+    best_proxy = proxy.where(optimal, -torch.inf).amax(dim=1, keepdim=True)
+    under = proxy < gt
+    # One decision tree, evaluated for all samples at once (the module docstring's rules).
+    code = torch.where(
+        attracts,
+        torch.where(optimal,
+                    torch.where(proxy > gt, _BENIGN_BEST, torch.where(under, _SLOWDOWN, _BENIGN_I)),
+                    torch.where(proxy >= best_proxy - atol, _HACKING, _STALLING)),
+        torch.where(optimal,
+                    torch.where(under, _SUPPRESSION, _BENIGN_I),
+                    torch.where(gt > v_g + atol, _BENEFICIAL, _BENIGN_I)))
+    code = code.masked_fill_(~error, _NONE)
     return code if fine else _SUB_TO_CAT[code]
 
 
@@ -106,32 +111,40 @@ def reward_error_metrics(proxy: torch.Tensor, gt: torch.Tensor, proxy_pass: floa
     """
     proxy, gt = _as_groups(proxy, gt, 2)
     sub = category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass)
-    cat = _SUB_TO_CAT[sub]
     n = float(proxy.numel())
-
     pp, gp = proxy >= proxy_pass - atol, gt >= gt_pass - atol
-    gt_fail, gt_passes = (~gp).sum().item(), gp.sum().item()
     proxy_std, gt_std = proxy.std(dim=1, correction=0), gt.std(dim=1, correction=0)
     proxy_flat, gt_flat = proxy_std <= atol, gt_std <= atol
+    # Every count in one transfer: sub-label counts, the 2x2 pass table, the flat-group table.
+    counts = torch.cat([torch.bincount(sub.flatten(), minlength=len(SUBCATEGORIES)),
+                        torch.bincount((2 * pp + gp).flatten(), minlength=4),
+                        torch.bincount(2 * proxy_flat + gt_flat, minlength=4)]).tolist()
+    per_sub = dict(zip(SUBCATEGORIES, counts[:len(SUBCATEGORIES)]))
+    pf_gf, pf_gp, pp_gf, pp_gp = counts[len(SUBCATEGORIES):len(SUBCATEGORIES) + 4]
+    groups = float(proxy.shape[0])
+    pv_gv, pv_gflat, pflat_gv, pflat_gflat = counts[len(SUBCATEGORIES) + 4:]
+    proxy_std_mean, gt_std_mean = torch.stack([proxy_std.mean(), gt_std.mean()]).tolist()
+    gt_fail, gt_passes = pf_gf + pp_gf, pf_gp + pp_gp
+    family_count = {f: sum(c for name, c in per_sub.items() if family(name) == f) for f in CATEGORIES[1:]}
 
     metrics = {
-        "reward/error_rate": ((proxy - gt).abs() > atol).sum().item() / n,
-        "reward/false_positive_rate": (pp & ~gp).sum().item() / gt_fail if gt_fail else 0.0,
-        "reward/false_negative_rate": (~pp & gp).sum().item() / gt_passes if gt_passes else 0.0,
-        "errors/harmful": (cat == CATEGORIES.index("harmful")).sum().item() / n,
-        "errors/benign": (cat == CATEGORIES.index("benign")).sum().item() / n,
-        "errors/beneficial": (cat == CATEGORIES.index("beneficial")).sum().item() / n,
-        "reward/table_pp_gp": (pp & gp).sum().item() / n,
-        "reward/table_pp_gf": (pp & ~gp).sum().item() / n,
-        "reward/table_pf_gp": (~pp & gp).sum().item() / n,
-        "reward/table_pf_gf": (~pp & ~gp).sum().item() / n,
-        "reward/proxy_std": proxy_std.mean().item(),
-        "reward/gt_std": gt_std.mean().item(),
-        "reward/zero_proxy_variance_groups": proxy_flat.double().mean().item(),
-        "reward/gt_flat_proxy_varied_groups": (gt_flat & ~proxy_flat).double().mean().item(),
+        "reward/error_rate": (n - per_sub["none"]) / n,  # every error gets a label other than none
+        "reward/false_positive_rate": pp_gf / gt_fail if gt_fail else 0.0,
+        "reward/false_negative_rate": pf_gp / gt_passes if gt_passes else 0.0,
+        "errors/harmful": family_count["harmful"] / n,
+        "errors/benign": family_count["benign"] / n,
+        "errors/beneficial": family_count["beneficial"] / n,
+        "reward/table_pp_gp": pp_gp / n,
+        "reward/table_pp_gf": pp_gf / n,
+        "reward/table_pf_gp": pf_gp / n,
+        "reward/table_pf_gf": pf_gf / n,
+        "reward/proxy_std": proxy_std_mean,
+        "reward/gt_std": gt_std_mean,
+        "reward/zero_proxy_variance_groups": (pflat_gv + pflat_gflat) / groups,
+        "reward/gt_flat_proxy_varied_groups": pv_gflat / groups,
     }
     if fine:
-        for i, name in enumerate(SUBCATEGORIES):
+        for name in SUBCATEGORIES:
             if family(name) in ("harmful", "benign"):
-                metrics[f"errors/{name}"] = (sub == i).sum().item() / n
+                metrics[f"errors/{name}"] = per_sub[name] / n
     return metrics

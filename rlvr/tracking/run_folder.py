@@ -1,19 +1,26 @@
 """The run folder contract (DESIGN.md): config.yaml, metrics.jsonl, summary.json, samples/,
-checkpoints/. Lines are flushed as they are written so nothing is lost if a run dies."""
+checkpoints/. Metric lines are flushed as they are written so nothing is lost if a run dies;
+sample files are written by one background thread, off the training loop's critical path, and
+are all on disk before a checkpoint folder is handed out and when the folder is closed."""
 from __future__ import annotations
 
 import json
 import math
+import queue
 import re
 import shutil
 import struct
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 _CHECKPOINT = re.compile(r"^step_(\d+)$")
 _SAMPLES = re.compile(r"^step_(\d+)\.jsonl$")
+_PLAIN = (str, int, bool, type(None))
+_YIELD_EVERY, _YIELD_S = 16, 1e-4  # background samples writer: records encoded between GIL releases
 
 
 def checkpoints_to_delete(checkpoints: Sequence[Tuple[int, bool]], keep_last: int) -> List[int]:
@@ -124,11 +131,106 @@ def checkpoint_problem(path: Path, marker: str, required_keys: Sequence[str]) ->
 
 
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most sample fields: skip the checks below (same result)
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if hasattr(value, "item"):
         return _jsonable(value.item())
     return value
+
+
+def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """One JSON object per line (non-finite floats as null), written in one go. An OSError
+    names the file: it may surface steps later, from another call."""
+    lines = []
+    for start in range(0, len(records), _YIELD_EVERY):
+        lines += [json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n"
+                  for r in records[start:start + _YIELD_EVERY]]
+        time.sleep(_YIELD_S)  # off the GIL: a waiting loop thread runs now, not after the 5 ms switch interval
+    try:
+        with open(path, "w") as f:
+            f.write("".join(lines))
+    except OSError as err:  # same errno (a full disk stays recognisable), the file named
+        raise OSError(err.errno, f"{err.strerror or err}: writing {path}") from err
+
+
+_IDLE, _STOP = object(), object()  # BackgroundWriter's thread: no job came; close() was called
+
+
+class BackgroundWriter:
+    """Runs write jobs on one thread, in the order they were submitted.
+
+    A job that fails keeps its exception, which the next `submit`, `flush` or `close` raises
+    (once), so a full disk is reported rather than lost. The thread exits after IDLE_S without
+    work and starts again on the next job; it is not a daemon, so a process that ends without
+    `close` still finishes the jobs it was given.
+    """
+
+    IDLE_S = 1.0
+
+    def __init__(self, name: str = "rlvr-writer"):
+        self.name = name
+        self._jobs: "queue.Queue" = queue.Queue()
+        self._lock = threading.Lock()  # guards _thread and _error
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+
+    def submit(self, job, *args) -> None:
+        """Queue `job(*args)`; raises first the error of an earlier job, if one failed."""
+        self._raise_error()
+        with self._lock:
+            self._jobs.put((job, args))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=False)
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Wait until every submitted job has run; raise the first error among them."""
+        self._jobs.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Flush, then let the thread go now rather than after IDLE_S (a process exits at once)."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                thread = self._thread
+                if thread is not None:
+                    self._jobs.put(_STOP)
+            if thread is not None:
+                thread.join()
+
+    def _raise_error(self) -> None:
+        with self._lock:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                item = _IDLE
+            if item is _IDLE or item is _STOP:
+                with self._lock:  # submit() puts under this lock: nothing can slip in unseen
+                    if item is _STOP:
+                        self._jobs.task_done()
+                    if self._jobs.empty():
+                        self._thread = None
+                        return
+                continue
+            job, args = item
+            try:
+                job(*args)
+            except Exception as err:  # noqa: BLE001 - kept and raised in the caller's thread
+                with self._lock:
+                    if self._error is None:
+                        self._error = err
+            finally:
+                self._jobs.task_done()
 
 
 class RunFolder:
@@ -140,6 +242,7 @@ class RunFolder:
         (self.path / "samples").mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
         self._metrics = open(self.path / "metrics.jsonl", "a", buffering=1)
+        self._samples = BackgroundWriter("rlvr-samples")
 
     def is_used(self) -> bool:
         """True when an earlier run already logged metrics here."""
@@ -169,6 +272,7 @@ class RunFolder:
     def truncate_samples(self, last_step: int) -> List[Path]:
         """Delete samples/step_*.jsonl files of steps after `last_step` (a resumed run rewrites
         them; left behind, `rlvr score` on the folder would count them). Returns what went."""
+        self.flush_samples()  # a pending write must not recreate a file after it is deleted
         doomed = [p for p in sorted((self.path / "samples").iterdir())
                   if (m := _SAMPLES.match(p.name)) and int(m.group(1)) > last_step]
         for path in doomed:
@@ -176,9 +280,14 @@ class RunFolder:
         return doomed
 
     def write_samples(self, step: int, records: Iterable[Mapping[str, Any]]) -> None:
-        with open(self.path / "samples" / f"step_{step:06d}.jsonl", "w") as f:
-            for r in records:
-                f.write(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n")
+        """Queue samples/step_{step:06d}.jsonl (one JSON line per record) for the background
+        writer and return at once; the records must not be changed afterwards. Raises the
+        error of an earlier samples write that failed (e.g. a full disk)."""
+        self._samples.submit(_write_jsonl, self.path / "samples" / f"step_{step:06d}.jsonl", list(records))
+
+    def flush_samples(self) -> None:
+        """Block until every queued samples file is written; raise the first write error."""
+        self._samples.flush()
 
     def write_summary(self, summary: Dict[str, Any]) -> bool:
         """Write summary.json atomically (a .tmp file renamed over it). When that fails (disk
@@ -207,6 +316,9 @@ class RunFolder:
             return False
 
     def checkpoint_dir(self, step: int) -> Path:
+        """The folder of step's checkpoint. Flushes queued samples first: a checkpoint of step
+        s is only written once the samples of steps <= s are on disk (a resume keeps them)."""
+        self.flush_samples()
         return self.path / "checkpoints" / f"step_{step:06d}"
 
     def prune_checkpoints(self, keep_last: int, marker: str) -> List[Path]:
@@ -222,7 +334,12 @@ class RunFolder:
         return doomed
 
     def close(self) -> None:
-        self._metrics.close()
+        """Finish queued samples files and close metrics.jsonl; raises a samples write error
+        (after closing)."""
+        try:
+            self._samples.close()
+        finally:
+            self._metrics.close()
 
 
 def read_metrics(path: Path) -> list:

@@ -122,6 +122,25 @@ def test_disk_full_while_checkpointing_is_one_message_and_everything_is_closed(t
         "error: no space left on device while saving checkpoint X"]
 
 
+def test_a_samples_file_that_cannot_be_written_fails_the_run(tmp_path, stand_ins, monkeypatch):
+    # Samples are written in the background: the error surfaces a call later, but before the
+    # final checkpoint, so the run ends failed rather than finished with a file missing.
+    import rlvr.tracking.run_folder as run_folder
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "step_000001.jsonl" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(run_folder, "open", full_disk, raising=False)
+    with pytest.raises(OSError, match=r"No space left on device: writing .*step_000001\.jsonl"):
+        Controller(recipe(tmp_path, "checkpoint_every=0")).run()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "step_000001.jsonl" in summary["error"]
+    assert not (tmp_path / "r" / "checkpoints" / "step_000002").exists()
+    assert stand_ins["shutdowns"] == 1
+
+
 def test_a_resume_that_fails_early_leaves_a_finished_runs_summary(tmp_path, stand_ins, fake_checkpoint, monkeypatch):
     cfg = recipe(tmp_path, "steps=6", "resume=true")
     folder = RunFolder(tmp_path / "r")

@@ -177,3 +177,100 @@ def test_gt_flat_proxy_varied_groups():
     # [1, 0, 0] and [0.1, 0, 0]: a wrong answer above the mean is hacking; [1, 1, 1]: benign
     assert m["errors/harmful"] == pytest.approx(2 / 12)
     assert m["errors/benign"] == pytest.approx(3 / 12)
+
+
+# ------------------------------------------------- the vectorised code against the old one
+
+def _reference_codes(proxy, gt, atol, gt_pass):
+    """Sub-label codes as the masked-assignment implementation computed them (the reference)."""
+    sub = SUBCATEGORIES.index
+    v_p, v_g = proxy.mean(dim=1, keepdim=True), gt.mean(dim=1, keepdim=True)
+    error = (proxy - gt).abs() > atol
+    attracts, optimal, above_vg = proxy > v_p + atol, gt >= gt_pass - atol, gt > v_g + atol
+    best_proxy = torch.where(optimal, proxy, torch.full_like(proxy, -torch.inf)).max(dim=1, keepdim=True).values
+    code = torch.full(proxy.shape, sub("benign_I"), dtype=torch.long)
+    code[attracts & optimal & (proxy > gt)] = sub("benign_best")
+    code[attracts & optimal & (proxy < gt)] = sub("harmful_slowdown")
+    code[attracts & ~optimal] = sub("harmful_stalling")
+    code[attracts & ~optimal & (proxy >= best_proxy - atol)] = sub("harmful_hacking")
+    code[~attracts & optimal & (proxy < gt)] = sub("harmful_suppression")
+    code[~attracts & ~optimal & above_vg] = sub("beneficial")
+    code[~error] = sub("none")
+    return code
+
+
+def _reference_metrics(proxy, gt, proxy_pass, gt_pass, atol):
+    """reward_error_metrics as the one-.item()-per-metric implementation computed it."""
+    sub = _reference_codes(proxy, gt, atol, gt_pass)
+    cat = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])[sub]
+    n = float(proxy.numel())
+    pp, gp = proxy >= proxy_pass - atol, gt >= gt_pass - atol
+    gt_fail, gt_passes = (~gp).sum().item(), gp.sum().item()
+    proxy_std, gt_std = proxy.std(dim=1, correction=0), gt.std(dim=1, correction=0)
+    proxy_flat, gt_flat = proxy_std <= atol, gt_std <= atol
+    metrics = {
+        "reward/error_rate": ((proxy - gt).abs() > atol).sum().item() / n,
+        "reward/false_positive_rate": (pp & ~gp).sum().item() / gt_fail if gt_fail else 0.0,
+        "reward/false_negative_rate": (~pp & gp).sum().item() / gt_passes if gt_passes else 0.0,
+        "errors/harmful": (cat == CATEGORIES.index("harmful")).sum().item() / n,
+        "errors/benign": (cat == CATEGORIES.index("benign")).sum().item() / n,
+        "errors/beneficial": (cat == CATEGORIES.index("beneficial")).sum().item() / n,
+        "reward/table_pp_gp": (pp & gp).sum().item() / n,
+        "reward/table_pp_gf": (pp & ~gp).sum().item() / n,
+        "reward/table_pf_gp": (~pp & gp).sum().item() / n,
+        "reward/table_pf_gf": (~pp & ~gp).sum().item() / n,
+        "reward/proxy_std": proxy_std.mean().item(),
+        "reward/gt_std": gt_std.mean().item(),
+        "reward/zero_proxy_variance_groups": proxy_flat.double().mean().item(),
+        "reward/gt_flat_proxy_varied_groups": (gt_flat & ~proxy_flat).double().mean().item(),
+    }
+    for i, name in enumerate(SUBCATEGORIES):
+        if family(name) in ("harmful", "benign"):
+            metrics[f"errors/{name}"] = (sub == i).sum().item() / n
+    return metrics
+
+
+def _random_groups(seed):
+    """Random [P, G] rewards mixing 0/1, partial credit, bonuses, corrected flips, continuous
+    values and values within atol of each other and of the pass thresholds."""
+    g = torch.Generator().manual_seed(seed)
+    P, G = int(torch.randint(1, 40, (1,), generator=g)), int(torch.randint(1, 12, (1,), generator=g))
+    grid = torch.tensor([0.0, 1.0, 0.5, 1.1, -1.0, -0.2 / 0.7, 0.8 / 0.7, 1 - 1e-7, 1 + 3e-7, 0.8, 2.0])
+
+    def draw():
+        picked = grid[torch.randint(0, len(grid), (P, G), generator=g)]
+        smooth = torch.rand(P, G, generator=g, dtype=torch.float64) * 2 - 0.5
+        return torch.where(torch.rand(P, G, generator=g) < 0.2, smooth, picked.double())
+
+    gt = draw()
+    nudged = gt + (torch.rand(P, G, generator=g, dtype=torch.float64) - 0.5) * 4e-6  # some within atol
+    proxy = torch.where(torch.rand(P, G, generator=g) < 0.5, gt, draw())
+    proxy = torch.where(torch.rand(P, G, generator=g) < 0.1, nudged, proxy)
+    flat = torch.rand(P, 1, generator=g) < 0.2  # some groups all alike
+    return proxy.where(~flat, proxy[:, :1]), gt.where(torch.rand(P, 1, generator=g) >= 0.2, gt[:, :1])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_codes_and_metrics_equal_the_reference_exactly(seed):
+    proxy, gt = _random_groups(seed)
+    atol, proxy_pass, gt_pass = [(1e-6, 1.0, 1.0), (1e-3, 0.5, 1.0), (0.0, 1.0, 0.8)][seed % 3]
+    ref = _reference_codes(proxy, gt, atol, gt_pass)
+    assert torch.equal(category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass), ref)
+    coarse = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])[ref]
+    assert torch.equal(category_codes(proxy, gt, atol=atol, gt_pass=gt_pass), coarse)
+    if gt_pass == 1.0:
+        assert categorize(proxy, gt, fine=True, atol=atol) == [[SUBCATEGORIES[c] for c in row] for row in ref.tolist()]
+        assert categorize(proxy, gt, atol=atol) == [[CATEGORIES[c] for c in row] for row in coarse.tolist()]
+    got = reward_error_metrics(proxy, gt, proxy_pass=proxy_pass, gt_pass=gt_pass, fine=True, atol=atol)
+    want = _reference_metrics(proxy, gt, proxy_pass, gt_pass, atol)
+    assert list(got) == list(want)  # same keys in the same order (metrics.jsonl columns)
+    assert {k: v.hex() for k, v in got.items()} == {k: float(v).hex() for k, v in want.items()}
+    coarse_metrics = reward_error_metrics(proxy, gt, proxy_pass=proxy_pass, gt_pass=gt_pass, atol=atol)
+    assert coarse_metrics == {k: v for k, v in got.items() if k in METRIC_NAMES}
+
+
+def test_random_groups_reach_every_label():
+    seen = set()
+    for seed in range(40):
+        seen |= set(_reference_codes(*_random_groups(seed), 1e-6, 1.0).flatten().tolist())
+    assert seen == set(range(len(SUBCATEGORIES)))

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from rlvr.tracking.run_folder import RunFolder, read_metrics
 from rlvr.tracking.tracker import Tracker, console_line
 
@@ -172,3 +174,190 @@ def test_unwritable_names_the_blocking_path(tmp_path):
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         assert unwritable(locked / "run") == f"{locked} is not writable by this user"
+
+
+# ------------------------------------------------------------ samples in the background
+
+def _old_write_samples(path, records):
+    """The synchronous writer write_samples replaced (kept as the byte-for-byte reference)."""
+    import math
+
+    def jsonable(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if hasattr(value, "item"):
+            return jsonable(value.item())
+        return value
+
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps({k: jsonable(v) for k, v in r.items()}) + "\n")
+
+
+def test_samples_files_are_byte_for_byte_those_of_the_synchronous_writer(tmp_path):
+    import numpy as np
+    import torch
+
+    records = [{"prompt_id": "p\u00e9\n\"q", "sample_index": i, "response": "12;", "gold": "46", "num_tokens": 3,
+                "gt": 1.0, "proxy": [float("nan"), float("inf"), -0.0, 1e-300][i % 4], "reason": None,
+                "category": "none", "advantage": torch.tensor(0.1 * i, dtype=torch.float64)[()],
+                "np": np.float32(0.1), "flag": i % 2 == 0, "constraints": [{"kind": "len", "n": 3}],
+                "policy_version": 7, "step": 2} for i in range(9)]
+    folder = RunFolder(tmp_path / "run")
+    folder.write_samples(2, records)
+    folder.write_samples(3, [])
+    folder.close()
+    _old_write_samples(tmp_path / "ref2.jsonl", records)
+    _old_write_samples(tmp_path / "ref3.jsonl", [])
+    samples = tmp_path / "run" / "samples"
+    assert (samples / "step_000002.jsonl").read_bytes() == (tmp_path / "ref2.jsonl").read_bytes()
+    assert (samples / "step_000003.jsonl").read_bytes() == b""
+
+
+def test_background_jobs_run_in_submission_order():
+    import random
+    import time
+
+    from rlvr.tracking.run_folder import BackgroundWriter
+
+    writer, done = BackgroundWriter(), []
+
+    def job(i):
+        time.sleep(random.random() * 1e-3)
+        done.append(i)
+
+    for i in range(50):
+        writer.submit(job, i)
+    writer.flush()
+    assert done == list(range(50))
+
+
+def test_the_same_step_written_twice_keeps_the_later_records(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    for version in range(20):
+        folder.write_samples(1, [{"v": version}])
+    folder.flush_samples()
+    assert (tmp_path / "run" / "samples" / "step_000001.jsonl").read_text() == '{"v": 19}\n'
+
+
+def test_a_failed_background_write_surfaces_once_on_the_next_call(tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    import rlvr.tracking.run_folder as run_folder
+
+    folder = RunFolder(tmp_path / "run")
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "step_000003" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(run_folder, "open", full_disk, raising=False)
+    gate, ran = threading.Event(), threading.Event()
+    folder._samples.submit(gate.wait)
+    folder.write_samples(3, [{"a": 1}])  # returns at once: the write happens later
+    folder._samples.submit(ran.set)  # runs after the failing write has been recorded
+    gate.set()
+    assert ran.wait(10)
+    with pytest.raises(OSError, match=r"No space left on device: writing .*step_000003\.jsonl") as err:
+        folder.write_samples(4, [{"a": 2}])
+    assert err.value.errno == errno.ENOSPC  # the loop's full-disk check still recognises it
+    folder.flush_samples()  # reported once; step 4 was not queued (the call raised), step 5 is
+    folder.write_samples(5, [{"a": 3}])
+    folder.write_samples(3, [{"a": 4}])
+    with pytest.raises(OSError, match="step_000003"):
+        folder.flush_samples()
+    folder.write_samples(3, [{"a": 5}])
+    with pytest.raises(OSError, match="step_000003"):
+        folder.close()  # raised after closing metrics.jsonl
+    assert folder._metrics.closed
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000005.jsonl"]
+
+
+def _blocked(folder):
+    """Hold the folder's samples writer until the returned event is set (released in 0.2 s)."""
+    import threading
+
+    gate = threading.Event()
+    folder._samples.submit(gate.wait)
+    threading.Timer(0.2, gate.set).start()
+    return gate
+
+
+def test_truncate_samples_waits_for_pending_writes(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.write_samples(2, [{"step": 2}])
+    gate = _blocked(folder)
+    folder.write_samples(6, [{"step": 6}])  # still queued behind the gate
+    gone = folder.truncate_samples(4)
+    assert gate.is_set()
+    assert [p.name for p in gone] == ["step_000006.jsonl"]
+    folder.close()
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000002.jsonl"]
+
+
+def test_checkpoint_dir_and_close_flush_pending_samples(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    gate = _blocked(folder)
+    folder.write_samples(2, [{"step": 2}])
+    path = folder.checkpoint_dir(2)  # a checkpoint of step 2 is written only after its samples
+    assert gate.is_set() and path == tmp_path / "run" / "checkpoints" / "step_000002"
+    assert (tmp_path / "run" / "samples" / "step_000002.jsonl").is_file()
+    gate = _blocked(folder)
+    folder.write_samples(3, [{"step": 3}])
+    folder.close()
+    assert gate.is_set() and (tmp_path / "run" / "samples" / "step_000003.jsonl").is_file()
+
+
+def test_the_writer_thread_exits_when_idle_and_restarts(monkeypatch):
+    import time
+
+    from rlvr.tracking.run_folder import BackgroundWriter
+
+    monkeypatch.setattr(BackgroundWriter, "IDLE_S", 0.05)
+    writer, done = BackgroundWriter(), []
+    writer.submit(done.append, 1)
+    thread = writer._thread
+    writer.flush()
+    thread.join(5)
+    assert not thread.is_alive() and writer._thread is None
+    writer.submit(done.append, 2)
+    writer.flush()
+    assert done == [1, 2]
+
+
+def test_a_process_that_never_closes_the_folder_still_writes_its_samples(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from rlvr.tracking.run_folder import BackgroundWriter, RunFolder; "
+            "BackgroundWriter.IDLE_S = 0.05; "
+            "RunFolder(sys.argv[1]).write_samples(1, [{'x': 1}] * 1000)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], check=True, timeout=60)
+    assert len((tmp_path / "run" / "samples" / "step_000001.jsonl").read_text().splitlines()) == 1000
+
+
+def _returns_within(seconds, call):
+    """Run call() on a thread; assert it returned within `seconds` (a hang fails, not blocks)."""
+    import threading
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{call} still running after {seconds} s"
+
+
+def test_a_closed_writer_takes_new_jobs_and_closes_again():
+    from rlvr.tracking.run_folder import BackgroundWriter
+
+    writer, done = BackgroundWriter(), []
+    writer.submit(done.append, 1)
+    thread = writer._thread
+    _returns_within(10, writer.close)
+    assert not thread.is_alive() and writer._thread is None  # gone at once, not after IDLE_S
+    _returns_within(10, writer.close)  # hangs if close()'s marker is never marked done
+    writer.submit(done.append, 2)
+    _returns_within(10, writer.flush)
+    _returns_within(10, writer.close)
+    assert done == [1, 2]

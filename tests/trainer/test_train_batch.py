@@ -60,6 +60,59 @@ def test_empty_response_contributes_no_tokens():
     assert b.response_mask.tolist() == [[0, 0, 0], [0, 0, 1]]
 
 
+def _reference_batch(prompt_ids, response_ids, behaviour_logprobs, advantages, pad_id):
+    """The row-by-row construction make_train_batch replaced (kept here as the reference)."""
+    n = len(prompt_ids)
+    prompt_len = max(len(p) for p in prompt_ids)
+    total = prompt_len + max(len(r) for r in response_ids)
+    input_ids = torch.full((n, total), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((n, total), dtype=torch.long)
+    response_mask = torch.zeros((n, total), dtype=torch.float32)
+    old_logprobs = torch.zeros((n, total), dtype=torch.float32)
+    for b, (prompt, response) in enumerate(zip(prompt_ids, response_ids)):
+        start, end = prompt_len - len(prompt), prompt_len + len(response)
+        input_ids[b, start:prompt_len] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[b, start:end] = 1
+        if response:
+            input_ids[b, prompt_len:end] = torch.tensor(response, dtype=torch.long)
+            response_mask[b, prompt_len:end] = 1.0
+            old_logprobs[b, prompt_len:end] = torch.tensor(behaviour_logprobs[b], dtype=torch.float32)
+    return [input_ids, attention_mask, response_mask, old_logprobs,
+            torch.tensor(advantages, dtype=torch.float32)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_make_train_batch_matches_the_row_by_row_reference_bit_for_bit(seed):
+    import random
+
+    rng = random.Random(seed)
+    n = rng.randint(1, 40)
+    max_response = rng.choice([0, 1, 6, 30])  # 0: every response empty
+    prompts = [[rng.randrange(50_000) for _ in range(rng.randint(1, 15))] for _ in range(n)]
+    responses = [[rng.randrange(50_000) for _ in range(rng.randint(0, max_response))] for _ in range(n)]
+    # doubles that do not fit float32 exactly, plus -inf and 0 (an impossible / certain token)
+    logprobs = [[rng.choice([-rng.random() * 20, -rng.expovariate(1e-3), float("-inf"), 0.0, -1e-45])
+                 for _ in r] for r in responses]
+    advantages = [rng.gauss(0, 1) for _ in range(n)]
+    pad = rng.choice([0, 2, 50_001])
+    got = make_train_batch(prompts, responses, logprobs, advantages, pad)
+    fields = [got.input_ids, got.attention_mask, got.response_mask, got.old_logprobs, got.advantages]
+    for name, ours, ref in zip(["input_ids", "attention_mask", "response_mask", "old_logprobs", "advantages"],
+                               fields, _reference_batch(prompts, responses, logprobs, advantages, pad)):
+        assert ours.dtype == ref.dtype and ours.shape == ref.shape, name
+        assert torch.equal(ours.view(-1).view(torch.int32 if ours.dtype == torch.float32 else ours.dtype),
+                           ref.view(-1).view(torch.int32 if ref.dtype == torch.float32 else ref.dtype)), name
+
+
+def test_make_train_batch_takes_tuples_and_numpy_rows():
+    import numpy as np
+
+    got = make_train_batch([(5,), np.array([6, 7])], [(), np.array([8])], [(), np.array([-1.5])],
+                           (0.0, 1.0), PAD)
+    assert got.input_ids.tolist() == [[0, 5, 0], [6, 7, 8]]
+    assert got.old_logprobs.tolist() == [[0, 0, 0], [0, 0, -1.5]]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(prompt_ids=[[1]], response_ids=[[2]], behaviour_logprobs=[[0.0, 0.0]], advantages=[0.0]),
      r"behaviour_logprobs\[0\] has 2 values but response_ids\[0\] has 1"),
@@ -67,6 +120,11 @@ def test_empty_response_contributes_no_tokens():
      r"prompt_ids\[0\] is empty"),
     (dict(prompt_ids=[[1]], response_ids=[[2]], behaviour_logprobs=[[0.0]], advantages=[]),
      r"one entry per sequence"),
+    (dict(prompt_ids=[[1], [1], []], response_ids=[[2]] * 3, behaviour_logprobs=[[0.0]] * 3, advantages=[0.0] * 3),
+     r"prompt_ids\[2\] is empty"),
+    (dict(prompt_ids=[[1]] * 3, response_ids=[[2], [], [3, 4]], behaviour_logprobs=[[0.0], [], [0.0]],
+          advantages=[0.0] * 3), r"behaviour_logprobs\[2\] has 1 values but response_ids\[2\] has 2"),
+    (dict(prompt_ids=[], response_ids=[], behaviour_logprobs=[], advantages=[]), r"empty batch"),
 ])
 def test_make_train_batch_errors_name_the_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
