@@ -287,10 +287,14 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
     marks["step1"] = logged[1] - rows[1]["perf/step_s"]
     steps = list(window(spec))
     step_s = {k: rows[k]["perf/step_s"] - (final_eval["wall"] if k == N else 0.0) for k in steps}
-    stages = {name: statistics.mean(rows[k][f"perf/{name}_s"] for k in steps)
-              for name in ("rollout", "reward", "train", "weight_sync")}
+    # every perf/*_s key the loop logs on each timed step (an overlapped loop may add or drop some)
+    keys = set.intersection(*(set(rows[k]) for k in steps))
+    stages = {key[len("perf/"):-len("_s")]: statistics.mean(rows[k][key] for k in steps)
+              for key in sorted(keys) if key.startswith("perf/") and key.endswith("_s")
+              and not key.endswith("_per_s") and key != "perf/step_s"}
     stages["step"] = statistics.mean(step_s.values())
-    stages["controller"] = stages["step"] - sum(stages[k] for k in ("rollout", "reward", "train", "weight_sync"))
+    # with rollout.overlap the stages run concurrently, and this can go negative
+    stages["controller"] = stages["step"] - sum(stages.get(k, 0.0) for k in ("rollout", "reward", "train", "weight_sync"))
     stages["after_step"] = (marks["end"] - marks["start"]) / len(steps) - stages["step"]
     if not spec.get("keep_runs"):
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -485,11 +489,13 @@ def render(summary: Dict[str, Dict[str, Any]], steps: int, seeds: Sequence[int],
         lines += ["", "per-step stage costs in ms (mean, min-max over rounds), against the bare loop's floors:", "",
                   "| stage | " + " | ".join(SYSTEMS[s][2] for s in rlvr_arms) + " | bare floor | floor is |",
                   "|---|" + "---|" * len(rlvr_arms) + "---|---|"]
-        for stage in STAGES:
+        extra = sorted({k for s in rlvr_arms for k in summary[s]["stages"]} - set(STAGES))
+        for stage in list(STAGES) + extra:
             cells = [(_mmm({k: v * 1e3 for k, v in summary[s]["stages"][stage].items()}, "{:.1f}")
                       if stage in summary[s]["stages"] else "-") for s in rlvr_arms]
             floor = _mmm({k: v * 1e3 for k, v in bare[stage].items()}, "{:.1f}") if stage in bare else "-"
-            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {floor} | {STAGE_FLOORS[stage]} |")
+            note = STAGE_FLOORS.get(stage, f"(rlvr's perf/{stage}_s, inside the stages above)")
+            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {floor} | {note} |")
         startup = [f"{summary[s]['startup_s']['mean']:.1f}" for s in rlvr_arms]
         bare_startup = f"{summary['bare']['startup_s']['mean']:.1f}" if "bare" in summary else "-"
         lines.append("| startup to step 1 (s) | " + " | ".join(startup) + f" | {bare_startup} | "
