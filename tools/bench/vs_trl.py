@@ -453,7 +453,8 @@ def summarize(runs: Sequence[Dict[str, Any]], systems: Sequence[str]) -> Dict[st
         mine = [r for r in runs if r["system"] == system]
         if not mine:
             continue
-        row: Dict[str, Any] = {k: spread([r[k] for r in mine]) for k in ("samples_per_s", "cpu_s_per_step", "startup_s")}
+        row: Dict[str, Any] = {k: spread([r[k] for r in mine])
+                               for k in ("samples_per_s", "cpu_s_per_step", "startup_s")}
         for ref in ("trl", "trl_1t"):
             ratios = [r["samples_per_s"] / by[(ref, r["seed"], r["round"])]["samples_per_s"]
                       for r in mine if (ref, r["seed"], r["round"]) in by]
@@ -475,7 +476,8 @@ def _mmm(s: Dict[str, float], fmt: str) -> str:
 def render(summary: Dict[str, Dict[str, Any]], steps: int, seeds: Sequence[int], initial: Optional[float]) -> str:
     """The two markdown tables: systems side by side, and rlvr's stages against bare floors."""
     acc_head = f"gt accuracy after {steps} steps (mean of {len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
-    lines = [f"| system | samples/s | CPU-s per step | vs TRL default | vs TRL 1 thread | {acc_head} | startup to step 1 (s) |",
+    lines = [f"| system | samples/s | CPU-s per step | vs TRL default | vs TRL 1 thread | {acc_head} "
+             "| startup to step 1 (s) |",
              "|---|---|---|---|---|---|---|"]
     for system, row in summary.items():
         ratio = [(_mmm(row[k], "{:.2f}") if k in row else "-") for k in ("vs_trl", "vs_trl_1t")]
@@ -536,7 +538,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per seed")
     parser.add_argument("--seeds", default="0", help="comma list of seeds (accuracy is their mean)")
     parser.add_argument("--systems", default=None, help=f"comma list of {list(SYSTEMS)} (default: all that can run)")
-    parser.add_argument("--output-dir", default="runs", help="where the warmed-up model is cached (the recipe's output_dir)")
+    parser.add_argument("--output-dir", default="runs",
+                        help="where the warmed-up model is cached (the recipe's output_dir)")
     parser.add_argument("--json", default=None, help="write every arm's numbers and the summary here")
     parser.add_argument("--keep-runs", action="store_true", help="keep rlvr's run folders")
     parser.add_argument("--arm-timeout", type=float, default=1800.0, help="seconds one arm may take")
