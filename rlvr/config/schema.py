@@ -72,6 +72,7 @@ class RolloutConfig:
     tensor_parallel_size: int = 1  # vLLM tensor parallelism: each engine spans this many GPUs (one shard each)
     weight_sync: str = "collective"  # collective (trainer rank 0 broadcasts over gloo/NCCL) | object_store (Ray shared memory)
     sync_bucket_mb: float = 512.0  # collective sync: MiB per broadcast bucket, in model.dtype (bounds the extra memory)
+    overlap: bool = False  # generate step t+1 while the trainer updates on step t (one step stale: changes results)
 
 
 @dataclass

@@ -28,12 +28,17 @@ class RolloutWorker:
 
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 stop_token_ids: Optional[List[int]] = None) -> Dict[str, Any]:
+                 stop_token_ids: Optional[List[int]] = None,
+                 receive_version: Optional[int] = None) -> Dict[str, Any]:
         """Sample n responses per prompt; pass a new seed per call (base_seed + step).
 
+        With `receive_version`, first take the trainer's broadcast of that version (as
+        receive_weights does): the weight sync rides on a call the controller makes anyway.
         Returns {"generations": [len(prompts)][n] Generation, "policy_version": int,
-        "num_tokens": response tokens generated, "seconds": wall time of the call}.
+        "num_tokens": response tokens generated, "seconds": wall time of the generation},
+        plus "receive_s" (seconds in receive_weights, waiting for the trainer included) when receiving.
         """
+        received = {} if receive_version is None else {"receive_s": self.receive_weights(receive_version)}
         start = time.perf_counter()
         generations = self.engine.generate(prompts, n, max_new_tokens, temperature=temperature,
                                            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids)
@@ -42,6 +47,7 @@ class RolloutWorker:
             "policy_version": self._policy_version,
             "num_tokens": sum(len(g.token_ids) for group in generations for g in group),
             "seconds": time.perf_counter() - start,
+            **received,
         }
 
     def update_weights(self, state_dict: Dict[str, torch.Tensor], version: int) -> float:
