@@ -29,6 +29,8 @@ def test_overlap_is_one_step_stale_and_resumes_exactly(tmp_path):
     assert all(r["policy/logprob_mismatch_mean"] > 1e-3 for r in rows[2:])
     pending = json.loads((run / "checkpoints" / "step_000002" / PENDING_STATE).read_text())
     assert pending["step"] == 3 and pending["policy_version"] == 1 and len(pending["generations"]) == 8
+    # the final checkpoint keeps step 4's samples too: `resume=true steps=N` extends the run exactly
+    assert json.loads((run / "checkpoints" / "step_000003" / PENDING_STATE).read_text())["step"] == 4
 
     real_step = Controller.rl_step
 
