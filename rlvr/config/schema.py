@@ -55,6 +55,7 @@ class RewardConfig:
     design: Dict[str, Any] = field(default_factory=lambda: {"name": "ground_truth"})  # proxy reward design (name + params)
     num_workers: int = 1  # RewardWorker actors
     timeout_s: float = 5.0  # per-sample verifier timeout
+    colocate: bool = False  # training samples scored inside the rollout worker (in-process verifiers only): no reward round trip
 
 
 @dataclass

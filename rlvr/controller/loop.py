@@ -250,6 +250,9 @@ class Controller:
                                       scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
             for slot in layout.reward]
+        if cfg.reward.colocate:  # training samples are scored where they are generated
+            ray.get([w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design), cfg.reward.timeout_s)
+                     for w in self.rollout])
         if layout.gpus:
             # vLLM measures free GPU memory while it starts: on a shared card let the engines
             # finish before trainer ranks allocate (and free) memory beside them.
@@ -287,15 +290,20 @@ class Controller:
 
     # ---- one step's pieces ------------------------------------------------------------
     def _launch(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int,
-                receive_version=None):
+                receive_version=None, score_epoch=None):
         """Issue the generate calls (worker k gets prompts k, k + N, ...); with `receive_version`
-        each worker first receives that version's broadcast. Returns the handle `_gather` takes."""
+        each worker first receives that version's broadcast; with `score_epoch` it also scores
+        its samples (reward.colocate). Returns the handle `_gather` takes."""
         ids = [self.tokenizer(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
         chunks = split_round_robin(list(range(len(prompts))), len(self.rollout))
         receive = {} if receive_version is None else {"receive_version": receive_version}
+        score = (lambda chunk: {} if score_epoch is None else  # noqa: E731
+                 {"score": {"prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk],
+                            "epoch": score_epoch}})
         futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
                                      temperature=temperature, top_p=self.cfg.rollout.top_p,
-                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id], **receive)
+                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id],
+                                     **receive, **score(chunk))
                    for k, (w, chunk) in enumerate(zip(self.rollout, chunks)) if chunk]
         return ids, [c for c in chunks if c], futures
 
@@ -307,17 +315,22 @@ class Controller:
 
         ids, chunks, futures = launched
         generations: List[Any] = [None] * len(ids)
-        versions, tokens, seconds, receives = set(), 0, 0.0, []
+        scored: List[Any] = [None] * len(ids)
+        versions, tokens, seconds, receives, score_s = set(), 0, 0.0, [], []
         for chunk, out in zip(chunks, ray.get(futures)):
             versions.add(out["policy_version"])
             tokens += out["num_tokens"]
             seconds = max(seconds, out.get("seconds", 0.0))
             if "receive_s" in out:
                 receives.append(out["receive_s"])
-            for i, group in zip(chunk, out["generations"]):
+            if "scored" in out:
+                score_s.append(out["score_s"])
+            for k, (i, group) in enumerate(zip(chunk, out["generations"])):
                 generations[i] = group
+                scored[i] = out["scored"][k] if "scored" in out else None
         return {"prompt_ids": ids, "generations": generations, "policy_version": max(versions),
-                "num_tokens": tokens, "seconds": seconds, **({"receive_s": max(receives)} if receives else {})}
+                "num_tokens": tokens, "seconds": seconds, **({"receive_s": max(receives)} if receives else {}),
+                **({"scored": scored, "score_s": max(score_s)} if score_s else {})}
 
     def _generate(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int):
         """[prompt][sample] Generations and the policy version they came from."""
@@ -330,9 +343,9 @@ class Controller:
         i.i.d. draws, and a re-run (or `rlvr score` on the samples file) gets the same ones."""
         import ray
 
-        records = [[{"prompt_id": p.id, "sample_index": epoch * len(group) + j, "response": g.text, "gold": p.gold,
-                     "num_tokens": len(g.token_ids), "meta": p.meta} for j, g in enumerate(group)]
-                   for p, group in zip(prompts, generations)]
+        from rlvr.rewards.worker import sample_records
+
+        records = sample_records([(p.id, p.gold, p.meta) for p in prompts], generations, epoch)
         shards = split_round_robin(list(range(len(records))), len(self.reward))
         futures = [w.score.remote([r for i in shard for r in records[i]])
                    for w, shard in zip(self.reward, shards) if shard]
@@ -525,7 +538,8 @@ class Controller:
         cfg = self.cfg
         self._inflight[step] = (list(prompts), epoch, self._launch(
             prompts, cfg.rollout.samples_per_prompt, cfg.rollout.temperature,
-            seed=cfg.seed * 1_000_003 + step * 97, receive_version=receive_version))
+            seed=cfg.seed * 1_000_003 + step * 97, receive_version=receive_version,
+            score_epoch=epoch if cfg.reward.colocate else None))
 
     def _ahead(self, step: int) -> bool:
         """Whether step `step`'s samples may be generated ahead of it (the loop's plan reaches it)."""
@@ -556,8 +570,11 @@ class Controller:
         prompt_ids = generated.get("prompt_ids") or [self.tokenizer(p.text, add_special_tokens=False)["input_ids"]
                                                      for p in prompts]
         t0 = time.time()
-        scored = self._score(prompts, generations, epoch)
-        t_reward = time.time() - t0
+        if "scored" in generated:  # reward.colocate: the rollout workers scored their samples
+            scored, t_reward = generated["scored"], generated["score_s"]
+        else:
+            scored = self._score(prompts, generations, epoch)
+            t_reward = time.time() - t0
         proxy, gt = reward_tensors(scored)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],

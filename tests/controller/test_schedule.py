@@ -106,7 +106,8 @@ def make(monkeypatch):
 
     yield build
     for c in made:
-        c.reward[0]._obj.close()
+        for w in c.reward:
+            w._obj.close()
 
 
 def behaviour_version(batch) -> int:
@@ -170,3 +171,65 @@ def test_made_ahead_samples_of_other_prompts_are_refused(make):
     prompts, epoch = c._plan(2)
     with pytest.raises(RuntimeError, match="step 2: the samples made ahead are of other prompts"):
         c.rl_step(2, prompts[::-1], epoch)
+
+
+class EngineInterface:
+    """The stand-in Engine behind RolloutEngine's interface (what RolloutWorker calls)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def generate(self, prompts, n, max_new_tokens, **kwargs):
+        return self.engine.generate(prompts, n, max_new_tokens, **kwargs)["generations"]
+
+    def receive_weights(self):
+        version = self.engine.inbox[0]
+        self.engine.receive_weights(version)
+        return version
+
+    def leave_weight_group(self):
+        pass
+
+    def shutdown(self):
+        pass
+
+
+def test_colocated_scoring_gives_the_pools_scores(make):
+    """reward.colocate: real RolloutWorkers (stand-in engines) score their own samples with the
+    same verifier and design as the reward pool; every sample, advantage and metric is the same."""
+    from rlvr.rollout.worker import RolloutWorker
+
+    design = {"name": "flip", "fp_rate": 0.5, "fn_rate": 0.3, "seed": 11}
+    runs = []
+    for colocate in (False, True):
+        c, engines = make(overlap=False)
+        c.cfg = replace(c.cfg, reward=replace(c.cfg.reward, design=design, colocate=colocate))
+        c.reward[0]._obj.close()
+        c.reward = [Remote(RewardWorker("arithmetic", design))] * (0 if colocate else 1)
+        workers = []
+        for engine in engines:
+            worker = RolloutWorker.__new__(RolloutWorker)  # the real generate + scoring, no engine start
+            worker.engine, worker._policy_version = EngineInterface(engine), 0
+            if colocate:
+                worker.enable_scoring("arithmetic", design)
+            workers.append(worker)
+        c.rollout = [Remote(w) for w in workers]
+        steps = [c.rl_step(step, *c._plan(step)) for step in (1, 2, 3)]  # step 3: epoch 1's draws
+        for w in workers:
+            w.shutdown()  # closes the colocated verifier
+        runs.append(steps)
+    for (pool_metrics, pool_samples), (own_metrics, own_samples) in zip(*runs):
+        assert own_samples == pool_samples
+        assert {k: v for k, v in own_metrics.items() if not k.startswith("perf/")} == \
+               {k: v for k, v in pool_metrics.items() if not k.startswith("perf/")}
+    proxies = [s["proxy"] for _, samples in runs[0] for s in samples]
+    assert 0 < sum(proxies) < len(proxies)  # the flip design drew both ways
+
+
+def test_colocate_is_refused_for_a_verifier_that_needs_the_sandboxed_pool():
+    from rlvr.config import RecipeError, load_recipe
+
+    assert load_recipe(None, ["reward.colocate=true"]).reward.colocate
+    with pytest.raises(RecipeError, match="reward.colocate = true scores inside the rollout worker, but verifier "
+                                          "'math' runs in sandboxed processes"):
+        load_recipe(None, ["reward.colocate=true", "reward.verifier=math", "task.name=gsm8k"])
