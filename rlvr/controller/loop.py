@@ -45,7 +45,8 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "logging.wandb_group", "logging.wandb_tags",
                      "cluster.address", "cluster.num_cpus", "cluster.num_gpus", "cluster.colocate",
                      "cluster.placement_strategy", "trainer.num_gpus_per_rank",
-                     "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size"}
+                     "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size",
+                     "reward.colocate"}  # where samples are scored: the scores are the same
 
 AUDIT_SEED = 5_000_011  # the audit's prompt choice and sampling: the same in every arm and seed
 AUDIT_EPOCH = 1_000_000  # reward-randomness key epoch of audit samples: draws apart from training's
