@@ -298,9 +298,12 @@ class Controller:
         ids = [self.tokenizer(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
         chunks = split_round_robin(list(range(len(prompts))), len(self.rollout))
         receive = {} if receive_version is None else {"receive_version": receive_version}
-        score = (lambda chunk: {} if score_epoch is None else  # noqa: E731
-                 {"score": {"prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk],
-                            "epoch": score_epoch}})
+
+        def score(chunk) -> Dict[str, Any]:
+            """generate's `score` argument for these prompts, with reward.colocate."""
+            return {} if score_epoch is None else {"score": {
+                "prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk], "epoch": score_epoch}}
+
         futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
                                      temperature=temperature, top_p=self.cfg.rollout.top_p,
                                      seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id],
