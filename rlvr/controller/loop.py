@@ -755,7 +755,8 @@ class Controller:
         for marker in reversed(done):
             problem = checkpoint_problem(marker.parent, RESUME_STATE, RESUME_KEYS)
             if problem is None and self.cfg.rollout.overlap and not (marker.parent / PENDING_STATE).is_file():
-                problem = f"{marker.parent / PENDING_STATE} is missing (an overlap checkpoint keeps the next step's samples)"
+                problem = (f"{marker.parent / PENDING_STATE} is missing (an overlap checkpoint keeps the "
+                           "next step's samples)")
             if problem is None:
                 break
             problems.append(problem)

@@ -233,3 +233,20 @@ def test_colocate_is_refused_for_a_verifier_that_needs_the_sandboxed_pool():
     with pytest.raises(RecipeError, match="reward.colocate = true scores inside the rollout worker, but verifier "
                                           "'math' runs in sandboxed processes"):
         load_recipe(None, ["reward.colocate=true", "reward.verifier=math", "task.name=gsm8k"])
+
+
+def test_an_overlap_resume_skips_a_checkpoint_without_its_pending_samples(tmp_path, fake_checkpoint):
+    from rlvr.config import load_recipe, to_yaml
+    from rlvr.controller.loop import PENDING_STATE
+    from rlvr.tracking.run_folder import RunFolder
+
+    cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=9", "rollout.overlap=true",
+                             "resume=true"])
+    folder = RunFolder(tmp_path / "r")
+    folder.write_config(to_yaml(cfg))
+    older, newer = fake_checkpoint(folder, 2), fake_checkpoint(folder, 4)
+    (older / PENDING_STATE).write_text("{}")
+    controller = Controller(cfg)
+    state, path = controller.resume_point(folder)
+    assert path == older and state["step"] == 2  # step 4's lacks the samples made ahead of step 5
+    assert controller.skipped_checkpoints == [newer]
