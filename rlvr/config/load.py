@@ -283,6 +283,12 @@ def _check_reward(cfg: RecipeConfig, where: str) -> None:
         get_verifier(cfg.reward.verifier)
     except RewardConfigError as err:
         raise RecipeError(f"{where}: {err}") from None
+    from rlvr.rewards.verifiers import runs_in_process
+
+    if cfg.reward.colocate and not runs_in_process(cfg.reward.verifier):
+        raise RecipeError(f"{where}: reward.colocate = true scores inside the rollout worker, but verifier "
+                          f"{cfg.reward.verifier!r} runs in sandboxed processes with timeouts (slow or unsafe "
+                          "in-process): set reward.colocate = false")
 
 
 def iter_keys(cfg: RecipeConfig) -> Iterable[str]:

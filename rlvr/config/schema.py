@@ -55,6 +55,7 @@ class RewardConfig:
     design: Dict[str, Any] = field(default_factory=lambda: {"name": "ground_truth"})  # proxy reward design (name + params)
     num_workers: int = 1  # RewardWorker actors
     timeout_s: float = 5.0  # per-sample verifier timeout
+    colocate: bool = False  # training samples scored inside the rollout worker (in-process verifiers only): no reward round trip
 
 
 @dataclass
@@ -72,6 +73,7 @@ class RolloutConfig:
     tensor_parallel_size: int = 1  # vLLM tensor parallelism: each engine spans this many GPUs (one shard each)
     weight_sync: str = "auto"  # auto (ipc if cluster.colocate, else collective) | collective (trainer rank 0 broadcasts over gloo/NCCL) | ipc (engine on the trainer's own GPU/node loads buckets by CUDA IPC / shared-memory handle) | object_store (Ray shared memory)
     sync_bucket_mb: float = 512.0  # collective and ipc sync: MiB per bucket, in model.dtype (bounds the extra memory)
+    overlap: bool = False  # generate step t+1 while the trainer updates on step t (one step stale: changes results)
 
 
 @dataclass

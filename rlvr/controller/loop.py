@@ -1,6 +1,19 @@
 """The RL loop, top to bottom: sample prompts, roll out, score, advantages, train, sync, eval.
 
 The controller is the one place that knows the order of things; actors do one job each.
+
+Schedule of step t (docs/loop.md has the timeline). Version v = the weights after v updates.
+- Synchronous (default): step t's samples come from version t-1. With the collective weight
+  sync the sync rides on calls made anyway: train_step(t) ends with rank 0 broadcasting
+  version t, and step t+1's generate, issued right after it, begins by receiving it.
+- `rollout.overlap`: step t+1's samples are generated while the trainer updates on step t,
+  from the weights the engines hold then (version t-1); version t reaches the engines after
+  the update, at the start of step t+2's generate. So step t's samples come from version
+  max(t-2, 0) (one step stale from step 2 on: policy/version_lag = 1) and the run's results
+  differ from a synchronous one, which is why it is off by default.
+In both, an evaluation at step t runs after version t reached the engines (its generate
+queues behind the one that received it), and a checkpoint of an overlap run stores the
+generations made ahead (PENDING_STATE), so a resumed run continues exactly.
 """
 from __future__ import annotations
 
@@ -11,7 +24,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -24,6 +37,7 @@ from rlvr.tracking.tracker import Tracker, progress
 
 
 RESUME_STATE = "rlvr_state.json"  # in a checkpoint folder: the loop's state at that step
+PENDING_STATE = "rlvr_pending.json"  # in an overlap run's checkpoint: step+1's generations, made before this update
 RESUME_KEYS = ("step", "evals", "initial_eval_gt_accuracy")  # what a resume reads from it
 # Recipe keys a resumed run may change; anything else must match the run's config.yaml.
 RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", "checkpoint_every",
@@ -31,7 +45,8 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "logging.wandb_group", "logging.wandb_tags",
                      "cluster.address", "cluster.num_cpus", "cluster.num_gpus", "cluster.colocate",
                      "cluster.placement_strategy", "trainer.num_gpus_per_rank",
-                     "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size"}
+                     "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size",
+                     "reward.colocate"}  # where samples are scored: the scores are the same
 
 AUDIT_SEED = 5_000_011  # the audit's prompt choice and sampling: the same in every arm and seed
 AUDIT_EPOCH = 1_000_000  # reward-randomness key epoch of audit samples: draws apart from training's
@@ -108,9 +123,42 @@ def split_round_robin(items: Sequence[Any], parts: int) -> List[List[Any]]:
     return [list(items[i::parts]) for i in range(parts)]
 
 
+@dataclass
+class Rollout:
+    """One step's samples, scored, and the train batch built from them (advantages set)."""
+
+    step: int
+    prompts: List[Prompt]
+    generated: Dict[str, Any]  # Controller._gather's dict: generations [P][G], policy_version, ...
+    batch: Any  # TrainBatch, rows prompt-major
+    metrics: Dict[str, Any]  # the samples' reward, length, version and rollout-time metrics
+    samples: List[Dict[str, Any]]  # one record per sample, as samples/step_*.jsonl holds them
+
+
+def generations_to_json(generated: Dict[str, Any]) -> Dict[str, Any]:
+    """What PENDING_STATE keeps of a step's generations: enough to rebuild them exactly."""
+    return {"policy_version": generated["policy_version"], "seconds": generated["seconds"],
+            "generations": [[asdict(g) for g in group] for group in generated["generations"]]}
+
+
+def generations_from_json(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Inverse of generations_to_json (floats survive JSON exactly: repr round-trips)."""
+    from rlvr.rollout.engine import Generation
+
+    groups = [[Generation(**g) for g in group] for group in data["generations"]]
+    return {"generations": groups, "policy_version": data["policy_version"], "seconds": data["seconds"],
+            "num_tokens": sum(len(g.token_ids) for group in groups for g in group)}
+
+
 class Controller:
     def __init__(self, cfg: RecipeConfig):
         self.cfg = cfg
+        # Generations issued ahead of their step, by step: (prompts, epoch, launched calls),
+        # and those already scored into a Rollout. The loop's plan gives a step's prompts.
+        self._inflight: Dict[int, Any] = {}
+        self._ready: Dict[int, Rollout] = {}
+        self._plan = None  # step -> (prompts, epoch); None: nothing is generated ahead
+        self._generate_until = 0  # last step whose samples may be generated ahead
 
     # ---- set-up ---------------------------------------------------------------------
     def prompts(self):
@@ -203,6 +251,9 @@ class Controller:
                                       scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
             for slot in layout.reward]
+        if cfg.reward.colocate:  # training samples are scored where they are generated
+            ray.get([w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design), cfg.reward.timeout_s)
+                     for w in self.rollout])
         if layout.gpus:
             # vLLM measures free GPU memory while it starts: on a shared card let the engines
             # finish before trainer ranks allocate (and free) memory beside them.
@@ -239,24 +290,56 @@ class Controller:
         shutdown_ray()
 
     # ---- one step's pieces ------------------------------------------------------------
-    def _generate(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int):
-        """[prompt][sample] Generations and the policy version they came from."""
-        import ray
-
+    def _launch(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int,
+                receive_version=None, score_epoch=None):
+        """Issue the generate calls (worker k gets prompts k, k + N, ...); with `receive_version`
+        each worker first receives that version's broadcast; with `score_epoch` it also scores
+        its samples (reward.colocate). Returns the handle `_gather` takes."""
         ids = [self.tokenizer(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
         chunks = split_round_robin(list(range(len(prompts))), len(self.rollout))
+        receive = {} if receive_version is None else {"receive_version": receive_version}
+
+        def score(chunk) -> Dict[str, Any]:
+            """generate's `score` argument for these prompts, with reward.colocate."""
+            return {} if score_epoch is None else {"score": {
+                "prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk], "epoch": score_epoch}}
+
         futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
                                      temperature=temperature, top_p=self.cfg.rollout.top_p,
-                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id])
+                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id],
+                                     **receive, **score(chunk))
                    for k, (w, chunk) in enumerate(zip(self.rollout, chunks)) if chunk]
-        generations: List[Any] = [None] * len(prompts)
-        versions, tokens = set(), 0
-        for chunk, out in zip([c for c in chunks if c], ray.get(futures)):
+        return ids, [c for c in chunks if c], futures
+
+    @staticmethod
+    def _gather(launched) -> Dict[str, Any]:
+        """Wait for `_launch`'s calls: {"prompt_ids", "generations" [prompt][sample], "policy_version",
+        "num_tokens", "seconds" (slowest worker's generation), "receive_s" (slowest receive, if any)}."""
+        import ray
+
+        ids, chunks, futures = launched
+        generations: List[Any] = [None] * len(ids)
+        scored: List[Any] = [None] * len(ids)
+        versions, tokens, seconds, receives, score_s = set(), 0, 0.0, [], []
+        for chunk, out in zip(chunks, ray.get(futures)):
             versions.add(out["policy_version"])
             tokens += out["num_tokens"]
-            for i, group in zip(chunk, out["generations"]):
+            seconds = max(seconds, out.get("seconds", 0.0))
+            if "receive_s" in out:
+                receives.append(out["receive_s"])
+            if "scored" in out:
+                score_s.append(out["score_s"])
+            for k, (i, group) in enumerate(zip(chunk, out["generations"])):
                 generations[i] = group
-        return ids, generations, max(versions), tokens
+                scored[i] = out["scored"][k] if "scored" in out else None
+        return {"prompt_ids": ids, "generations": generations, "policy_version": max(versions),
+                "num_tokens": tokens, "seconds": seconds, **({"receive_s": max(receives)} if receives else {}),
+                **({"scored": scored, "score_s": max(score_s)} if score_s else {})}
+
+    def _generate(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int):
+        """[prompt][sample] Generations and the policy version they came from."""
+        out = self._gather(self._launch(prompts, n, temperature, seed))
+        return out["prompt_ids"], out["generations"], out["policy_version"], out["num_tokens"]
 
     def _score(self, prompts: Sequence[Prompt], generations, epoch: int = 0) -> List[List[Dict]]:
         """Both rewards for every sample. A sample's reward-randomness key is (prompt id,
@@ -264,9 +347,9 @@ class Controller:
         i.i.d. draws, and a re-run (or `rlvr score` on the samples file) gets the same ones."""
         import ray
 
-        records = [[{"prompt_id": p.id, "sample_index": epoch * len(group) + j, "response": g.text, "gold": p.gold,
-                     "num_tokens": len(g.token_ids), "meta": p.meta} for j, g in enumerate(group)]
-                   for p, group in zip(prompts, generations)]
+        from rlvr.rewards.worker import sample_records
+
+        records = sample_records([(p.id, p.gold, p.meta) for p in prompts], generations, epoch)
         shards = split_round_robin(list(range(len(records))), len(self.reward))
         futures = [w.score.remote([r for i in shard for r in records[i]])
                    for w, shard in zip(self.reward, shards) if shard]
@@ -361,6 +444,11 @@ class Controller:
                               cfg.run_name, asdict(cfg), wandb_group=cfg.logging.wandb_group,
                               wandb_tags=cfg.logging.wandb_tags)
             sampler = PromptSampler(train_prompts, cfg.seed)
+            size = cfg.rollout.prompts_per_step
+            self._plan = lambda s: (sampler.batch(s, size), sampler.epoch(s, size))
+            # overlap: the last step's update overlaps step steps+1's generation too, which the
+            # final checkpoint keeps, so a run extended with resume=true continues exactly
+            self._generate_until = cfg.steps + (1 if cfg.rollout.overlap else 0)
             self._start_actors(model_dir)
             from rlvr.controller.weight_sync import make_weight_sync
 
@@ -381,6 +469,8 @@ class Controller:
                 state, checkpoint = resume
                 self.trainer.load_training_state(str(checkpoint / "trainer"))
                 self._sync_weights(state["step"])
+                if cfg.rollout.overlap:  # the generations made before the checkpoint's update
+                    self._ready[state["step"] + 1] = self._restore_pending(checkpoint, state["step"] + 1)
                 folder.truncate_metrics(state["step"])
                 for gone in folder.truncate_samples(state["step"]):
                     progress(f"deleted {gone.name} of the crashed run (after step {state['step']})")
@@ -395,8 +485,7 @@ class Controller:
             step_times, sync_times = [], []
             for step in range(state["step"] + 1, cfg.steps + 1):
                 t0 = time.time()
-                size = cfg.rollout.prompts_per_step
-                metrics, samples = self.rl_step(step, sampler.batch(step, size), sampler.epoch(step, size))
+                metrics, samples = self.rl_step(step, *self._plan(step))
                 if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
                     metrics.update(self.evaluate(eval_prompts, step))
                     evals.append(metrics["eval/gt_accuracy"])
@@ -447,20 +536,49 @@ class Controller:
             if "ray" in sys.modules and sys.modules["ray"].is_initialized():
                 self._shutdown()
 
-    def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
-        """One RL step: roll out G samples per prompt, score both rewards, advantages
-        (`algorithm.name`) from the PROXY, train, sync weights. Returns (metrics, per-sample records)."""
+    # ---- one RL step -------------------------------------------------------------------
+    def _launch_step(self, step: int, prompts: Sequence[Prompt], epoch: int, receive_version=None) -> None:
+        """Start generating step `step`'s G samples per prompt (its seed is a function of the step)."""
+        cfg = self.cfg
+        self._inflight[step] = (list(prompts), epoch, self._launch(
+            prompts, cfg.rollout.samples_per_prompt, cfg.rollout.temperature,
+            seed=cfg.seed * 1_000_003 + step * 97, receive_version=receive_version,
+            score_epoch=epoch if cfg.reward.colocate else None))
+
+    def _ahead(self, step: int) -> bool:
+        """Whether step `step`'s samples may be generated ahead of it (the loop's plan reaches it)."""
+        return self._plan is not None and step <= self._generate_until
+
+    def _rollout(self, step: int, prompts: Sequence[Prompt], epoch: int) -> Rollout:
+        """Step `step`'s Rollout: made ahead, or in flight (waited for and scored), or made now."""
+        rollout = self._ready.pop(step, None)
+        if rollout is None:
+            if step not in self._inflight:
+                self._launch_step(step, prompts, epoch)
+            made_for, epoch, launched = self._inflight.pop(step)
+            rollout = self._prepare(step, made_for, epoch, self._gather(launched))
+        if [p.id for p in rollout.prompts] != [p.id for p in prompts]:
+            raise RuntimeError(f"step {step}: the samples made ahead are of other prompts than the step's "
+                               "(the loop's plan and its steps disagree)")
+        return rollout
+
+    def _prepare(self, step: int, prompts: Sequence[Prompt], epoch: int, generated: Dict[str, Any]) -> Rollout:
+        """Score a step's generations with both rewards, build the train batch with advantages
+        (`algorithm.name`) from the PROXY, and the samples' metrics and records."""
         from rlvr.algorithms.advantages import compute_advantages
         from rlvr.rewards.categorize import categorize, reward_error_metrics
         from rlvr.trainer.batch import make_train_batch, resolve_pad_id
 
         cfg, G = self.cfg, self.cfg.rollout.samples_per_prompt
+        generations, version, tokens = generated["generations"], generated["policy_version"], generated["num_tokens"]
+        prompt_ids = generated.get("prompt_ids") or [self.tokenizer(p.text, add_special_tokens=False)["input_ids"]
+                                                     for p in prompts]
         t0 = time.time()
-        prompt_ids, generations, version, tokens = self._generate(
-            prompts, G, cfg.rollout.temperature, seed=cfg.seed * 1_000_003 + step * 97)
-        t_rollout = time.time() - t0
-        scored = self._score(prompts, generations, epoch)
-        t_reward = time.time() - t0 - t_rollout
+        if "scored" in generated:  # reward.colocate: the rollout workers scored their samples
+            scored, t_reward = generated["scored"], generated["score_s"]
+        else:
+            scored = self._score(prompts, generations, epoch)
+            t_reward = time.time() - t0
         proxy, gt = reward_tensors(scored)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
@@ -477,11 +595,8 @@ class Controller:
             kl_metrics = {"reward/kl_penalty_mean": (cfg.algorithm.kl_coef * kl).mean().item()}
         advantages = compute_advantages(cfg.algorithm.name, shaped, normalize_std=cfg.algorithm.normalize_std)
         batch.advantages = advantages.flatten().to(torch.float32)
-        t1 = time.time()
-        train_metrics = self.trainer.train_step(batch, temperature=cfg.rollout.temperature)
-        t_train = time.time() - t1
+        t_rollout = generated["seconds"]
         metrics: Dict[str, Any] = {
-            "step": step,
             "gt/reward_mean": gt.mean().item(),
             "gt/accuracy": (gt >= 1.0).double().mean().item(),
             "proxy/reward_mean": proxy.mean().item(),
@@ -489,21 +604,89 @@ class Controller:
             # Verifier failures score 0 silently; this makes a broken verifier or gold visible.
             "reward/verifier_error_rate": sum(r["reason"] in VERIFIER_ERRORS for g in scored for r in g)
             / proxy.numel(),
-            **train_metrics, **kl_metrics,
+            **kl_metrics,
             "response/length_mean": tokens / max(1, proxy.numel()),
             "policy/version": version,
-            "perf/rollout_s": t_rollout, "perf/reward_s": t_reward, "perf/train_s": t_train,
+            "policy/version_lag": step - 1 - version,
+            "perf/rollout_s": t_rollout, "perf/reward_s": t_reward,
             "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
-            "perf/weight_sync_s": self._sync_weights(step),
+            **({"perf/weight_receive_s": generated["receive_s"]} if "receive_s" in generated else {}),
         }
-        if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
-            metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
         categories = categorize(proxy, gt)
         samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **_verifier_inputs(p), "prompt": p.text,
                     "category": categories[i][j],
                     "advantage": advantages[i, j].item(), "policy_version": version, "step": step}
                    for i, (p, group) in enumerate(zip(prompts, scored)) for j, r in enumerate(group)]
-        return metrics, samples
+        return Rollout(step, list(prompts), generated, batch, metrics, samples)
+
+    def _fused_sync(self) -> bool:
+        """Whether new weights ride on train_step and the next generate (the collective sync)."""
+        from rlvr.controller.weight_sync import CollectiveSync
+
+        return isinstance(getattr(self, "weight_sync", None), CollectiveSync)
+
+    def _train_result(self, refs, engine_refs) -> Dict[str, float]:
+        """train_step's metrics; an engine call that fails meanwhile raises at once (a rank
+        waiting to send it weights would otherwise block until the weight group's timeout)."""
+        import ray
+
+        key = lambda ref: ref.hex() if hasattr(ref, "hex") else id(ref)  # noqa: E731 - ObjectRef or a test's stand-in
+        left, pending = {key(r) for r in refs}, list(refs) + list(engine_refs)
+        while left and engine_refs:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                if key(ref) in left:
+                    left.discard(key(ref))
+                else:
+                    ray.get(ref)  # raises the engine's error
+        return self.trainer.collect("train_step", refs)[0]
+
+    def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
+        """One RL step: roll out G samples per prompt, score both rewards, advantages
+        (`algorithm.name`) from the PROXY, train, sync weights. Returns (metrics, per-sample records).
+
+        Generations of later steps are issued from here when the loop's plan allows (module
+        docstring): with rollout.overlap step+1's while the trainer updates, and with the
+        collective sync the one that receives this step's weights right after train_step.
+        """
+        import ray
+
+        cfg = self.cfg
+        overlap = cfg.rollout.overlap and self._plan is not None
+        rollout = self._rollout(step, prompts, epoch)
+        nxt, later = step + 1, step + (2 if overlap else 1)  # `later`: the first generation from version `step`
+        if overlap and self._ahead(nxt) and nxt not in self._inflight:
+            self._launch_step(nxt, *self._plan(nxt))  # the engines' current weights: version step - 1
+        fused = self._fused_sync()
+        t1 = time.time()
+        refs = self.trainer.train_step(rollout.batch, temperature=cfg.rollout.temperature,
+                                       broadcast_version=step if fused else None, wait=False)
+        receives = []
+        if fused and self._ahead(later):
+            self._launch_step(later, *self._plan(later), receive_version=step)
+        elif fused:  # nothing left to generate: the engines take the weights for eval and sync_check
+            receives = [w.receive_weights.remote(step) for w in self.rollout]
+        if overlap and nxt in self._inflight:  # score step+1's samples while the trainer works
+            made_for, nxt_epoch, launched = self._inflight.pop(nxt)
+            self._ready[nxt] = self._prepare(nxt, made_for, nxt_epoch, self._gather(launched))
+        engine_refs = receives + [f for _, _, (_, _, futures) in self._inflight.values() for f in futures]
+        train_metrics = self._train_result(refs, engine_refs if fused else [])
+        t_train = time.time() - t1
+        if fused:
+            # rank 0's send: transfer + load when the engines were already waiting (always in
+            # synchronous mode); with overlap it also holds any wait for the in-flight generation
+            sync_s = train_metrics.pop("perf/weight_broadcast_s")
+            if receives:
+                sync_s = min(sync_s, max(ray.get(receives)))  # the later of the two waited for nothing
+        else:
+            sync_s = self._sync_weights(step)
+            if self._ahead(later) and later not in self._inflight:
+                self._launch_step(later, *self._plan(later))
+        metrics: Dict[str, Any] = {"step": step, **rollout.metrics, **train_metrics,
+                                   "perf/train_s": t_train, "perf/weight_sync_s": sync_s}
+        if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
+            metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
+        return metrics, rollout.samples
 
     def checkpoint(self, folder: RunFolder, state: Dict[str, Any]) -> None:
         """HF weights + trainer state (optimizer included) + the loop's state. rlvr_state.json
@@ -513,6 +696,11 @@ class Controller:
             (path / RESUME_STATE).unlink(missing_ok=True)  # a folder being rewritten reads incomplete
             self.trainer.save_hf(str(path))
             self.trainer.save_training_state(str(path / "trainer"))
+            ahead = self._ready.get(state["step"] + 1)
+            if self.cfg.rollout.overlap and ahead is not None:
+                pending = {"step": ahead.step, "prompt_ids": [p.id for p in ahead.prompts],
+                           **generations_to_json(ahead.generated)}
+                (path / PENDING_STATE).write_text(json.dumps(pending))
             (path / RESUME_STATE).write_text(json.dumps(state, indent=2))
         except Exception as err:
             if not _no_space(err):
@@ -527,6 +715,23 @@ class Controller:
                            "from the last complete checkpoint") from err
         for old in folder.prune_checkpoints(self.cfg.checkpoint_keep_last, RESUME_STATE):
             progress(f"deleted checkpoint {old.name} (checkpoint_keep_last = {self.cfg.checkpoint_keep_last})")
+
+    def _restore_pending(self, checkpoint: Path, step: int) -> Rollout:
+        """Step `step`'s generations kept in an overlap checkpoint, scored again (rewards are
+        pure functions of their keys, so the scores are the ones the original run got)."""
+        from rlvr.config.load import RecipeError
+
+        path = checkpoint / PENDING_STATE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise RecipeError(f"resume: {path} is missing or unreadable ({err}); an overlap run resumes from "
+                              "a checkpoint written with rollout.overlap = true") from None
+        prompts, epoch = self._plan(step)
+        if data.get("step") != step or data.get("prompt_ids") != [p.id for p in prompts]:
+            raise RecipeError(f"resume: {path} holds step {data.get('step')}'s generations for other prompts "
+                              f"than step {step}'s: the checkpoint does not belong to this recipe")
+        return self._prepare(step, prompts, epoch, generations_from_json(data))
 
     def resume_point(self, folder: RunFolder):
         """(loop state, checkpoint folder) of the run's latest complete checkpoint."""
@@ -549,6 +754,9 @@ class Controller:
         problems = []
         for marker in reversed(done):
             problem = checkpoint_problem(marker.parent, RESUME_STATE, RESUME_KEYS)
+            if problem is None and self.cfg.rollout.overlap and not (marker.parent / PENDING_STATE).is_file():
+                problem = (f"{marker.parent / PENDING_STATE} is missing (an overlap checkpoint keeps the "
+                           "next step's samples)")
             if problem is None:
                 break
             problems.append(problem)

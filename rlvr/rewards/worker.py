@@ -7,13 +7,22 @@ The verifier processes live inside the actor's process tree; close() stops them.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import ray
 
 from rlvr.rewards.designs import build_design
 from rlvr.rewards.scoring import score_samples
 from rlvr.rewards.verifiers import VerifierPool
+
+
+def sample_records(prompts: Sequence[Tuple[str, str, Mapping[str, Any]]], generations, epoch: int = 0
+                   ) -> List[List[Dict[str, Any]]]:
+    """[prompt][sample] records to score for (prompt id, gold, meta) and their Generations. A
+    sample's reward-randomness key is (prompt id, sample_index = epoch * G + j)."""
+    return [[{"prompt_id": pid, "sample_index": epoch * len(group) + j, "response": g.text, "gold": gold,
+              "num_tokens": len(g.token_ids), "meta": meta} for j, g in enumerate(group)]
+            for (pid, gold, meta), group in zip(prompts, generations)]
 
 
 class RewardWorker:

@@ -28,21 +28,46 @@ class RolloutWorker:
 
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 stop_token_ids: Optional[List[int]] = None) -> Dict[str, Any]:
+                 stop_token_ids: Optional[List[int]] = None,
+                 receive_version: Optional[int] = None, score: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Sample n responses per prompt; pass a new seed per call (base_seed + step).
 
+        With `receive_version`, first take the trainer's broadcast of that version (as
+        receive_weights does): the weight sync rides on a call the controller makes anyway.
         Returns {"generations": [len(prompts)][n] Generation, "policy_version": int,
-        "num_tokens": response tokens generated, "seconds": wall time of the call}.
+        "num_tokens": response tokens generated, "seconds": wall time of the generation},
+        plus "receive_s" (seconds in receive_weights, waiting for the trainer included) when receiving.
+        With `score` = {"prompts": [(prompt id, gold, meta)], "epoch": int} (reward.colocate, after
+        enable_scoring) also "scored": [prompt][sample] records as RewardWorker.score returns them
+        and "score_s".
         """
+        received = {} if receive_version is None else {"receive_s": self.receive_weights(receive_version)}
         start = time.perf_counter()
         generations = self.engine.generate(prompts, n, max_new_tokens, temperature=temperature,
                                            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids)
-        return {
+        out = {
             "generations": generations,
             "policy_version": self._policy_version,
             "num_tokens": sum(len(g.token_ids) for group in generations for g in group),
             "seconds": time.perf_counter() - start,
+            **received,
         }
+        if score is not None:
+            from rlvr.rewards.worker import sample_records
+
+            start = time.perf_counter()
+            records = sample_records(score["prompts"], generations, score["epoch"])
+            flat = self.scorer.score([r for group in records for r in group])
+            sizes = [len(group) for group in records]
+            out["scored"] = [flat[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+            out["score_s"] = time.perf_counter() - start
+        return out
+
+    def enable_scoring(self, verifier: str, design: Dict[str, Any], timeout_s: float = 5.0) -> None:
+        """Score generations in this process (reward.colocate): a RewardWorker's verifier and design."""
+        from rlvr.rewards.worker import RewardWorker
+
+        self.scorer = RewardWorker(verifier, design, timeout_s=timeout_s)
 
     def update_weights(self, state_dict: Dict[str, torch.Tensor], version: int) -> float:
         """Load a full HF-named state dict in place and stamp `version`; returns seconds taken."""
@@ -99,6 +124,9 @@ class RolloutWorker:
 
     def shutdown(self) -> None:
         """Shut the engine down; call before killing the actor (vLLM leaks /dev/shm otherwise)."""
+        if getattr(self, "scorer", None) is not None:
+            self.scorer.close()
+            self.scorer = None
         if self.engine is not None:
             self.engine.leave_weight_group()
             self.engine.shutdown()

@@ -156,11 +156,15 @@ class TrainerGroup:
                 results[rank_of[ref]] = self._get(ref, rank_of[ref], what)
         return [results[i] for i in range(len(refs))]
 
-    def train_step(self, batch: TrainBatch, temperature: float = 1.0) -> Dict[str, float]:
+    def train_step(self, batch: TrainBatch, temperature: float = 1.0, broadcast_version: Optional[int] = None,
+                   wait: bool = True):
         """Split `batch` across ranks, run one train_step on each (log-probs at sampling
-        temperature `temperature`); metrics are global means."""
+        temperature `temperature`); metrics are global means. With `broadcast_version` the ranks
+        then send the new weights to the engines (PolicyTrainer.train_step); wait=False returns
+        the per-rank refs at once, for `collect("train_step", refs)[0]`."""
         shards = [trim_padding(s) for s in split_batch(batch, self.num_ranks)]
-        return self._call_all("train_step", [(s, temperature) for s in shards])[0]
+        refs = self.submit("train_step", [(s, temperature, broadcast_version) for s in shards])
+        return self.collect("train_step", refs)[0] if wait else refs
 
     def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
         """Per-sequence KL(policy || reference) estimate [B] (PolicyTrainer.sequence_kl), in batch order."""

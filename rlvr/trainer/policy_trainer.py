@@ -338,7 +338,8 @@ class PolicyTrainer:
                 out.append(dummy.to(self.device))
         return out
 
-    def train_step(self, batch: TrainBatch, temperature: float = 1.0) -> Dict[str, float]:
+    def train_step(self, batch: TrainBatch, temperature: float = 1.0,
+                   broadcast_version: Optional[int] = None) -> Dict[str, float]:
         """`ppo_epochs` passes over this rank's shard, each split into `minibatches_per_step`
         minibatches of one optimizer step each; returns global metrics.
 
@@ -351,6 +352,8 @@ class PolicyTrainer:
         compare the engine's log-probs (batch.old_logprobs) with the pre-update trainer's.
         `temperature` is the rollout's sampling temperature T: every log-prob (policy, old,
         reference) is of softmax(logits / T), the distribution the engine sampled from.
+        With `broadcast_version` the new weights then go to the engines (broadcast_weights, all
+        ranks) and `perf/weight_broadcast_s` gives rank 0's seconds for it.
         """
         if len(batch) == 0:
             raise ValueError(f"rank {self.rank}: train_step got an empty shard")
@@ -442,6 +445,8 @@ class PolicyTrainer:
         metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
             torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
+        if broadcast_version is not None:  # the weight sync fused into this call: no round trip of its own
+            metrics["perf/weight_broadcast_s"] = self.broadcast_weights(broadcast_version)
         return metrics
 
     @torch.no_grad()

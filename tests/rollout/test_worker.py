@@ -82,3 +82,28 @@ def test_vllm_worker_in_ray(ray_cluster, tiny_model_dir, prompts, load_reference
     ).remote(tiny_model_dir, "vllm", 0)
     run_actor_round_trip(ray_cluster, actor, tiny_model_dir, prompts, load_reference, perturbed_state_dict,
                          teacher_forced_logprobs)
+
+
+def test_generate_with_receive_version_takes_the_weights_first():
+    """The fused weight sync: generate(receive_version=v) receives v, then samples from it."""
+    calls = []
+
+    class Engine:
+        sent = 7
+
+        def receive_weights(self):
+            calls.append("receive")
+            return self.sent
+
+        def generate(self, prompts, n, max_new_tokens, **kwargs):
+            calls.append("generate")
+            return [[] for _ in prompts]
+
+    worker = RolloutWorker.__new__(RolloutWorker)  # no engine start: the order of calls is the point
+    worker.engine, worker._policy_version = Engine(), 6
+    out = worker.generate([[1, 2]], 1, 2, receive_version=7)
+    assert calls == ["receive", "generate"] and out["policy_version"] == 7 and out["receive_s"] >= 0
+    assert set(worker.generate([[1, 2]], 1, 2)) == {"generations", "policy_version", "num_tokens", "seconds"}
+    with pytest.raises(RuntimeError, match="the trainer sent version 7, the controller expected 8"):
+        worker.generate([[1, 2]], 1, 2, receive_version=8)
+    assert calls[-1] == "receive"  # nothing sampled from the wrong weights
