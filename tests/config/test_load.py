@@ -71,6 +71,7 @@ def write(tmp_path, text):
     ("algorithm:\n  tis_cap: -1\n", "algorithm.tis_cap = -1.0 must be >= 0.0"),
     ("algorithm:\n  tis_cap: 0.5\n", "algorithm.tis_cap = 0.5 must be 0 (off) or >= 1"),
     ("algorithm:\n  tis_cap: 2\n  recompute_logprobs: false\n", "needs algorithm.recompute_logprobs = true"),
+    ("rollout:\n  overlap: true\n", "set algorithm.tis_cap (e.g. 2.0) or algorithm.recompute_logprobs = false"),
     ("model:\n  dtype: float16\n", "model.dtype = 'float16' must be one of ['bfloat16', 'float32']"),
 ])
 def test_bad_recipe_names_file_and_key(tmp_path, text, fragment):

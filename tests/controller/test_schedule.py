@@ -240,7 +240,7 @@ def test_an_overlap_resume_skips_a_checkpoint_without_its_pending_samples(tmp_pa
     from rlvr.controller.loop import PENDING_STATE
     from rlvr.tracking.run_folder import RunFolder
 
-    cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=9", "rollout.overlap=true",
+    cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=9", "rollout.overlap=true", "algorithm.tis_cap=2.0",
                              "resume=true"])
     folder = RunFolder(tmp_path / "r")
     folder.write_config(to_yaml(cfg))

@@ -10,7 +10,7 @@ from rlvr.tracking.run_folder import read_metrics
 
 from .test_quickstart import short_run
 
-ARGS = ["rollout.overlap=true", "checkpoint_every=2", "eval.audit_prompts=0"]
+ARGS = ["rollout.overlap=true", "algorithm.tis_cap=2.0", "checkpoint_every=2", "eval.audit_prompts=0"]
 
 
 @pytest.mark.e2e
