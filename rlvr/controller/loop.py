@@ -612,10 +612,10 @@ class Controller:
             "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
             **({"perf/weight_receive_s": generated["receive_s"]} if "receive_s" in generated else {}),
         }
-        categories = categorize(proxy, gt)
+        categories, advantage = categorize(proxy, gt), advantages.tolist()  # one transfer, not P x G .item()
         samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **_verifier_inputs(p), "prompt": p.text,
                     "category": categories[i][j],
-                    "advantage": advantages[i, j].item(), "policy_version": version, "step": step}
+                    "advantage": advantage[i][j], "policy_version": version, "step": step}
                    for i, (p, group) in enumerate(zip(prompts, scored)) for j, r in enumerate(group)]
         return Rollout(step, list(prompts), generated, batch, metrics, samples)
 
