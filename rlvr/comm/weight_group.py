@@ -8,12 +8,23 @@ group beside it. This module is imported inside vLLM's worker: it depends on tor
 Wire protocol of one sync: a header int64[3] = (version, number of buckets, total elements),
 then one flat tensor per bucket in the engine's dtype, holding the bucket's tensors in order.
 Sender and receivers hold the same bucket plan (computed once by the trainer at set-up).
+
+Shared-memory mode (gloo, every member on one host, checked when the group forms): the
+buckets' bytes do not travel through sockets. Rank 0 packs each bucket into a shared file
+every member mapped at join (unlinked at once, so nothing is left behind), and broadcasts a
+one-number "bucket ready"; receivers read views of it, copying nothing. The header becomes an
+all-reduce, which also tells rank 0 that every receiver finished the previous sync before the
+shared bytes are rewritten. Bit-exact with the socket mode: the same packed tensor is read.
 """
 from __future__ import annotations
 
 import datetime
 import math
-from typing import Iterator, List, Optional, Sequence, Tuple
+import mmap
+import os
+import secrets
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -102,10 +113,13 @@ class WeightGroup:
     """One member of the weight-sync group; collective calls block until every member makes them."""
 
     def __init__(self, rank: int, world_size: int, backend: str, *, host: str = "", port: int = 0,
-                 store: Optional[torch.distributed.Store] = None, timeout_s: float = 600.0):
+                 store: Optional[torch.distributed.Store] = None, timeout_s: float = 600.0,
+                 shared_memory: bool = True):
         """Join as `rank` of `world_size`: rank 0 passes its `host_store` store, others its host and port.
 
-        Returns once every member has joined (members must join concurrently).
+        Returns once every member has joined (members must join concurrently). `shared_memory`:
+        use the shared-memory mode when every member can map rank 0's file (gloo only; all
+        members must pass the same value).
         """
         self.rank, self.world_size, self.backend = int(rank), int(world_size), backend
         timeout = datetime.timedelta(seconds=timeout_s)
@@ -125,11 +139,24 @@ class WeightGroup:
             self.device = torch.device("cuda", torch.cuda.current_device())
         else:
             raise ValueError(f"weight sync backend {backend!r} must be gloo or nccl")
+        self._shm: Optional[_SharedFile] = None
+        if backend == "gloo" and shared_memory and self.world_size > 1:
+            self._shm = _SharedFile.join(prefixed, self.rank, self.world_size)
         self.barrier()  # NCCL connects lazily; this makes a broken group fail here, not mid-sync
+        self._send_plan: Dict[tuple, Tuple[torch.Tensor, List[torch.Tensor]]] = {}
+
+    @property
+    def shared_memory(self) -> bool:
+        """True when buckets travel through a shared file instead of the sockets."""
+        return self._shm is not None
 
     def broadcast(self, tensor: torch.Tensor) -> None:
         """Rank 0's `tensor` into every member's `tensor` (same shape and dtype everywhere)."""
         self.pg.broadcast([tensor], _broadcast_options()).wait()
+
+    def all_reduce(self, tensor: torch.Tensor) -> None:
+        """Element-wise sum over the members, in place on every member."""
+        self.pg.allreduce([tensor], torch.distributed.AllreduceOptions()).wait()
 
     def barrier(self) -> None:
         flag = torch.zeros(1, device=self.device)
@@ -142,7 +169,93 @@ class WeightGroup:
                 pg.shutdown()
             except Exception:  # noqa: BLE001 - leaving a group whose peers are gone
                 pass
+        shm, self._shm = getattr(self, "_shm", None), None
+        if shm is not None:
+            shm.close()
+        self._send_plan = {}
         self._store = None
+
+
+class _SharedFile:
+    """A file in shared memory (/dev/shm) that every member maps; unlinked once all have it open.
+
+    Buckets get page-aligned regions in the order they are first sent, the same on every member
+    (all follow one plan); the file grows as regions are added.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.regions: Dict[tuple, Tuple[int, int]] = {}  # bucket key -> (offset, bytes)
+        self.maps: List[mmap.mmap] = []
+        self.views: Dict[tuple, torch.Tensor] = {}
+        self.end = 0
+
+    @classmethod
+    def join(cls, store, rank: int, world_size: int) -> Optional["_SharedFile"]:
+        """Rank 0 creates the file and a token in it; a member that cannot open it or read the
+        token (another host, another container's /dev/shm) turns the mode off for all."""
+        fd, ok = -1, False
+        if rank == SENDER:
+            folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+            token = secrets.token_hex(16)
+            try:
+                fd, path = tempfile.mkstemp(prefix="rlvr-weight-sync-", dir=folder)
+                os.write(fd, token.encode())
+                ok = True
+            except OSError:
+                path = ""
+            store.set("shm/path", f"{path}\n{token}")
+        else:
+            path, token = store.get("shm/path").decode().split("\n")
+            try:
+                fd = os.open(path, os.O_RDWR)
+                ok = os.pread(fd, len(token), 0).decode() == token
+            except (OSError, UnicodeDecodeError):
+                ok = False
+        store.set(f"shm/ok/{rank}", "1" if ok else "0")
+        everyone = all(store.get(f"shm/ok/{r}") == b"1" for r in range(world_size))
+        if rank == SENDER and path:
+            # every member holds the file open (or the mode is off): nothing to leave behind
+            store.set("shm/opened", "1")
+        if rank != SENDER:
+            store.get("shm/opened")  # rank 0 unlinks only after this member's answer is in
+        elif path:
+            os.unlink(path)
+        if not everyone:
+            if fd >= 0:
+                os.close(fd)
+            return None
+        return cls(fd)
+
+    def view(self, key: tuple, numel: int, dtype: torch.dtype, grow: bool) -> torch.Tensor:
+        """Flat `dtype` tensor of `numel` over bucket `key`'s region (added at the end on first use;
+        `grow`: this member sizes the file, the others map what rank 0 already sized)."""
+        cached = self.views.get(key)
+        if cached is not None:
+            return cached
+        nbytes = numel * dtype.itemsize
+        offset = self.end
+        self.end = offset + -(-max(nbytes, 1) // mmap.ALLOCATIONGRANULARITY) * mmap.ALLOCATIONGRANULARITY
+        if grow:
+            os.ftruncate(self.fd, self.end)
+        mapped = mmap.mmap(self.fd, self.end - offset, offset=offset)
+        self.maps.append(mapped)
+        self.regions[key] = (offset, nbytes)
+        flat = torch.frombuffer(mapped, dtype=dtype, count=numel) if numel else torch.empty(0, dtype=dtype)
+        self.views[key] = flat
+        return flat
+
+    def close(self) -> None:
+        self.views.clear()
+        for mapped in self.maps:
+            try:
+                mapped.close()
+            except BufferError:  # a caller still holds a view: the mapping goes with it
+                pass
+        self.maps = []
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _refuse_shared_gpu(store, rank: int, world_size: int) -> None:
@@ -170,9 +283,43 @@ def _header(version: int, buckets: Buckets, device) -> torch.Tensor:
     return torch.tensor([int(version), len(buckets), total], dtype=torch.int64, device=device)
 
 
+def _bucket_key(bucket: List[TensorSpec], dtype: torch.dtype) -> tuple:
+    return (bucket[0][0] if bucket else "", len(bucket), sum(math.prod(shape) for _, shape in bucket), dtype)
+
+
 def flatten_bucket(tensors: Sequence[torch.Tensor], dtype: torch.dtype, device) -> torch.Tensor:
     """One flat tensor in `dtype` on `device` holding `tensors` (whole, not ZeRO shards) in order."""
     return torch.cat([t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors])
+
+
+def _check_bucket(bucket: List[TensorSpec], tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> None:
+    """Raise unless `tensors` have the plan's sizes: gloo aborts the process on a size mismatch."""
+    numel = sum(math.prod(shape) for _, shape in bucket)
+    got = sum(t.numel() for t in tensors)
+    if got != numel or len(tensors) != len(bucket) or any(
+            t.numel() != math.prod(shape) for t, (_, shape) in zip(tensors, bucket)):
+        raise RuntimeError(f"weight sync: bucket starting at {bucket[0][0] if bucket else '?'} has {got} {dtype} "
+                           f"elements in {len(tensors)} tensors, the plan says {numel} {dtype} in {len(bucket)} "
+                           "(a ZeRO-3 shard not gathered?)")
+
+
+def _views(flat: torch.Tensor, bucket: List[TensorSpec]) -> List[torch.Tensor]:
+    views, offset = [], 0
+    for _, shape in bucket:
+        numel = math.prod(shape)
+        views.append(flat[offset:offset + numel].view(shape))
+        offset += numel
+    return views
+
+
+def _pack(views: List[torch.Tensor], tensors: Sequence[torch.Tensor]) -> None:
+    """Copy each tensor into its view of a flat buffer (converting dtype/device), as few ops as possible."""
+    sources = [t.detach().reshape(v.shape) for v, t in zip(views, tensors)]
+    try:
+        torch._foreach_copy_(views, sources)
+    except (RuntimeError, AttributeError, TypeError):  # mixed devices or dtypes: one copy each
+        for view, source in zip(views, sources):
+            view.copy_(source)
 
 
 def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[torch.Tensor],
@@ -180,25 +327,44 @@ def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[
     """Rank 0: broadcast one bucket's whole `tensors` (in plan order) as one flat `dtype` tensor.
 
     Checked against the plan first: gloo aborts the process on a size mismatch instead of raising.
+    The flat buffer (a shared-memory region in that mode) is allocated once per bucket and reused.
     """
-    flat = flatten_bucket(tensors, dtype, group.device)
-    numel = sum(math.prod(shape) for _, shape in bucket)
-    if flat.numel() != numel or flat.dtype != dtype:
-        raise RuntimeError(f"weight sync: bucket starting at {bucket[0][0]} has {flat.numel()} {flat.dtype} "
-                           f"elements, the plan says {numel} {dtype} (a ZeRO-3 shard not gathered?)")
-    group.broadcast(flat)
+    _check_bucket(bucket, tensors, dtype)
+    key = _bucket_key(bucket, dtype)
+    planned = group._send_plan.get(key)
+    if planned is None:
+        numel = key[2]
+        flat = (group._shm.view(key, numel, dtype, grow=True) if group.shared_memory
+                else torch.empty(numel, dtype=dtype, device=group.device))
+        planned = group._send_plan[key] = (flat, _views(flat, bucket))
+    flat, views = planned
+    _pack(views, tensors)
+    if group.shared_memory:
+        group.broadcast(torch.tensor([flat.numel()], dtype=torch.int64))  # "bucket ready"
+    else:
+        group.broadcast(flat)
 
 
 def send_header(group: WeightGroup, version: int, buckets: Buckets) -> None:
-    """Rank 0: announce a sync of `version`; every bucket follows via `send_bucket`, in plan order."""
-    group.broadcast(_header(version, buckets, group.device))
+    """Rank 0: announce a sync of `version`; every bucket follows via `send_bucket`, in plan order.
+
+    In shared-memory mode it returns only once every receiver has finished the previous sync."""
+    header = _header(version, buckets, group.device)
+    if group.shared_memory:
+        group.all_reduce(header)  # receivers add zeros
+    else:
+        group.broadcast(header)
 
 
 def receive_header(group: WeightGroup, buckets: Buckets) -> int:
     """Receivers: the version rank 0 sends; raises if its plan differs from `buckets`."""
     header = _header(-1, buckets, group.device)
     expected = header[1:].tolist()
-    group.broadcast(header)
+    if group.shared_memory:
+        header.zero_()
+        group.all_reduce(header)
+    else:
+        group.broadcast(header)
     if header[1:].tolist() != expected:
         raise RuntimeError(f"weight sync: the trainer sends {header[1].item()} buckets of {header[2].item()} "
                            f"elements, this engine expects {expected[0]} of {expected[1]}; both sides must "
@@ -209,12 +375,22 @@ def receive_header(group: WeightGroup, buckets: Buckets) -> int:
 def receive_buckets(group: WeightGroup, buckets: Buckets, dtype: torch.dtype) -> Iterator[Tuple[str, torch.Tensor]]:
     """Receivers: (name, tensor of its full shape) for every tensor of every bucket, as they arrive.
 
-    Each bucket lands in a fresh buffer: loaders may keep the yielded views until a layer is complete.
+    Each bucket lands in a buffer of its own, valid until this sync's receive ends: loaders may
+    keep the yielded views until a layer is complete, not across syncs. Socket mode: a fresh
+    buffer per bucket; shared-memory mode: views of the shared file, nothing copied.
     """
     for bucket in buckets:
         numels = [math.prod(shape) for _, shape in bucket]
-        flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
-        group.broadcast(flat)
+        if group.shared_memory:
+            ready = torch.zeros(1, dtype=torch.int64)
+            group.broadcast(ready)
+            flat = group._shm.view(_bucket_key(bucket, dtype), sum(numels), dtype, grow=False)
+            if int(ready[0]) != flat.numel():
+                raise RuntimeError(f"weight sync: the trainer's bucket at {bucket[0][0]} holds {int(ready[0])} "
+                                   f"elements, this engine's plan {flat.numel()}")
+        else:
+            flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
+            group.broadcast(flat)
         offset = 0
         for (name, shape), numel in zip(bucket, numels):
             yield name, flat[offset:offset + numel].view(shape)
