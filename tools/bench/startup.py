@@ -38,6 +38,40 @@ RANK0 = re.compile(r"rank 0 ready ([\d.]+) s after the group started: ([\d.]+) s
                    r"\(worker process, imports\), then (.*) s$")
 
 
+def _cpu_group(cmdline: List[str]) -> str:
+    text = " ".join(cmdline)
+    for name in ("PolicyTrainer", "RolloutWorker", "RewardWorker"):
+        if name in text:
+            return name
+    if "rlvr.cli" in text:
+        return "driver"
+    if "ray::" in text or "default_worker.py" in text:
+        return "other Ray workers"
+    return "Ray services"
+
+
+def cpu_seconds(pid: int) -> Dict[str, float]:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants, by role, and in all;
+    a load-independent measure of the start-up work on a shared machine."""
+    import psutil
+
+    out: Dict[str, float] = {}
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            group = _cpu_group(p.cmdline())
+        except psutil.Error:
+            continue
+        out[group] = out.get(group, 0.0) + t.user + t.system
+    out["all"] = sum(out.values())
+    return out
+
+
 def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[Dict[str, float], List[str]]:
     """Phase seconds of one `rlvr train` run from checkout `tree`, and its time-stamped lines."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1")
@@ -45,9 +79,12 @@ def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[D
            "eval_every=0", "logging.log_samples_every=0", *overrides]
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    lines, cpu = [], {}
+    step1 = re.compile(PHASES[-1][1])
     for line in proc.stdout:
         lines.append((time.time() - start, line.rstrip("\n")))
+        if not cpu and step1.search(line):
+            cpu = cpu_seconds(proc.pid)
     if proc.wait() != 0:
         tail = "\n".join(text for _, text in lines[-15:])
         raise RuntimeError(f"rlvr train from {tree} failed (exit {proc.returncode}):\n{tail}")
@@ -61,6 +98,8 @@ def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[D
         phases[name] = hit - last
         last = hit
     phases["TOTAL to step 1"] = last
+    for group, seconds in sorted(cpu.items()):
+        phases[f"CPU s to step 1: {group}"] = seconds
     for _, text in lines:
         m = RANK0.search(text)
         if m:
