@@ -107,17 +107,17 @@ def defer_deepspeed_muon_compile() -> None:
         return
     from deepspeed.runtime import compiler
 
-    def lazy_compile(*args, **kwargs):
-        def decorate(fn):
-            compiled = []
+    def lazy_compile(fn=None, **kwargs):  # torch.compile's signature: (fn, **options) or (**options)(fn)
+        if fn is None:
+            return lambda f: lazy_compile(f, **kwargs)
+        compiled = []
 
-            @functools.wraps(fn)
-            def call(*a, **k):
-                if not compiled:
-                    compiled.append(torch.compile(fn, *args, **kwargs))
-                return compiled[0](*a, **k)
-            return call
-        return decorate
+        @functools.wraps(fn)
+        def call(*a, **k):
+            if not compiled:
+                compiled.append(torch.compile(fn, **kwargs))
+            return compiled[0](*a, **k)
+        return call
 
     saved, compiler.compile = compiler.compile, lambda: lazy_compile
     try:

@@ -62,6 +62,8 @@ def test_muon_import_defers_torch_compile():
         "assert 'torch._inductor' not in sys.modules, 'the Muon import compiled its kernels'\n"
         "fn = original_muon.zeropower_via_newtonschulz5\n"
         "assert fn.__wrapped__.__name__ == 'zeropower_via_newtonschulz5'\n"
+        "G = torch.randn(4, 3)\n"  # compiled on this first call; the same math as the plain one (bf16 inside)
+        "assert torch.allclose(fn(G, 2).float(), fn.__wrapped__(G, 2).float(), atol=5e-2)\n"
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
