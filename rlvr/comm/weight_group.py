@@ -12,9 +12,11 @@ Sender and receivers hold the same bucket plan (computed once by the trainer at 
 Shared-memory mode (gloo, every member on one host, checked when the group forms): the
 buckets' bytes do not travel through sockets. Rank 0 packs each bucket into a shared file
 every member mapped at join (unlinked at once, so nothing is left behind), and broadcasts a
-one-number "bucket ready"; receivers read views of it, copying nothing. The header becomes an
-all-reduce, which also tells rank 0 that every receiver finished the previous sync before the
-shared bytes are rewritten. Bit-exact with the socket mode: the same packed tensor is read.
+small "bucket ready" instead of the bucket: int64[4] = header + the first bucket's size, then
+int64[1] = the size for each further bucket; receivers read views of the file, copying nothing.
+Each receiver first sends rank 0 a one-number "previous sync done", and rank 0 rewrites the
+file only after every receiver's: one message each way per sync for a one-bucket plan.
+Bit-exact with the socket mode: the same packed tensor is read.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import torch
 
 SYNC_MODES = ("collective", "object_store")
 SENDER = 0  # trainer rank 0 is rank 0 of the weight group; rollout engine i is rank 1 + i
+_ACK_TAG = 7  # tag of the receivers' "previous sync done" messages (shared-memory mode)
 _STORE_PREFIX = "rlvr-weight-sync"
 
 TensorSpec = Tuple[str, Tuple[int, ...]]  # (HF state-dict name, full shape)
@@ -144,6 +147,7 @@ class WeightGroup:
             self._shm = _SharedFile.join(prefixed, self.rank, self.world_size)
         self.barrier()  # NCCL connects lazily; this makes a broken group fail here, not mid-sync
         self._send_plan: Dict[tuple, Tuple[torch.Tensor, List[torch.Tensor]]] = {}
+        self._header: Optional[torch.Tensor] = None  # shared-memory mode: sent with the first bucket
 
     @property
     def shared_memory(self) -> bool:
@@ -154,9 +158,13 @@ class WeightGroup:
         """Rank 0's `tensor` into every member's `tensor` (same shape and dtype everywhere)."""
         self.pg.broadcast([tensor], _broadcast_options()).wait()
 
-    def all_reduce(self, tensor: torch.Tensor) -> None:
-        """Element-wise sum over the members, in place on every member."""
-        self.pg.allreduce([tensor], torch.distributed.AllreduceOptions()).wait()
+    def send_to_sender(self, tensor: torch.Tensor) -> None:
+        """A receiver's `tensor` to rank 0 (point to point); rank 0 takes it with `receive_from`."""
+        self.pg.send([tensor], SENDER, _ACK_TAG).wait()
+
+    def receive_from(self, rank: int, tensor: torch.Tensor) -> None:
+        """Rank 0: `tensor` sent by member `rank` with `send_to_sender`."""
+        self.pg.recv([tensor], rank, _ACK_TAG).wait()
 
     def barrier(self) -> None:
         flag = torch.zeros(1, device=self.device)
@@ -188,6 +196,7 @@ class _SharedFile:
         self.regions: Dict[tuple, Tuple[int, int]] = {}  # bucket key -> (offset, bytes)
         self.maps: List[mmap.mmap] = []
         self.views: Dict[tuple, torch.Tensor] = {}
+        self.tensor_views: Dict[tuple, List[torch.Tensor]] = {}  # receivers: per-tensor views of a region
         self.end = 0
 
     @classmethod
@@ -247,6 +256,7 @@ class _SharedFile:
 
     def close(self) -> None:
         self.views.clear()
+        self.tensor_views.clear()
         for mapped in self.maps:
             try:
                 mapped.close()
@@ -312,14 +322,17 @@ def _views(flat: torch.Tensor, bucket: List[TensorSpec]) -> List[torch.Tensor]:
     return views
 
 
+@torch.no_grad()
 def _pack(views: List[torch.Tensor], tensors: Sequence[torch.Tensor]) -> None:
-    """Copy each tensor into its view of a flat buffer (converting dtype/device), as few ops as possible."""
-    sources = [t.detach().reshape(v.shape) for v, t in zip(views, tensors)]
+    """Copy each tensor into its view of a flat buffer (converting dtype/device) in one op.
+
+    Sizes were checked against the plan (_check_bucket); a shape that only differs by size-1
+    dimensions broadcasts in element order, any other falls back to one reshaped copy each."""
     try:
-        torch._foreach_copy_(views, sources)
-    except (RuntimeError, AttributeError, TypeError):  # mixed devices or dtypes: one copy each
-        for view, source in zip(views, sources):
-            view.copy_(source)
+        torch._foreach_copy_(views, list(tensors))
+    except (RuntimeError, AttributeError, TypeError):  # other shapes, mixed devices or dtypes
+        for view, tensor in zip(views, tensors):
+            view.copy_(tensor.detach().reshape(view.shape))
 
 
 def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[torch.Tensor],
@@ -340,7 +353,9 @@ def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[
     flat, views = planned
     _pack(views, tensors)
     if group.shared_memory:
-        group.broadcast(torch.tensor([flat.numel()], dtype=torch.int64))  # "bucket ready"
+        header, group._header = group._header, None
+        size = torch.tensor([flat.numel()], dtype=torch.int64)
+        group.broadcast(size if header is None else torch.cat([header, size]))  # "bucket ready"
     else:
         group.broadcast(flat)
 
@@ -348,21 +363,33 @@ def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[
 def send_header(group: WeightGroup, version: int, buckets: Buckets) -> None:
     """Rank 0: announce a sync of `version`; every bucket follows via `send_bucket`, in plan order.
 
-    In shared-memory mode it returns only once every receiver has finished the previous sync."""
+    Shared-memory mode: waits until every receiver finished the previous sync (the file is about
+    to be rewritten); the header itself goes out with the first bucket."""
     header = _header(version, buckets, group.device)
-    if group.shared_memory:
-        group.all_reduce(header)  # receivers add zeros
-    else:
+    if not group.shared_memory:
         group.broadcast(header)
+        return
+    done = torch.zeros(1, dtype=torch.int64)
+    for rank in range(1, group.world_size):
+        group.receive_from(rank, done)
+    if buckets:
+        group._header = header
+    else:  # nothing follows: the header goes alone
+        group.broadcast(torch.cat([header, torch.zeros(1, dtype=torch.int64)]))
 
 
 def receive_header(group: WeightGroup, buckets: Buckets) -> int:
-    """Receivers: the version rank 0 sends; raises if its plan differs from `buckets`."""
+    """Receivers: the version rank 0 sends; raises if its plan differs from `buckets`.
+
+    Shared-memory mode: tells rank 0 this member is done with the previous sync first, then
+    waits for the header, which comes with the first bucket's "ready"."""
     header = _header(-1, buckets, group.device)
     expected = header[1:].tolist()
     if group.shared_memory:
-        header.zero_()
-        group.all_reduce(header)
+        group.send_to_sender(torch.ones(1, dtype=torch.int64))
+        message = torch.zeros(4, dtype=torch.int64)
+        group.broadcast(message)
+        header, group._first_ready = message[:3], int(message[3])
     else:
         group.broadcast(header)
     if header[1:].tolist() != expected:
@@ -377,20 +404,30 @@ def receive_buckets(group: WeightGroup, buckets: Buckets, dtype: torch.dtype) ->
 
     Each bucket lands in a buffer of its own, valid until this sync's receive ends: loaders may
     keep the yielded views until a layer is complete, not across syncs. Socket mode: a fresh
-    buffer per bucket; shared-memory mode: views of the shared file, nothing copied.
+    buffer per bucket; shared-memory mode: views of the shared file, nothing copied (one file
+    serves every engine: loaders copy out of the views and never write into them).
     """
-    for bucket in buckets:
+    for index, bucket in enumerate(buckets):
         numels = [math.prod(shape) for _, shape in bucket]
         if group.shared_memory:
-            ready = torch.zeros(1, dtype=torch.int64)
-            group.broadcast(ready)
-            flat = group._shm.view(_bucket_key(bucket, dtype), sum(numels), dtype, grow=False)
-            if int(ready[0]) != flat.numel():
-                raise RuntimeError(f"weight sync: the trainer's bucket at {bucket[0][0]} holds {int(ready[0])} "
+            if index == 0:  # its "ready" came with the header
+                ready = getattr(group, "_first_ready", -1)
+            else:
+                message = torch.zeros(1, dtype=torch.int64)
+                group.broadcast(message)
+                ready = int(message[0])
+            key = _bucket_key(bucket, dtype)
+            flat = group._shm.view(key, sum(numels), dtype, grow=False)
+            if ready != flat.numel():
+                raise RuntimeError(f"weight sync: the trainer's bucket at {bucket[0][0]} holds {ready} "
                                    f"elements, this engine's plan {flat.numel()}")
-        else:
-            flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
-            group.broadcast(flat)
+            views = group._shm.tensor_views.get(key)
+            if views is None:  # the file's regions never move: their views are made once
+                views = group._shm.tensor_views[key] = _views(flat, bucket)
+            yield from zip((name for name, _ in bucket), views)
+            continue
+        flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
+        group.broadcast(flat)
         offset = 0
         for (name, shape), numel in zip(bucket, numels):
             yield name, flat[offset:offset + numel].view(shape)

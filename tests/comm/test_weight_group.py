@@ -57,10 +57,13 @@ def _round_trip(send_buckets, receive_plan, tensors, dtype, shared_memory=True, 
     out["shared_memory"] = group.shared_memory
     for version, sent in enumerate(syncs, start=5):
         send_header(group, version, send_buckets)
-        if errors or send_buckets != receive_plan:
+        # socket mode: the header alone tells the receiver; shared memory: it comes with the first bucket
+        if errors or (send_buckets != receive_plan and not group.shared_memory):
             break
         for bucket in send_buckets:
             send_bucket(group, bucket, [sent[n] for n, _ in bucket], dtype)
+            if send_buckets != receive_plan:
+                break
     thread.join(timeout=30)
     group.close()
     out["tensors"] = out["syncs"][-1] if out["syncs"] else None
