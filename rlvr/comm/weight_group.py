@@ -223,13 +223,13 @@ class _SharedFile:
                 ok = False
         store.set(f"shm/ok/{rank}", "1" if ok else "0")
         everyone = all(store.get(f"shm/ok/{r}") == b"1" for r in range(world_size))
-        if rank == SENDER and path:
+        if rank == SENDER:
             # every member holds the file open (or the mode is off): nothing to leave behind
+            if path:
+                os.unlink(path)
             store.set("shm/opened", "1")
-        if rank != SENDER:
-            store.get("shm/opened")  # rank 0 unlinks only after this member's answer is in
-        elif path:
-            os.unlink(path)
+        else:
+            store.get("shm/opened")  # members leave join together
         if not everyone:
             if fd >= 0:
                 os.close(fd)

@@ -118,3 +118,37 @@ def test_sender_refuses_a_bucket_that_does_not_match_the_plan():
         send_bucket(group, bucket, [torch.zeros(0)], torch.float32)  # an ungathered ZeRO-3 shard
     send_bucket(group, bucket, [torch.zeros(2, 3)], torch.float32)
     group.close()
+
+
+class _DictStore:
+    """A store whose keys are already there (the other members' answers written beforehand)."""
+
+    def __init__(self, **keys):
+        self.keys = {k.replace("_", "/"): v.encode() for k, v in keys.items()}
+
+    def set(self, key, value):
+        self.keys[key] = value.encode() if isinstance(value, str) else value
+
+    def get(self, key):
+        return self.keys[key]
+
+
+def test_shared_memory_is_off_for_all_when_a_member_cannot_map_the_file_and_nothing_is_left_behind():
+    import os
+
+    from rlvr.comm.weight_group import _SharedFile
+
+    refused = _DictStore(shm_ok_1="1", shm_ok_2="0")  # member 2 is on another host
+    assert _SharedFile.join(refused, 0, 3) is None
+    path = refused.keys["shm/path"].decode().split("\n")[0]
+    assert path and not os.path.exists(path)  # unlinked at join
+    everyone = _DictStore(shm_ok_1="1")
+    shared = _SharedFile.join(everyone, 0, 2)
+    assert shared is not None and not os.path.exists(everyone.keys["shm/path"].decode().split("\n")[0])
+    flat = shared.view(("w", 1, 10, torch.float32), 10, torch.float32, grow=True)
+    flat.copy_(torch.arange(10.0))
+    # a receiver maps the same region of the (unlinked) file through its own descriptor
+    other = _SharedFile(os.open(f"/proc/self/fd/{shared.fd}", os.O_RDWR))
+    assert torch.equal(other.view(("w", 1, 10, torch.float32), 10, torch.float32, grow=False), torch.arange(10.0))
+    other.close()
+    shared.close()
