@@ -59,27 +59,58 @@ class TrainerGroupError(RuntimeError):
     """A trainer rank failed; the group has been shut down."""
 
 
+def _rendezvous_node(placement_group, bundle_index: int = 0) -> Optional[str]:
+    """Node id holding `bundle_index` of a ready placement group, None when Ray does not say."""
+    try:
+        table = ray.util.placement_group_table(placement_group)
+    except Exception:  # noqa: BLE001 - an unknown group: ask the node itself (a task)
+        return None
+    return (table.get("bundles_to_node_id") or {}).get(bundle_index)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 class TrainerGroup:
-    """N PolicyTrainer actors in one torch.distributed group, driven from the driver."""
+    """N PolicyTrainer actors in one torch.distributed group, driven from the driver.
+
+    The constructor starts every rank at once and, with `wait` (the default), returns once all
+    are ready; with `wait=False` it returns at once so the caller can start other actors beside
+    them, and `wait_ready()` finishes the start (any rank's failure fails the group, naming it).
+    """
 
     def __init__(self, num_ranks: int, model_dir: str, trainer: Mapping[str, Any],
                  algorithm: Mapping[str, Any], placement_group=None,
                  num_cpus_per_rank: float = 1, num_gpus_per_rank: float = 0,
-                 startup_timeout_s: float = 900.0, dtype: str = "float32"):
+                 startup_timeout_s: float = 900.0, dtype: str = "float32", wait: bool = True):
         if num_ranks < 1:
             raise ValueError(f"trainer.num_ranks = {num_ranks} must be >= 1")
         self.num_ranks = int(num_ranks)
         self.actors: List[Any] = []
+        self.startup: List[Dict[str, Any]] = []  # per rank: PolicyTrainer.ping()["startup"]
+        self._started = time.time()
+        here_id = ray.get_runtime_context().get_node_id()
         if placement_group is not None:
             strategies = [PlacementGroupSchedulingStrategy(placement_group=placement_group,
                                                            placement_group_bundle_index=i)
                           for i in range(self.num_ranks)]
+            rank0_node = _rendezvous_node(placement_group)
         else:
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                  soft=False)
+            here = NodeAffinitySchedulingStrategy(here_id, soft=False)
             strategies = [here] * self.num_ranks
-        master_addr, master_port = ray.get(
-            _master_address.options(scheduling_strategy=strategies[0]).remote())
+            rank0_node = here_id
+        if rank0_node == here_id:
+            # rank 0 runs on this node: its address is this node's, no task (a worker process
+            # importing torch, seconds on a small machine) needed to ask for it
+            master_addr, master_port = ray.util.get_node_ip_address(), _free_port()
+        else:
+            master_addr, master_port = ray.get(
+                _master_address.options(scheduling_strategy=strategies[0]).remote())
 
         num_threads = max(1, int(num_cpus_per_rank))
         env = {"OMP_NUM_THREADS": str(num_threads)}
@@ -87,44 +118,69 @@ class TrainerGroup:
         if master_addr == "127.0.0.1":  # a loopback-only cluster: the driver hosts the rendezvous
             self._store, master_port = loopback_store(startup_timeout_s)
             env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
-        if not num_gpus_per_rank:  # Ray shows a zero-GPU actor every GPU of its node: keep CPU ranks off them
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        options: Dict[str, Any] = {}
+        if not num_gpus_per_rank and ray.cluster_resources().get("GPU"):
+            # Ray shows a zero-GPU actor every GPU of its node: hide them before the process starts
+            options["runtime_env"] = {"env_vars": {**env, "CUDA_VISIBLE_DEVICES": ""}}
+        # Otherwise the variables go to __init__, so ranks may take Ray's already started
+        # (pooled) worker processes: a runtime_env of their own would make Ray start new ones.
         for rank in range(self.num_ranks):
             actor = PolicyTrainerActor.options(
                 num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank,
-                scheduling_strategy=strategies[rank],
-                runtime_env={"env_vars": env},
+                scheduling_strategy=strategies[rank], **options,
             ).remote(rank, self.num_ranks, master_addr, master_port, str(model_dir),
                      dict(trainer), dict(algorithm),
                      # Ray gives each GPU actor exactly its own device, visible as cuda:0.
                      local_rank=0 if num_gpus_per_rank else rank, num_threads=num_threads,
-                     dtype=dtype)  # model.dtype: bfloat16 = DeepSpeed bf16 mixed precision
+                     dtype=dtype,  # model.dtype: bfloat16 = DeepSpeed bf16 mixed precision
+                     env=env)
             self.actors.append(actor)
-        self._wait_ready(startup_timeout_s, master_addr, master_port)
+        self._rendezvous = (startup_timeout_s, master_addr, master_port)
+        print(f"[rlvr.trainer] starting {self.num_ranks} trainer rank(s), rendezvous "
+              f"{master_addr}:{master_port}", file=sys.stderr, flush=True)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until every rank is ready (idempotent); a failed or stuck rank shuts the group
+        down and raises TrainerGroupError naming the rank."""
+        if getattr(self, "_rendezvous", None) is None:
+            return
+        timeout_s, addr, port = self._rendezvous
+        self._wait_ready(timeout_s, addr, port)
+        self._rendezvous = None
 
     def _wait_ready(self, timeout_s: float, addr: str, port: int) -> None:
         start = time.monotonic()
+        if not self.actors:
+            raise TrainerGroupError("TrainerGroup.wait_ready: the group has been shut down")
         pending = {a.ping.remote(): rank for rank, a in enumerate(self.actors)}
+        pings: Dict[int, Dict[str, Any]] = {}
         ready, last_report = 0, 0.0
-        print(f"[rlvr.trainer] starting {self.num_ranks} trainer rank(s), rendezvous "
-              f"{addr}:{port}", file=sys.stderr, flush=True)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
             for ref in done:
                 rank = pending.pop(ref)
-                self._get(ref, rank, "start")
+                pings[rank] = self._get(ref, rank, "start")
                 ready += 1
             elapsed = time.monotonic() - start
             if done or elapsed - last_report >= 15.0:
                 last_report = elapsed
                 print(f"[rlvr.trainer] {ready}/{self.num_ranks} trainer ranks ready after "
-                      f"{elapsed:.0f} s", file=sys.stderr, flush=True)
+                      f"{time.time() - self._started:.0f} s", file=sys.stderr, flush=True)
             if pending and elapsed > timeout_s:
                 waiting = sorted(pending.values())
                 self.shutdown()
                 raise TrainerGroupError(
                     f"trainer ranks {waiting} not ready after {timeout_s:.0f} s (DeepSpeed init "
                     "or rendezvous stuck?); see the actors' logs")
+        self.startup = [pings[r].get("startup", {}) for r in range(self.num_ranks)]
+        if self.startup and self.startup[0].get("phases"):
+            info = self.startup[0]
+            phases = ", ".join(f"{name} {s:.1f}" for name, s in info["phases"])
+            print(f"[rlvr.trainer] rank 0 ready {info['ready'] - self._started:.1f} s after the group "
+                  f"started: {info['init_start'] - self._started:.1f} s to its __init__ (worker process, "
+                  f"imports), then {phases} s", file=sys.stderr, flush=True)
 
     def _get(self, ref, rank: int, what: str):
         try:

@@ -31,6 +31,7 @@ whatever the sharding and micro-batch size.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import math
@@ -86,6 +87,47 @@ def skip_deepspeed_shm_comm_op() -> None:
     import deepspeed.ops
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+_MUON_MODULES = ("deepspeed.runtime.zero.muon.original_muon", "deepspeed.runtime.zero.muon.muon_optimizer")
+
+
+def defer_deepspeed_muon_compile() -> None:
+    """Import DeepSpeed's Muon optimizer modules with their `torch.compile` deferred to first call.
+
+    ZeRO's set-up and gradient reduction import them for `isinstance` checks only, and at import
+    they decorate functions with `torch.compile`, which imports torch._inductor: 2-4 s of CPU per
+    rank (measured here) for an optimizer rlvr never runs. Each decorated function compiles on
+    its first call instead, so Muon still works if it is ever used.
+    """
+    import functools
+    import importlib
+
+    if all(name in sys.modules for name in _MUON_MODULES):
+        return
+    from deepspeed.runtime import compiler
+
+    def lazy_compile(fn=None, **kwargs):  # torch.compile's signature: (fn, **options) or (**options)(fn)
+        if fn is None:
+            return lambda f: lazy_compile(f, **kwargs)
+        compiled = []
+
+        @functools.wraps(fn)
+        def call(*a, **k):
+            if not compiled:
+                compiled.append(torch.compile(fn, **kwargs))
+            return compiled[0](*a, **k)
+        return call
+
+    saved, compiler.compile = compiler.compile, lambda: lazy_compile
+    try:
+        for name in _MUON_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # another DeepSpeed version without Muon: nothing to defer
+                return
+    finally:
+        compiler.compile = saved
 
 
 def _config(cls, values: Mapping[str, Any], section: str):
@@ -207,12 +249,45 @@ def disable_dropout(model: torch.nn.Module) -> int:
     return int(changed)
 
 
+class _PhaseClock:
+    """Wall-clock seconds per start-up phase of one rank, with when its process and __init__ began."""
+
+    def __init__(self):
+        import time
+
+        self._time = time.time
+        self.began = self._last = time.time()
+        self.phases: List[tuple] = []
+
+    def lap(self, name: str) -> None:
+        now = self._time()
+        self.phases.append((name, now - self._last))
+        self._last = now
+
+    def report(self) -> Dict[str, Any]:
+        """{"process_start": epoch s, "init_start": epoch s, "ready": epoch s, "phases": [(name, s)]};
+        process_start to init_start is the worker process start and this module's imports (torch)."""
+        try:
+            import psutil
+
+            process_start = psutil.Process().create_time()
+        except Exception:  # noqa: BLE001 - psutil comes with Ray; without it the phase is unknown
+            process_start = self.began
+        return {"process_start": process_start, "init_start": self.began, "ready": self._last,
+                "phases": list(self.phases)}
+
+
 class PolicyTrainer:
     """One rank: DeepSpeed engine over the policy, optional frozen reference, GRPO train step."""
 
     def __init__(self, rank: int, world_size: int, master_addr: str, master_port: int,
                  model_dir: str, trainer: Mapping[str, Any], algorithm: Mapping[str, Any],
-                 local_rank: Optional[int] = None, num_threads: int = 1, dtype: str = "float32"):
+                 local_rank: Optional[int] = None, num_threads: int = 1, dtype: str = "float32",
+                 env: Optional[Mapping[str, str]] = None):
+        """`env`: environment variables set first (before CUDA or the process group read them);
+        TrainerGroup passes them here so ranks can run in Ray's pooled worker processes."""
+        clock = _PhaseClock()
+        os.environ.update({str(k): str(v) for k, v in (env or {}).items()})
         self.rank, self.world_size = int(rank), int(world_size)
         self.model_dir = str(model_dir)
         self.cfg = _config(TrainerConfig, trainer, "trainer")
@@ -239,6 +314,9 @@ class PolicyTrainer:
         import transformers
         from transformers import AutoModelForCausalLM
 
+        defer_deepspeed_muon_compile()
+        clock.lap("imports")
+
         logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
@@ -252,12 +330,19 @@ class PolicyTrainer:
         import deepspeed.comm as dist
 
         self._dist = dist
+        clock.lap("process group")
 
         # bf16: DeepSpeed keeps fp32 master weights in its optimizer wrapper (all ZeRO stages)
         torch_dtype = getattr(torch, dtype)
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype)
         model.config.use_cache = False
         disable_dropout(model)
+        reference = None
+        if self.alg.kl_coef > 0 or self.alg.log_kl_to_init:
+            # A full frozen copy per rank (fine for the small models this runs on CPU), copied
+            # before DeepSpeed wraps (ZeRO-3: partitions) the policy: no second load from disk.
+            reference = copy.deepcopy(model)
+        clock.lap("model")
         if self.cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.pad_id = resolve_pad_id(model.config.pad_token_id, model.config.eos_token_id)
@@ -277,6 +362,7 @@ class PolicyTrainer:
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                     config=ds_config)
         self.device = self.engine.device
+        clock.lap("deepspeed")
         if self.rank == 0:
             precision = "bf16 mixed precision (fp32 master weights)" if dtype == "bfloat16" else "fp32"
             print(f"[rlvr.trainer] {precision}, ZeRO-{self.cfg.zero_stage}, old log-probs "
@@ -286,12 +372,10 @@ class PolicyTrainer:
                   f"{algorithm_summary(self.cfg, self.alg)}", file=sys.stderr, flush=True)
 
         self.reference = None
-        if self.alg.kl_coef > 0 or self.alg.log_kl_to_init:
-            # A full frozen copy per rank: fine for the small models this runs on CPU.
-            ref = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch_dtype)
-            ref.config.use_cache = False
-            disable_dropout(ref)
-            self.reference = ref.to(self.device).eval().requires_grad_(False)
+        if reference is not None:
+            self.reference = reference.to(self.device).eval().requires_grad_(False)
+        clock.lap("reference")
+        self.startup = clock.report()
 
     # ---- collective helpers -----------------------------------------------------------------
 
@@ -776,8 +860,10 @@ class PolicyTrainer:
         return out
 
     def ping(self) -> Dict[str, Any]:
+        """Who this rank is, and `startup`: where its start-up time went (_PhaseClock.report)."""
         return {"rank": self.rank, "world_size": self.world_size, "pid": os.getpid(),
-                "zero_stage": self.cfg.zero_stage, "device": str(self.device)}
+                "zero_stage": self.cfg.zero_stage, "device": str(self.device),
+                "startup": getattr(self, "startup", {})}
 
     def close(self) -> None:
         """Leave the process group (call on all ranks before killing the actors)."""

@@ -31,48 +31,82 @@ def test_tensor_buckets_are_sized_in_the_wire_dtype():
         plan_tensor_buckets(specs, "int64", 1)
 
 
-def _round_trip(send_buckets, receive_plan, tensors, dtype):
-    """Rank 0 sends `tensors` per `send_buckets` (thread); rank 1 receives per `receive_plan`."""
+def _round_trip(send_buckets, receive_plan, tensors, dtype, shared_memory=True, syncs=None):
+    """Rank 0 sends `tensors` per `send_buckets` (thread); rank 1 receives per `receive_plan`.
+
+    `syncs`: a list of tensor dicts sent one sync after the other (default: [tensors]); out["syncs"]
+    holds what each receive gave (cloned), out["version"] the last version."""
     store, host, port = host_store(30)
-    out, errors = {}, []
+    syncs = syncs or [tensors]
+    out, errors = {"syncs": []}, []
 
     def receive():
         try:
-            group = WeightGroup(1, 2, "gloo", host=host, port=port, timeout_s=30)
-            out["version"] = receive_header(group, receive_plan)
-            out["tensors"] = {n: t.clone() for n, t in receive_buckets(group, receive_plan, dtype)}
+            group = WeightGroup(1, 2, "gloo", host=host, port=port, timeout_s=30, shared_memory=shared_memory)
+            out["receiver_shared_memory"] = group.shared_memory
+            for _ in syncs:
+                out["version"] = receive_header(group, receive_plan)
+                out["syncs"].append({n: t.clone() for n, t in receive_buckets(group, receive_plan, dtype)})
+            group.close()
         except Exception as err:  # noqa: BLE001
             errors.append(err)
 
     thread = threading.Thread(target=receive, daemon=True)
     thread.start()
-    group = WeightGroup(0, 2, "gloo", store=store, timeout_s=30)
-    send_header(group, 5, send_buckets)
-    if not errors and send_buckets == receive_plan:
+    group = WeightGroup(0, 2, "gloo", store=store, timeout_s=30, shared_memory=shared_memory)
+    out["shared_memory"] = group.shared_memory
+    for version, sent in enumerate(syncs, start=5):
+        send_header(group, version, send_buckets)
+        # socket mode: the header alone tells the receiver; shared memory: it comes with the first bucket
+        if errors or (send_buckets != receive_plan and not group.shared_memory):
+            break
         for bucket in send_buckets:
-            send_bucket(group, bucket, [tensors[n] for n, _ in bucket], dtype)
+            send_bucket(group, bucket, [sent[n] for n, _ in bucket], dtype)
+            if send_buckets != receive_plan:
+                break
     thread.join(timeout=30)
     group.close()
+    out["tensors"] = out["syncs"][-1] if out["syncs"] else None
     return out, errors
 
 
-def test_gloo_round_trip_delivers_every_tensor_in_the_wire_dtype():
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_gloo_round_trip_delivers_every_tensor_in_the_wire_dtype(shared_memory):
     torch.manual_seed(0)
     tensors = {"w1": torch.randn(256, 256), "w2": torch.randn(256, 256), "b": torch.randn(256), "s": torch.randn(3, 1, 2)}
     specs = [(n, tuple(t.shape)) for n, t in tensors.items()]
     buckets = plan_tensor_buckets(specs, "bfloat16", 0.25)
-    out, errors = _round_trip(buckets, buckets, tensors, torch.bfloat16)
+    out, errors = _round_trip(buckets, buckets, tensors, torch.bfloat16, shared_memory)
     assert not errors and out["version"] == 5
+    # two members of one host: the shared file is used when asked for, by both sides alike
+    assert out["shared_memory"] is shared_memory and out["receiver_shared_memory"] is shared_memory
     assert list(out["tensors"]) == list(tensors)
     for name, t in tensors.items():
         assert out["tensors"][name].dtype == torch.bfloat16 and torch.equal(out["tensors"][name], t.bfloat16())
 
 
-def test_receiver_with_another_plan_fails_loudly():
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_reused_buffers_carry_each_sync_bit_exactly(shared_memory):
+    # three syncs through the same per-bucket buffers (4 buckets): every receive equals what was
+    # sent in that sync, never the previous one's bytes
+    torch.manual_seed(1)
+    shapes = {"a": (64, 32), "b": (32,), "c": (128, 16), "d": (5, 3)}
+    syncs = [{n: torch.randn(shape) for n, shape in shapes.items()} for _ in range(3)]
+    buckets = plan_tensor_buckets(list(shapes.items()), "float32", 8 * 1024 / 2**20)
+    assert len(buckets) == 4
+    out, errors = _round_trip(buckets, buckets, None, torch.float32, shared_memory, syncs=syncs)
+    assert not errors and out["version"] == 7 and len(out["syncs"]) == 3
+    for sent, got in zip(syncs, out["syncs"]):
+        for name in shapes:
+            assert torch.equal(got[name], sent[name]), name
+
+
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_receiver_with_another_plan_fails_loudly(shared_memory):
     tensors = {"w1": torch.randn(4, 4), "w2": torch.randn(4)}
     specs = [(n, tuple(t.shape)) for n, t in tensors.items()]
     out, errors = _round_trip(plan_tensor_buckets(specs, "float32", 1), plan_tensor_buckets(specs[:1], "float32", 1),
-                              tensors, torch.float32)
+                              tensors, torch.float32, shared_memory)
     assert len(errors) == 1 and "trainer sends 1 buckets of 20 elements" in str(errors[0])
 
 
@@ -80,7 +114,41 @@ def test_sender_refuses_a_bucket_that_does_not_match_the_plan():
     store, _, _ = host_store(30)
     group = WeightGroup(0, 1, "gloo", store=store, timeout_s=30)  # a group of one: nothing blocks
     bucket = [("w", (2, 3))]
-    with pytest.raises(RuntimeError, match="has 0 torch.float32 elements, the plan says 6"):
+    with pytest.raises(RuntimeError, match="has 0 torch.float32 elements in 1 tensors, the plan says 6"):
         send_bucket(group, bucket, [torch.zeros(0)], torch.float32)  # an ungathered ZeRO-3 shard
     send_bucket(group, bucket, [torch.zeros(2, 3)], torch.float32)
     group.close()
+
+
+class _DictStore:
+    """A store whose keys are already there (the other members' answers written beforehand)."""
+
+    def __init__(self, **keys):
+        self.keys = {k.replace("_", "/"): v.encode() for k, v in keys.items()}
+
+    def set(self, key, value):
+        self.keys[key] = value.encode() if isinstance(value, str) else value
+
+    def get(self, key):
+        return self.keys[key]
+
+
+def test_shared_memory_is_off_for_all_when_a_member_cannot_map_the_file_and_nothing_is_left_behind():
+    import os
+
+    from rlvr.comm.weight_group import _SharedFile
+
+    refused = _DictStore(shm_ok_1="1", shm_ok_2="0")  # member 2 is on another host
+    assert _SharedFile.join(refused, 0, 3) is None
+    path = refused.keys["shm/path"].decode().split("\n")[0]
+    assert path and not os.path.exists(path)  # unlinked at join
+    everyone = _DictStore(shm_ok_1="1")
+    shared = _SharedFile.join(everyone, 0, 2)
+    assert shared is not None and not os.path.exists(everyone.keys["shm/path"].decode().split("\n")[0])
+    flat = shared.view(("w", 1, 10, torch.float32), 10, torch.float32, grow=True)
+    flat.copy_(torch.arange(10.0))
+    # a receiver maps the same region of the (unlinked) file through its own descriptor
+    other = _SharedFile(os.open(f"/proc/self/fd/{shared.fd}", os.O_RDWR))
+    assert torch.equal(other.view(("w", 1, 10, torch.float32), 10, torch.float32, grow=False), torch.arange(10.0))
+    other.close()
+    shared.close()

@@ -1,0 +1,155 @@
+# Run: .venv/bin/python tools/bench/startup.py [--rounds 3] [--tree OTHER_CHECKOUT ...] [key=value ...]
+"""Where the seconds from `rlvr train` to step 1 go: a phase table, optionally for several checkouts.
+
+Each round runs `rlvr train RECIPE steps=1 eval_every=0` once per checkout (their `rlvr` first on
+PYTHONPATH), in turn, so background load hits all alike; every stderr line is time-stamped from
+the launch and the phases are cut at the run's own progress lines. The model is built (or
+found cached) by an untimed first run. Prints per phase the median and min-max over rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (phase, regex of the progress line that ends it); a phase whose line is missing is left out.
+PHASES: List[Tuple[str, str]] = [
+    ("python start + driver imports", r"\[rlvr\] run folder "),
+    ("prompts + cached model", r"\[rlvr\] (initial policy|warm-up: validation)"),
+    ("Ray start + placement group", r"\[rlvr\] starting \d+ trainer rank"),
+    ("trainer rendezvous address", r"\[rlvr\.trainer\] starting \d+ trainer rank"),
+    ("trainer ranks ready", r"\[rlvr\.trainer\] (\d+)/\1 trainer ranks ready"),
+    ("rollout + reward workers ready", r"\[rlvr\] all actors ready"),
+    ("weight-sync group", r"\[rlvr\] weight sync: "),
+    ("initial eval", r"^step +0/"),
+    ("initial audit", r"\[rlvr\] audit of the initial policy"),
+    ("step 1", r"^step +1/"),
+]
+RANK0 = re.compile(r"rank 0 ready ([\d.]+) s after the group started: ([\d.]+) s to its __init__ "
+                   r"\(worker process, imports\), then (.*) s$")
+
+
+def _cpu_group(cmdline: List[str]) -> str:
+    text = " ".join(cmdline)
+    for name in ("PolicyTrainer", "RolloutWorker", "RewardWorker"):
+        if name in text:
+            return name
+    if "rlvr.cli" in text:
+        return "driver"
+    if "ray::" in text or "default_worker.py" in text:
+        return "other Ray workers"
+    return "Ray services"
+
+
+def cpu_seconds(pid: int) -> Dict[str, float]:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants, by role, and in all;
+    a load-independent measure of the start-up work on a shared machine."""
+    import psutil
+
+    out: Dict[str, float] = {}
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            group = _cpu_group(p.cmdline())
+        except psutil.Error:
+            continue
+        out[group] = out.get(group, 0.0) + t.user + t.system
+    out["all"] = sum(out.values())
+    return out
+
+
+def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[Dict[str, float], List[str]]:
+    """Phase seconds of one `rlvr train` run from checkout `tree`, and its time-stamped lines."""
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "rlvr.cli", "train", recipe, f"output_dir={out}", "steps=1",
+           "eval_every=0", "logging.log_samples_every=0", *overrides]
+    start = time.time()
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, cpu = [], {}
+    step1 = re.compile(PHASES[-1][1])
+    for line in proc.stdout:
+        lines.append((time.time() - start, line.rstrip("\n")))
+        if not cpu and step1.search(line):
+            cpu = cpu_seconds(proc.pid)
+    if proc.wait() != 0:
+        tail = "\n".join(text for _, text in lines[-15:])
+        raise RuntimeError(f"rlvr train from {tree} failed (exit {proc.returncode}):\n{tail}")
+    phases: Dict[str, float] = {}
+    last = 0.0
+    for name, pattern in PHASES:
+        regex = re.compile(pattern)
+        hit = next((t for t, text in lines if t >= last and regex.search(text.split("[0m", 1)[-1])), None)
+        if hit is None:
+            continue
+        phases[name] = hit - last
+        last = hit
+    phases["TOTAL to step 1"] = last
+    for group, seconds in sorted(cpu.items()):
+        phases[f"CPU s to step 1: {group}"] = seconds
+    for _, text in lines:
+        m = RANK0.search(text)
+        if m:
+            phases["  rank 0: actor created -> __init__"] = float(m.group(2))
+            for part in m.group(3).split(", "):
+                label, seconds = part.rsplit(" ", 1)
+                phases[f"  rank 0: {label}"] = float(seconds)
+    return phases, [f"{t:7.2f} {text}" for t, text in lines]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="recipe overrides, key=value")
+    parser.add_argument("--recipe", default="recipes/quickstart.yaml")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", action="append", default=[],
+                        help="another checkout to time beside this one (repeatable), e.g. a `git worktree` of main")
+    parser.add_argument("--out", default=None, help="output_dir (default: a temporary folder)")
+    parser.add_argument("--show-lines", action="store_true", help="print the last round's time-stamped output")
+    args = parser.parse_args(argv)
+    trees = [ROOT] + [Path(t).resolve() for t in args.tree]
+    recipe = str((ROOT / args.recipe).resolve()) if not os.path.isabs(args.recipe) else args.recipe
+    out = args.out or tempfile.mkdtemp(prefix="rlvr-startup-")
+    print(f"[bench] building or finding the model (untimed) in {out}", file=sys.stderr, flush=True)
+    run_once(trees[0], recipe, args.overrides, out)
+    results: Dict[Path, List[Dict[str, float]]] = {t: [] for t in trees}
+    for r in range(args.rounds):
+        for tree in trees:
+            phases, lines = run_once(tree, recipe, args.overrides, out)
+            results[tree].append(phases)
+            print(f"[bench] round {r + 1}/{args.rounds} {tree}: {phases['TOTAL to step 1']:.1f} s to step 1",
+                  file=sys.stderr, flush=True)
+            if args.show_lines and r == args.rounds - 1:
+                print("\n".join(lines), file=sys.stderr)
+    names: List[str] = []
+    for runs in results.values():
+        for phases in runs:
+            names += [n for n in phases if n not in names]
+    width = max(len(n) for n in names)
+    print(f"\nstartup of `rlvr train {args.recipe}` to step 1 (model cached), s: median [min-max] of "
+          f"{args.rounds} interleaved rounds; load average at the end {os.getloadavg()[0]:.1f}")
+    print(f"{'phase':<{width}} " + " ".join(f"{str(t)[-28:]:>28}" for t in trees))
+    for name in names:
+        cells = []
+        for tree in trees:
+            values = [p[name] for p in results[tree] if name in p]
+            cells.append(f"{statistics.median(values):8.2f} [{min(values):6.2f}-{max(values):6.2f}]" if values else "-")
+        print(f"{name:<{width}} " + " ".join(f"{c:>28}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
