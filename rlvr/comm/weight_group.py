@@ -30,7 +30,6 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-SYNC_MODES = ("collective", "object_store")
 SENDER = 0  # trainer rank 0 is rank 0 of the weight group; rollout engine i is rank 1 + i
 _ACK_TAG = 7  # tag of the receivers' "previous sync done" messages (shared-memory mode)
 _STORE_PREFIX = "rlvr-weight-sync"
@@ -269,17 +268,17 @@ class _SharedFile:
 
 
 def _refuse_shared_gpu(store, rank: int, world_size: int) -> None:
-    """NCCL cannot put two ranks on one GPU; an engine on the trainer's own GPU would need CUDA IPC
-    handles instead, which are NOT IMPLEMENTED (no CPU twin to test them): fail before NCCL hangs."""
+    """NCCL cannot put two ranks on one GPU (an engine on the trainer's own GPU takes its weights by
+    CUDA IPC handle instead, rollout.weight_sync=ipc): fail before NCCL hangs."""
     uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
     store.set(f"gpu/{rank}", uuid)
     uuids = [store.get(f"gpu/{r}").decode() for r in range(world_size)]
     shared = sorted({r for r in range(world_size) if uuids.count(uuids[r]) > 1})
     if shared:
-        raise NotImplementedError(
-            f"weight sync: ranks {shared} of the weight group share a GPU; NCCL needs one GPU per rank and "
-            "same-GPU CUDA IPC hand-over is not implemented: give each rollout worker its own GPU or set "
-            "rollout.weight_sync=object_store")
+        raise RuntimeError(
+            f"weight sync: ranks {shared} of the weight group share a GPU; NCCL needs one GPU per rank: "
+            "set rollout.weight_sync=ipc (an engine on the trainer's own GPU) or give each rollout worker "
+            "its own GPU")
 
 
 def _broadcast_options():
