@@ -248,8 +248,11 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
     from rlvr.controller import loop
 
     N = spec["steps"]
-    # ratio against the engine's (one update old) log-probs: cheaper than TIS and as accurate here
-    extra = ["rollout.overlap=true", "algorithm.recompute_logprobs=false"] if overlap else []
+    # Equal work: TRL at beta = 0 and the bare loop keep no reference model, so rlvr's KL-to-init
+    # diagnostic (one no-grad reference forward per step) is off here; overlap's ratio is taken
+    # against the engine's (one update old) log-probs: cheaper than TIS and as accurate here.
+    extra = ["algorithm.log_kl_to_init=false",
+             *(["rollout.overlap=true", "algorithm.recompute_logprobs=false"] if overlap else [])]
     cfg, *_ = load_workload(spec, seed, extra)
     cfg = dataclasses.replace(cfg, run_name=f"vs_trl-{'overlap' if overlap else 'sync'}-s{seed}-{os.getpid()}")
     logged: Dict[int, float] = {}
