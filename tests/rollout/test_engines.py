@@ -197,14 +197,24 @@ def _unique_tensors(model):
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
-def test_receive_weights_over_the_collective_group_in_place(engine, prompts, reference, tiny_model_dir,
-                                                            load_reference, perturbed_state_dict,
-                                                            teacher_forced_logprobs):
+@pytest.fixture
+def weight_change(engine, prompts, reference, tiny_model_dir, load_reference, perturbed_state_dict,
+                  teacher_forced_logprobs):
+    """(prompt, response, changed model, its log-probs of response): perturbed weights for a
+    test to hand to the engine, which gets the original ones back afterwards."""
     prompt, response = prompts[2], [5, 17, 42, 88, 3, 1]
     before = engine.score(prompt, response)
     changed = load_reference(tiny_model_dir, perturbed_state_dict(reference))
     expected = teacher_forced_logprobs(changed, prompt, response)
     assert max(abs(a - b) for a, b in zip(before, expected)) > 1e-2  # the perturbation matters
+    yield prompt, response, changed, expected
+
+    engine.load_weights(reference.state_dict())  # back to the original for the other tests
+    assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
+
+
+def test_receive_weights_over_the_collective_group_in_place(engine, weight_change, teacher_forced_logprobs):
+    prompt, response, changed, expected = weight_change
 
     # 16 KiB buckets: several tensors share one, the embedding (> cap) travels alone
     thread, join, buckets, errors = _send_over_weight_group(_unique_tensors(changed), "float32", 1 / 64, version=7)
@@ -218,21 +228,13 @@ def test_receive_weights_over_the_collective_group_in_place(engine, prompts, ref
     [[g]] = engine.generate([prompt], n=1, max_new_tokens=6, seed=5)  # generation sees them too
     assert g.logprobs == pytest.approx(teacher_forced_logprobs(changed, prompt, g.token_ids), abs=1e-4)
 
-    engine.load_weights(reference.state_dict())  # back to the original for the other tests
-    assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
 
-
-def test_load_ipc_buckets_in_place_from_one_reused_shared_buffer(engine, prompts, reference, tiny_model_dir,
-                                                                 load_reference, perturbed_state_dict,
-                                                                 teacher_forced_logprobs):
+def test_load_ipc_buckets_in_place_from_one_reused_shared_buffer(engine, weight_change):
     """The engine side of rollout.weight_sync = ipc on CPU (the trainer's buffer in /dev/shm)."""
     from rlvr.comm.tensor_handles import fill, share, shared_empty, shm_file
     from rlvr.comm.weight_group import plan_tensor_buckets
 
-    prompt, response = prompts[2], [5, 17, 42, 88, 3, 1]
-    before = engine.score(prompt, response)
-    changed = load_reference(tiny_model_dir, perturbed_state_dict(reference))
-    expected = teacher_forced_logprobs(changed, prompt, response)
+    prompt, response, changed, expected = weight_change
     sent = _unique_tensors(changed)
     buckets = plan_tensor_buckets([(name, tuple(t.shape)) for name, t in sent.items()], "float32", 1 / 64)
     assert len(buckets) > 3
@@ -249,9 +251,6 @@ def test_load_ipc_buckets_in_place_from_one_reused_shared_buffer(engine, prompts
         engine.load_ipc_bucket(1, share(buffer[:4]))
     del buffer
     assert not os.path.exists(path)  # the engine let go of every bucket, the refused one too
-
-    engine.load_weights(reference.state_dict())  # back to the original for the other tests
-    assert engine.score(prompt, response) == pytest.approx(before, abs=1e-5)
 
 
 def test_weight_group_refuses_a_plan_missing_a_tensor_or_in_another_dtype(engine, reference):
