@@ -571,14 +571,16 @@ class Controller:
 
         cfg, G = self.cfg, self.cfg.rollout.samples_per_prompt
         generations, version, tokens = generated["generations"], generated["policy_version"], generated["num_tokens"]
+        start = time.time()
         prompt_ids = generated.get("prompt_ids") or [self.tokenizer(p.text, add_special_tokens=False)["input_ids"]
                                                      for p in prompts]
         t0 = time.time()
+        waited = 0.0  # seconds spent waiting on other actors (scoring, the reward KL): not controller work
         if "scored" in generated:  # reward.colocate: the rollout workers scored their samples
             scored, t_reward = generated["scored"], generated["score_s"]
         else:
             scored = self._score(prompts, generations, epoch)
-            t_reward = time.time() - t0
+            t_reward = waited = time.time() - t0
         proxy, gt = reward_tensors(scored)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
@@ -589,8 +591,10 @@ class Controller:
         shaped, kl_metrics = proxy, {}
         if cfg.algorithm.kl_coef > 0 and cfg.algorithm.kl_in == "reward":
             # KL in the reward: each sample's proxy minus kl_coef x its KL to the reference
+            t_kl = time.time()
             kl = torch.tensor(self.trainer.sequence_kl(batch, temperature=cfg.rollout.temperature),
                               dtype=torch.float64).view_as(proxy)
+            waited += time.time() - t_kl
             shaped = proxy - cfg.algorithm.kl_coef * kl
             kl_metrics = {"reward/kl_penalty_mean": (cfg.algorithm.kl_coef * kl).mean().item()}
         advantages = compute_advantages(cfg.algorithm.name, shaped, normalize_std=cfg.algorithm.normalize_std)
@@ -617,6 +621,8 @@ class Controller:
                     "category": categories[i][j],
                     "advantage": advantage[i][j], "policy_version": version, "step": step}
                    for i, (p, group) in enumerate(zip(prompts, scored)) for j, r in enumerate(group)]
+        # the driver's own work on the step's samples: batch, advantages, metrics, sample records
+        metrics["perf/controller_s"] = time.time() - start - waited
         return Rollout(step, list(prompts), generated, batch, metrics, samples)
 
     def _fused_sync(self) -> bool:

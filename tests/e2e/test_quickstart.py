@@ -14,7 +14,7 @@ from rlvr.tracking.run_folder import read_metrics
 ROOT = Path(__file__).resolve().parents[2]
 STEP_KEYS = {"step", "gt/reward_mean", "proxy/reward_mean", "reward/false_positive_rate",
              "reward/false_negative_rate", "policy/entropy", "loss", "perf/step_s",
-             "perf/rollout_tokens_per_s", "perf/weight_sync_s", "errors/harmful", "errors/benign",
+             "perf/rollout_tokens_per_s", "perf/weight_sync_s", "perf/controller_s", "errors/harmful", "errors/benign",
              "errors/beneficial"}
 
 

@@ -297,9 +297,6 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
               for key in sorted(keys) if key.startswith("perf/") and key.endswith("_s")
               and not key.endswith("_per_s") and key != "perf/step_s"}
     stages["step"] = statistics.mean(step_s.values())
-    if not overlap:  # overlapped stages run concurrently: step minus stages says nothing then
-        stages["controller"] = stages["step"] - sum(stages.get(k, 0.0)
-                                                    for k in ("rollout", "reward", "train", "weight_sync"))
     stages["after_step"] = (marks["end"] - marks["start"]) / len(steps) - stages["step"]
     if not spec.get("keep_runs"):
         shutil.rmtree(run_dir, ignore_errors=True)
