@@ -107,8 +107,8 @@ def unflatten(flat: torch.Tensor, bucket: Sequence[Tuple[str, Tuple[int, ...]]])
         yield name, flat[offset:offset + numel].view(shape)
         offset += numel
     if offset != flat.numel():
-        raise RuntimeError(f"ipc weight sync: the bucket starting at {bucket[0][0]} has {offset} elements, "
-                           f"the trainer's buffer holds {flat.numel()}; both sides must use the trainer's plan")
+        raise RuntimeError(f"weight sync: the bucket starting at {bucket[0][0]} has {offset} elements, "
+                           f"the flat buffer holds {flat.numel()}; both sides must use the trainer's plan")
 
 
 def fill(buffer: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -30,6 +30,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from rlvr.comm.tensor_handles import unflatten
+
 SENDER = 0  # trainer rank 0 is rank 0 of the weight group; rollout engine i is rank 1 + i
 _ACK_TAG = 7  # tag of the receivers' "previous sync done" messages (shared-memory mode)
 _STORE_PREFIX = "rlvr-weight-sync"
@@ -296,11 +298,6 @@ def _bucket_key(bucket: List[TensorSpec], dtype: torch.dtype) -> tuple:
     return (bucket[0][0] if bucket else "", len(bucket), sum(math.prod(shape) for _, shape in bucket), dtype)
 
 
-def flatten_bucket(tensors: Sequence[torch.Tensor], dtype: torch.dtype, device) -> torch.Tensor:
-    """One flat tensor in `dtype` on `device` holding `tensors` (whole, not ZeRO shards) in order."""
-    return torch.cat([t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors])
-
-
 def _check_bucket(bucket: List[TensorSpec], tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> None:
     """Raise unless `tensors` have the plan's sizes: gloo aborts the process on a size mismatch."""
     numel = sum(math.prod(shape) for _, shape in bucket)
@@ -313,12 +310,8 @@ def _check_bucket(bucket: List[TensorSpec], tensors: Sequence[torch.Tensor], dty
 
 
 def _views(flat: torch.Tensor, bucket: List[TensorSpec]) -> List[torch.Tensor]:
-    views, offset = [], 0
-    for _, shape in bucket:
-        numel = math.prod(shape)
-        views.append(flat[offset:offset + numel].view(shape))
-        offset += numel
-    return views
+    """Each tensor's full-shape view of the bucket laid out in `flat` (the layout the ipc sync uses too)."""
+    return [view for _, view in unflatten(flat, bucket)]
 
 
 @torch.no_grad()
@@ -427,7 +420,4 @@ def receive_buckets(group: WeightGroup, buckets: Buckets, dtype: torch.dtype) ->
             continue
         flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
         group.broadcast(flat)
-        offset = 0
-        for (name, shape), numel in zip(bucket, numels):
-            yield name, flat[offset:offset + numel].view(shape)
-            offset += numel
+        yield from unflatten(flat, bucket)
