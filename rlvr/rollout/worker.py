@@ -57,9 +57,8 @@ class RolloutWorker:
 
             start = time.perf_counter()
             records = sample_records(score["prompts"], generations, score["epoch"])
-            flat = self.scorer.score([r for group in records for r in group])
-            sizes = [len(group) for group in records]
-            out["scored"] = [flat[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+            flat = self.scorer.score([r for group in records for r in group])  # in the records' order
+            out["scored"] = [flat[i * n:(i + 1) * n] for i in range(len(records))]  # n samples per prompt
             out["score_s"] = time.perf_counter() - start
         return out
 

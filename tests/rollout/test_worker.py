@@ -107,3 +107,27 @@ def test_generate_with_receive_version_takes_the_weights_first():
     with pytest.raises(RuntimeError, match="the trainer sent version 7, the controller expected 8"):
         worker.generate([[1, 2]], 1, 2, receive_version=8)
     assert calls[-1] == "receive"  # nothing sampled from the wrong weights
+
+
+def test_generate_with_score_returns_each_prompts_own_records_in_sample_order():
+    """reward.colocate: the worker scores its samples in-process, grouped back by prompt."""
+    from rlvr.rollout.engine import Generation
+
+    class Engine:
+        def generate(self, prompts, n, max_new_tokens, **kwargs):
+            return [[Generation(token_ids=[1] * (j + 1), logprobs=[0.0] * (j + 1), text=f"{10 * i + j};",
+                                finish_reason="length")
+                     for j in range(n)] for i in range(len(prompts))]
+
+    worker = RolloutWorker.__new__(RolloutWorker)  # no engine start: the grouping is the point
+    worker.engine, worker._policy_version = Engine(), 0
+    worker.enable_scoring("arithmetic", {"name": "ground_truth"})
+    try:
+        out = worker.generate([[1], [2], [3]], 3, 4, score={
+            "prompts": [("a", "1", {}), ("b", "12", {}), ("c", "99", {})], "epoch": 2})
+        assert [[(r["prompt_id"], r["sample_index"], r["response"]) for r in group] for group in out["scored"]] == \
+               [[(pid, 6 + j, f"{10 * i + j};") for j in range(3)] for i, pid in enumerate("abc")]
+        assert [[r["gt"] for r in group] for group in out["scored"]] == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+        assert out["score_s"] >= 0
+    finally:
+        worker.scorer.close()
