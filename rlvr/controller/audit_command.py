@@ -54,10 +54,7 @@ def main(argv: List[str]) -> int:
         controller._start_actors(model_dir)
         profile = controller.audit(train_prompts, min(num_prompts, len(train_prompts)))
     finally:
-        import ray
-
-        if ray.is_initialized():
-            controller._shutdown()
+        controller.end_cluster()
     profile = {"recipe": str(args.recipe), "overrides": list(args.overrides), "model_dir": model_dir,
                "warmup": warmup, "reward_design": dict(cfg.reward.design), **profile}
     print(format_audit(profile))

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from rlvr.config.schema import ClusterConfig
 
@@ -74,7 +76,64 @@ def shutdown_ray() -> None:
 
     ray.shutdown()
     if not ray.is_initialized():  # the watcher ends the cluster's processes: never under a live driver
+        if _starter is not None:
+            _starter.release()
         stop_watcher()
+
+
+class BackgroundStart:
+    """`start` (start_ray, then the placement group) on a thread, so that the driver's own
+    imports and preparation run while Ray's processes come up (5-6 s on a 2-core machine);
+    `result()` joins it and re-raises its error.
+
+    The thread outlives the start: Ray starts the embedded cluster's processes with
+    PR_SET_PDEATHSIG, which fires when the *thread* that started them ends (measured: a start
+    thread that returned took the GCS with it, and the next actor failed to reach it). It waits
+    until shutdown_ray() releases it. Ray only installs its SIGTERM handler (exit, so that the
+    run's `finally` writes its summary) from the main thread: it is installed here instead.
+    """
+
+    def __init__(self, start: Callable[[], object]):
+        global _starter
+        if _starter is not None:
+            _starter.release()
+        _starter = self
+        self._start, self._value, self._error = start, None, None
+        self._done, self._released = threading.Event(), threading.Event()
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        self._thread = threading.Thread(target=self._run, name="rlvr-ray-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._start()
+        except BaseException as err:  # noqa: BLE001 - re-raised by result() in the caller's thread
+            self._error = err
+        finally:
+            self._done.set()
+        self._released.wait()
+
+    def result(self):
+        """What `start` returned, once it has; its exception, raised here."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def settle(self) -> None:
+        """Wait for the start to end, whatever its outcome (before deciding whether Ray is up)."""
+        self._done.wait()
+
+    def release(self) -> None:
+        global _starter
+        self._released.set()
+        if _starter is self:
+            _starter = None
+
+
+_starter: Optional[BackgroundStart] = None
 
 
 # Set by Ray's job supervisor in a submitted job's driver: the job's config, runtime env included.

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-import torch
-
+# torch is imported where it is used: `rlvr train` imports this module before it starts Ray,
+# and the 2 s torch takes to import overlap Ray's start (Controller.inputs).
 from rlvr.config import RecipeConfig, to_yaml
 from rlvr.tasks import Prompt
 from rlvr.tracking.run_folder import RunFolder, checkpoint_problem
@@ -115,6 +115,8 @@ def chat_prompts(tokenizer, prompts: Sequence[Prompt], model: str) -> List[Promp
 
 def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
     """(proxy [P, G], gt [P, G]) float64 tensors of scored groups (as `Controller._score` returns)."""
+    import torch
+
     return tuple(torch.tensor([[r[key] for r in group] for group in scored], dtype=torch.float64)
                  for key in ("proxy", "gt"))
 
@@ -189,34 +191,68 @@ class Controller:
     def inputs(self):
         """(train prompts, eval prompts, model folder, warm-up info), with self.tokenizer set and
         the chat template applied when the recipe asks; a cluster too small for the run fails
-        before a model download or warm-up."""
-        from transformers import AutoTokenizer
+        before a model download or warm-up.
+
+        Start-up order: Ray starts on a thread while this one reads the prompts and imports
+        what the driver needs; the actors are launched as soon as the model folder is known
+        and start (imports, model load) while the driver loads its tokenizer and tracker
+        (`_start_actors` waits for them).
+        """
+        from rlvr.models.tokenizer import load_tokenizer
 
         cfg = self.cfg
+        self._begin_cluster()
         train_prompts, eval_prompts = self.prompts()
-        if cfg.cluster.address != "local" or cfg.trainer.num_gpus_per_rank or cfg.rollout.num_gpus_per_worker:
-            self._reserve()
+        import torch  # noqa: F401 - the driver's one heavy import, while Ray starts
+
+        self._reserve()
         model_dir, warmup = self.initial_policy(train_prompts, eval_prompts)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self._launch_actors(model_dir)
+        self.tokenizer = load_tokenizer(model_dir, built=not cfg.model.path)
         if cfg.task.apply_chat_template:
             train_prompts, eval_prompts = (chat_prompts(self.tokenizer, ps, cfg.model.path or model_dir)
                                            for ps in (train_prompts, eval_prompts))
         return train_prompts, eval_prompts, model_dir, warmup
 
-    def _reserve(self) -> None:
-        """Start or join Ray and hold the run's placement group. The request is compared with
-        the cluster first: a run that cannot be placed fails here, naming the resource."""
+    def _begin_cluster(self) -> None:
+        """Start (or join) Ray and reserve the run's placement group on a background thread;
+        `_reserve` waits for it."""
+        from rlvr.controller.cluster import BackgroundStart
+
+        if getattr(self, "placement", None) is None and getattr(self, "_cluster_start", None) is None:
+            self._cluster_start = BackgroundStart(self._start_cluster)
+
+    def _start_cluster(self):
         from rlvr.controller.cluster import reserve, start_ray
         from rlvr.controller.layout import layout_for
 
+        cfg = self.cfg
+        layout = layout_for(cfg)
+        start_ray(cfg.cluster, int(layout.cpus), uses_gpus=layout.gpus > 0)
+        return layout, reserve(layout, cfg.cluster.placement_strategy, log=progress)
+
+    def _reserve(self) -> None:
+        """Start or join Ray and hold the run's placement group (waiting for `_begin_cluster`'s
+        start when there is one). The request is compared with the cluster first: a run that
+        cannot be placed fails here, naming the resource."""
         if getattr(self, "placement", None) is not None:
             return
-        cfg = self.cfg
-        self.layout = layout = layout_for(cfg)
-        start_ray(cfg.cluster, int(layout.cpus), uses_gpus=layout.gpus > 0)
-        self.placement = reserve(layout, cfg.cluster.placement_strategy, log=progress)
+        start, self._cluster_start = getattr(self, "_cluster_start", None), None
+        self.layout, self.placement = start.result() if start is not None else self._start_cluster()
 
     def _start_actors(self, model_dir: str) -> None:
+        """Launch the actors (unless `inputs` did) and wait until all are ready."""
+        import ray
+
+        if getattr(self, "_launched", None) != model_dir:
+            self._launch_actors(model_dir)
+        self.trainer.wait_ready()
+        ray.get([w.policy_version.remote() for w in self.rollout] + self._pending_ready)
+        self._pending_ready = []
+        progress("all actors ready")
+
+    def _launch_actors(self, model_dir: str) -> None:
+        """Create the trainer ranks, rollout and reward workers without waiting for them."""
         import ray
 
         from rlvr.controller.cluster import slot_strategy
@@ -230,6 +266,14 @@ class Controller:
         M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
         progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({cfg.rollout.backend}), "
                  f"{R} reward worker(s)")
+
+        def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
+            self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
+                                        placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
+                                        dtype=cfg.model.dtype, wait=False)
+
+        if not layout.gpus:  # the slowest to start (DeepSpeed) goes first
+            start_trainer()
         self.rollout = []
         for i, slot in enumerate(layout.rollout):
             tp = len(slot.shard_bundles)
@@ -251,19 +295,16 @@ class Controller:
                                       scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
             for slot in layout.reward]
+        self._pending_ready = []
         if cfg.reward.colocate:  # training samples are scored where they are generated
-            ray.get([w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design), cfg.reward.timeout_s)
-                     for w in self.rollout])
+            self._pending_ready = [w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
+                                                           cfg.reward.timeout_s) for w in self.rollout]
         if layout.gpus:
             # vLLM measures free GPU memory while it starts: on a shared card let the engines
             # finish before trainer ranks allocate (and free) memory beside them.
-            ray.get([w.policy_version.remote() for w in self.rollout])
-        # Trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py).
-        self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
-                                    placement_group=self.placement,
-                                    num_gpus_per_rank=cfg.trainer.num_gpus_per_rank, dtype=cfg.model.dtype)
-        ray.get([w.policy_version.remote() for w in self.rollout])
-        progress("all actors ready")
+            ray.get([w.policy_version.remote() for w in self.rollout] + self._pending_ready)
+            start_trainer()
+        self._launched = model_dir
 
     def _shutdown(self) -> None:
         import ray
@@ -386,6 +427,8 @@ class Controller:
     def audit(self, train_prompts: Sequence[Prompt], num_prompts: int) -> Dict[str, Any]:
         """The initial policy's profile under the proxy (rlvr/rewards/audit.py): G samples on
         `num_prompts` training prompts chosen by AUDIT_SEED, scored by both channels."""
+        import torch
+
         from rlvr.rewards.audit import audit_profile
 
         order = list(range(len(train_prompts)))
@@ -533,8 +576,18 @@ class Controller:
             except Exception as err:  # noqa: BLE001 - the run's own error matters more
                 progress(f"closing the tracker failed: {type(err).__name__}: {err}")
         finally:
-            if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-                self._shutdown()
+            self.end_cluster()
+
+    def end_cluster(self) -> None:
+        """Actors, placement group and Ray down, if they are up; a start still under way (the
+        run failed while Ray was starting) is waited for first."""
+        start = getattr(self, "_cluster_start", None)
+        if start is not None:
+            start.settle()
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            self._shutdown()
+        elif start is not None:
+            start.release()
 
     # ---- one RL step -------------------------------------------------------------------
     def _launch_step(self, step: int, prompts: Sequence[Prompt], epoch: int, receive_version=None) -> None:
@@ -565,6 +618,8 @@ class Controller:
     def _prepare(self, step: int, prompts: Sequence[Prompt], epoch: int, generated: Dict[str, Any]) -> Rollout:
         """Score a step's generations with both rewards, build the train batch with advantages
         (`algorithm.name`) from the PROXY, and the samples' metrics and records."""
+        import torch
+
         from rlvr.algorithms.advantages import compute_advantages
         from rlvr.rewards.categorize import categorize, reward_error_metrics
         from rlvr.trainer.batch import make_train_batch, resolve_pad_id

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # (phase, regex of the progress line that ends it); a phase whose line is missing is left out.
 PHASES: List[Tuple[str, str]] = [
     ("python start + driver imports", r"\[rlvr\] run folder "),
-    ("prompts + cached model", r"\[rlvr\] (initial policy|warm-up: validation)"),
-    ("Ray start + placement group", r"\[rlvr\] starting \d+ trainer rank"),
+    # Ray starts on a thread while the driver prepares (Controller.inputs): one phase for both
+    ("prompts, model, Ray start + placement group", r"\[rlvr\] starting \d+ trainer rank"),
     ("trainer rendezvous address", r"\[rlvr\.trainer\] starting \d+ trainer rank"),
     ("trainer ranks ready", r"\[rlvr\.trainer\] (\d+)/\1 trainer ranks ready"),
     ("rollout + reward workers ready", r"\[rlvr\] all actors ready"),
