@@ -107,11 +107,18 @@ class BackgroundStart:
         self._thread.start()
 
     def _run(self) -> None:
+        import logging
+
+        # Ray warns that it set no SIGTERM handler off the main thread: this class set it.
+        quiet = _DropMessage("SIGTERM handler is not set")
+        logger = logging.getLogger("ray._private.worker")
+        logger.addFilter(quiet)
         try:
             self._value = self._start()
         except BaseException as err:  # noqa: BLE001 - re-raised by result() in the caller's thread
             self._error = err
         finally:
+            logger.removeFilter(quiet)
             self._done.set()
         self._released.wait()
 
@@ -122,9 +129,11 @@ class BackgroundStart:
             raise self._error
         return self._value
 
-    def settle(self) -> None:
-        """Wait for the start to end, whatever its outcome (before deciding whether Ray is up)."""
-        self._done.wait()
+    def settle(self, timeout_s: float = 120.0) -> bool:
+        """Wait for the start to end, whatever its outcome (before deciding whether Ray is up);
+        False if it is still under way after timeout_s (a join that hangs: the process exits
+        without it, and Ray's processes die with the thread)."""
+        return self._done.wait(timeout_s)
 
     def release(self) -> None:
         global _starter
@@ -134,6 +143,16 @@ class BackgroundStart:
 
 
 _starter: Optional[BackgroundStart] = None
+
+
+class _DropMessage:
+    """A logging filter that drops records whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix)
 
 
 # Set by Ray's job supervisor in a submitted job's driver: the job's config, runtime env included.

@@ -582,8 +582,9 @@ class Controller:
         """Actors, placement group and Ray down, if they are up; a start still under way (the
         run failed while Ray was starting) is waited for first."""
         start = getattr(self, "_cluster_start", None)
-        if start is not None:
-            start.settle()
+        if start is not None and not start.settle():
+            progress("Ray was still starting when the run ended; leaving it to end with this process")
+            return
         if "ray" in sys.modules and sys.modules["ray"].is_initialized():
             self._shutdown()
         elif start is not None:

@@ -110,3 +110,23 @@ def test_a_run_that_fails_while_ray_is_starting_leaves_no_cluster(tmp_path, monk
                 if p.name() in ("gcs_server", "raylet") and p.status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.5)
     assert not left
+
+
+def test_settle_gives_up_after_its_timeout_and_rays_thread_warning_is_dropped(caplog):
+    import logging
+
+    def start():
+        logging.getLogger("ray._private.worker").warning("SIGTERM handler is not set because current thread "
+                                                         "is not the main thread.")
+        logging.getLogger("ray._private.worker").warning("another warning")
+        time.sleep(1.0)
+        return "up"
+
+    with caplog.at_level(logging.WARNING):
+        started = BackgroundStart(start)
+        assert started.settle(timeout_s=0.05) is False  # still starting
+        assert started.settle(timeout_s=30) is True and started.result() == "up"
+    messages = [r.getMessage() for r in caplog.records]
+    assert "another warning" in messages and not any("SIGTERM" in m for m in messages)
+    assert not logging.getLogger("ray._private.worker").filters  # removed once the start ended
+    started.release()
