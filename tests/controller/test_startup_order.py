@@ -1,0 +1,39 @@
+"""The start-up order of Controller.inputs (docs/loop.md, "Start-up, to step 1"): Ray's start
+begins before the prompts are read, the cluster is joined before the initial policy (a cluster
+too small fails before a download or warm-up), and the actors are launched before the driver
+loads its tokenizer, once: `_start_actors` then only waits for them."""
+from rlvr.config import load_recipe
+from rlvr.controller.loop import Controller
+from rlvr.tasks import Prompt
+
+
+def test_inputs_starts_ray_first_and_launches_the_actors_before_the_tokenizer(monkeypatch, tmp_path):
+    calls = []
+    prompts = [Prompt(id="p0", text="1+1=", gold="2")]
+    monkeypatch.setattr(Controller, "_begin_cluster", lambda self: calls.append("begin ray"))
+    monkeypatch.setattr(Controller, "prompts", lambda self: calls.append("prompts") or (prompts, prompts))
+    monkeypatch.setattr(Controller, "_reserve", lambda self: calls.append("join ray"))
+    monkeypatch.setattr(Controller, "initial_policy", lambda self, train, held_out: calls.append("policy") or ("dir", {}))
+
+    def launch(self, model_dir):
+        calls.append(f"launch {model_dir}")
+        self._launched = model_dir
+
+    monkeypatch.setattr(Controller, "_launch_actors", launch)
+    import rlvr.models.tokenizer as tokenizer
+
+    monkeypatch.setattr(tokenizer, "load_tokenizer", lambda model_dir, built: calls.append(f"tokenizer built={built}"))
+    controller = Controller(load_recipe(None, [f"output_dir={tmp_path}"]))
+    assert controller.inputs()[2] == "dir"
+    assert calls == ["begin ray", "prompts", "join ray", "policy", "launch dir", "tokenizer built=True"]
+
+    class Group:
+        def wait_ready(self):
+            calls.append("trainer ready")
+
+    controller.trainer, controller.rollout, controller._pending_ready = Group(), [], []
+    import ray
+
+    monkeypatch.setattr(ray, "get", lambda refs: calls.append(f"wait {len(refs)}"))
+    controller._start_actors("dir")
+    assert calls[-2:] == ["trainer ready", "wait 0"]  # no second launch
