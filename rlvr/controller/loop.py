@@ -237,7 +237,7 @@ class Controller:
         cannot be placed fails here, naming the resource."""
         if getattr(self, "placement", None) is not None:
             return
-        start, self._cluster_start = getattr(self, "_cluster_start", None), None
+        start = getattr(self, "_cluster_start", None)  # kept: end_cluster releases its thread
         self.layout, self.placement = start.result() if start is not None else self._start_cluster()
 
     def _start_actors(self, model_dir: str) -> None:

@@ -37,3 +37,24 @@ def test_inputs_starts_ray_first_and_launches_the_actors_before_the_tokenizer(mo
     monkeypatch.setattr(ray, "get", lambda refs: calls.append(f"wait {len(refs)}"))
     controller._start_actors("dir")
     assert calls[-2:] == ["trainer ready", "wait 0"]  # no second launch
+
+
+def test_a_failed_ray_start_is_raised_by_inputs_and_its_thread_released(monkeypatch, tmp_path):
+    prompts = [Prompt(id="p0", text="1+1=", gold="2")]
+
+    def start(self):
+        raise RuntimeError("ray.init failed")
+
+    monkeypatch.setattr(Controller, "_start_cluster", start)
+    monkeypatch.setattr(Controller, "prompts", lambda self: (prompts, prompts))
+    controller = Controller(load_recipe(None, [f"output_dir={tmp_path}"]))
+    try:
+        controller.inputs()
+        raise AssertionError("inputs() did not raise")
+    except RuntimeError as err:
+        assert str(err) == "ray.init failed"
+    thread = controller._cluster_start._thread
+    assert thread.is_alive()
+    controller.end_cluster()
+    thread.join(5)
+    assert not thread.is_alive()
