@@ -111,16 +111,26 @@ def unflatten(flat: torch.Tensor, bucket: Sequence[Tuple[str, Tuple[int, ...]]])
                            f"the flat buffer holds {flat.numel()}; both sides must use the trainer's plan")
 
 
+@torch.no_grad()
+def pack(views: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> None:
+    """Copy each tensor into its view of a flat buffer (converting dtype/device) in one op.
+
+    Sizes must match (weight_group checks them against the plan first); a shape that only
+    differs by size-1 dimensions broadcasts in element order, any other falls back to one
+    reshaped copy each."""
+    try:
+        torch._foreach_copy_(list(views), list(tensors))
+    except (RuntimeError, AttributeError, TypeError):  # other shapes, mixed devices or dtypes
+        for view, tensor in zip(views, tensors):
+            view.copy_(tensor.detach().reshape(view.shape))
+
+
 def fill(buffer: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Write `tensors` (whole, not ZeRO shards), cast to the buffer's dtype, one after another at the
     start of `buffer`; returns the filled prefix (a view, the bucket's flat tensor)."""
-    offset = 0
-    with torch.no_grad():
-        for tensor in tensors:
-            numel = tensor.numel()
-            buffer[offset:offset + numel].copy_(tensor.detach().reshape(-1))
-            offset += numel
-    return buffer[:offset]
+    flat = buffer[:sum(t.numel() for t in tensors)]
+    pack([view for _, view in unflatten(flat, [("", tuple(t.shape)) for t in tensors])], tensors)
+    return flat
 
 
 class BucketOrder:

@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from rlvr.comm.tensor_handles import unflatten
+from rlvr.comm.tensor_handles import pack, unflatten
 
 SENDER = 0  # trainer rank 0 is rank 0 of the weight group; rollout engine i is rank 1 + i
 _ACK_TAG = 7  # tag of the receivers' "previous sync done" messages (shared-memory mode)
@@ -314,19 +314,6 @@ def _views(flat: torch.Tensor, bucket: List[TensorSpec]) -> List[torch.Tensor]:
     return [view for _, view in unflatten(flat, bucket)]
 
 
-@torch.no_grad()
-def _pack(views: List[torch.Tensor], tensors: Sequence[torch.Tensor]) -> None:
-    """Copy each tensor into its view of a flat buffer (converting dtype/device) in one op.
-
-    Sizes were checked against the plan (_check_bucket); a shape that only differs by size-1
-    dimensions broadcasts in element order, any other falls back to one reshaped copy each."""
-    try:
-        torch._foreach_copy_(views, list(tensors))
-    except (RuntimeError, AttributeError, TypeError):  # other shapes, mixed devices or dtypes
-        for view, tensor in zip(views, tensors):
-            view.copy_(tensor.detach().reshape(view.shape))
-
-
 def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[torch.Tensor],
                 dtype: torch.dtype) -> None:
     """Rank 0: broadcast one bucket's whole `tensors` (in plan order) as one flat `dtype` tensor.
@@ -343,7 +330,7 @@ def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[
                 else torch.empty(numel, dtype=dtype, device=group.device))
         planned = group._send_plan[key] = (flat, _views(flat, bucket))
     flat, views = planned
-    _pack(views, tensors)
+    pack(views, tensors)
     if group.shared_memory:
         header, group._header = group._header, None
         size = torch.tensor([flat.numel()], dtype=torch.int64)

@@ -89,13 +89,17 @@ class HFEngine(RolloutEngine):
         check_full_state_dict(state_dict, self._param_names, self._aliased, "hf")
         self.model.load_state_dict(state_dict, strict=False)
 
+    def _check_sync_plan(self, buckets: list, dtype: str) -> None:
+        """A bucket plan (collective or ipc) must name every parameter once, in the engine's dtype."""
+        check_full_state_dict([name for bucket in buckets for name, _ in bucket], self._param_names,
+                              self._aliased, "hf")
+        check_wire_dtype(dtype, self.model.dtype, "hf")
+
     def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
                           buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
         from rlvr.comm.weight_group import WeightGroup
 
-        check_full_state_dict([name for bucket in buckets for name, _ in bucket], self._param_names,
-                              self._aliased, "hf")
-        check_wire_dtype(dtype, self.model.dtype, "hf")
+        self._check_sync_plan(buckets, dtype)
         self.leave_weight_group()
         self._sync = (WeightGroup(rank, world_size, backend, host=host, port=port, timeout_s=timeout_s),
                       buckets, getattr(torch, dtype))
@@ -123,9 +127,7 @@ class HFEngine(RolloutEngine):
     def open_ipc_sync(self, buckets: list, dtype: str) -> None:
         from rlvr.comm.tensor_handles import BucketOrder
 
-        check_full_state_dict([name for bucket in buckets for name, _ in bucket], self._param_names,
-                              self._aliased, "hf")
-        check_wire_dtype(dtype, self.model.dtype, "hf")
+        self._check_sync_plan(buckets, dtype)
         self._ipc = (BucketOrder(buckets, "hf"), self.model.state_dict(keep_vars=True))
 
     @torch.no_grad()
