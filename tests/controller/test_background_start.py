@@ -37,8 +37,8 @@ names = {p.name() for p in psutil.Process().children(recursive=True) if p.status
 assert "gcs_server" in names and "raylet" in names, names
 assert isinstance(ray.get(pid.remote(), timeout=60), int)
 assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-print("up", flush=True)
 try:
+    print("up", flush=True)  # inside the try: a SIGTERM right after it must still run finally
     time.sleep(600)
 finally:
     from rlvr.controller.cluster import shutdown_ray
