@@ -1,13 +1,14 @@
 """Start (or join) the Ray cluster with the environment every rlvr actor needs."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from rlvr.config.schema import ClusterConfig
 
@@ -91,15 +92,21 @@ class BackgroundStart:
     thread that returned took the GCS with it, and the next actor failed to reach it). It waits
     until shutdown_ray() releases it. Ray only installs its SIGTERM handler (exit, so that the
     run's `finally` writes its summary) from the main thread: it is installed here instead.
+
+    `variables` (node_environment) are set in this process from here until `result()` returns
+    (or `release()`): the embedded cluster's processes inherit them, and the caller's thread
+    runs under the same values whatever the start thread has reached.
     """
 
-    def __init__(self, start: Callable[[], object]):
+    def __init__(self, start: Callable[[], object], variables: Optional[Mapping[str, str]] = None):
         global _starter
         if _starter is not None:
             _starter.release()
         _starter = self
         self._start, self._value, self._error = start, None, None
         self._done, self._released = threading.Event(), threading.Event()
+        self._environ = environ(variables or {})
+        self._environ.__enter__()
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
@@ -125,9 +132,15 @@ class BackgroundStart:
     def result(self):
         """What `start` returned, once it has; its exception, raised here."""
         self._done.wait()
+        self._restore_environ()
         if self._error is not None:
             raise self._error
         return self._value
+
+    def _restore_environ(self) -> None:
+        if self._environ is not None:
+            block, self._environ = self._environ, None
+            block.__exit__(None, None, None)
 
     def settle(self, timeout_s: float = 120.0) -> bool:
         """Wait for the start to end, whatever its outcome (before deciding whether Ray is up);
@@ -137,6 +150,7 @@ class BackgroundStart:
 
     def release(self) -> None:
         global _starter
+        self._restore_environ()
         self._released.set()
         if _starter is self:
             _starter = None
@@ -173,17 +187,9 @@ def driver_env_vars(env: Mapping[str, str], job_config_json: Optional[str]) -> T
     return {k: v for k, v in env.items() if k not in job_env}, kept
 
 
-def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False) -> None:
-    """Join `cluster.address`, or start an embedded local cluster with enough logical CPUs.
-
-    Logical CPUs are a count for scheduling, not cores: on a 2-core laptop the embedded
-    cluster advertises one per actor so trainer, rollout and reward actors all fit.
-    uses_gpus: some actor asks for a GPU; otherwise every actor is kept off GPUs, and an
-    embedded cluster declares none (unless cluster.num_gpus says how many).
-    """
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+def actor_env(cluster: ClusterConfig, uses_gpus: bool = False) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """(the env vars rlvr gives every actor process, the submitted job's values kept instead
+    of some of them: see driver_env_vars)."""
     env = dict(ACTOR_ENV)
     if not uses_gpus:
         env["DS_ACCELERATOR"] = "cpu"
@@ -192,19 +198,62 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
         # Loopback only: the torch.distributed rendezvous and weight-sync stores have no
         # authentication, and Ray's own ports need not be reachable from other machines.
         env.update(loopback_env())
+    return driver_env_vars(env, os.environ.get(JOB_CONFIG_ENV_VAR))
+
+
+def node_environment(cluster: ClusterConfig, uses_gpus: bool = False) -> Dict[str, str]:
+    """What an embedded cluster's processes inherit from the driver (start_ray sets it while
+    ray.init runs); {} when joining a cluster, whose actors get the vars by runtime env."""
+    return actor_env(cluster, uses_gpus)[0] if cluster.address == "local" else {}
+
+
+@contextlib.contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """os.environ with `values` set inside the block, and as it was after it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False) -> None:
+    """Join `cluster.address`, or start an embedded local cluster with enough logical CPUs.
+
+    Logical CPUs are a count for scheduling, not cores: on a 2-core laptop the embedded
+    cluster advertises one per actor so trainer, rollout and reward actors all fit.
+    uses_gpus: some actor asks for a GPU; otherwise every actor is kept off GPUs, and an
+    embedded cluster declares none (unless cluster.num_gpus says how many).
+
+    The actors' env vars (actor_env) reach an embedded cluster's workers through the raylet,
+    which inherits the driver's environment while ray.init starts it: the job then has no
+    runtime env of its own, so actors take the worker processes Ray starts with the raylet
+    (one per logical CPU, already past `import ray`) instead of each waiting for a new one
+    (measured on 2 cores: the trainer rank ready 1.1 s sooner). A joined cluster's workers
+    get them by the job's runtime env.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return
-    env, kept = driver_env_vars(env, os.environ.get(JOB_CONFIG_ENV_VAR))
+    env, kept = actor_env(cluster, uses_gpus)
     if kept:
         print(f"[rlvr] the job's runtime env sets {', '.join(f'{k}={v}' for k, v in kept.items())}; "
               "rlvr's defaults for these keys are not applied", file=sys.stderr, flush=True)
-    kwargs: Dict = {"runtime_env": {"env_vars": env} if env else None, "log_to_driver": True}
     if cluster.address == "local":
         num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
         num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
-        _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, **kwargs)
+        with environ(env):
+            _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                              log_to_driver=True)
     else:
-        ray.init(address=cluster.address, **kwargs)
+        ray.init(address=cluster.address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
 
 
 def reserve(layout, strategy: str, timeout_s: float = 600.0, log=print):

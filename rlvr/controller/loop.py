@@ -217,10 +217,17 @@ class Controller:
     def _begin_cluster(self) -> None:
         """Start (or join) Ray and reserve the run's placement group on a background thread;
         `_reserve` waits for it."""
-        from rlvr.controller.cluster import BackgroundStart
+        from rlvr.controller.cluster import BackgroundStart, node_environment
+        from rlvr.controller.layout import layout_for
 
         if getattr(self, "placement", None) is None and getattr(self, "_cluster_start", None) is None:
-            self._cluster_start = BackgroundStart(self._start_cluster)
+            # Ray's own import (0.5 s) first: the start thread then launches Ray's processes at
+            # once instead of sharing the interpreter lock with the driver's imports (measured:
+            # Ray up about 0.7 s sooner, 3 interleaved rounds on 2 cores)
+            import ray  # noqa: F401
+            uses_gpus = layout_for(self.cfg).gpus > 0
+            self._cluster_start = BackgroundStart(self._start_cluster,
+                                                  node_environment(self.cfg.cluster, uses_gpus))
 
     def _start_cluster(self):
         from rlvr.controller.cluster import reserve, start_ray

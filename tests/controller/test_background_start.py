@@ -130,3 +130,33 @@ def test_settle_gives_up_after_its_timeout_and_rays_thread_warning_is_dropped(ca
     assert "another warning" in messages and not any("SIGTERM" in m for m in messages)
     assert not logging.getLogger("ray._private.worker").filters  # removed once the start ended
     started.release()
+
+
+def test_the_node_variables_hold_from_the_start_until_its_result_and_are_then_restored(monkeypatch):
+    monkeypatch.setenv("RLVR_TEST_KEPT", "driver")
+    monkeypatch.delenv("RLVR_TEST_NEW", raising=False)
+    seen, go = {}, threading.Event()
+
+    def start():
+        go.wait(10)
+        seen.update({k: os.environ.get(k) for k in ("RLVR_TEST_KEPT", "RLVR_TEST_NEW")})
+        return "up"
+
+    started = BackgroundStart(start, {"RLVR_TEST_KEPT": "node", "RLVR_TEST_NEW": "1"})
+    # the caller's thread runs under the node's values too, however far the start has got
+    assert os.environ["RLVR_TEST_KEPT"] == "node" and os.environ["RLVR_TEST_NEW"] == "1"
+    go.set()
+    assert started.result() == "up"
+    assert seen == {"RLVR_TEST_KEPT": "node", "RLVR_TEST_NEW": "1"}
+    assert os.environ["RLVR_TEST_KEPT"] == "driver" and "RLVR_TEST_NEW" not in os.environ
+    started.release()  # a second restore changes nothing
+    assert os.environ["RLVR_TEST_KEPT"] == "driver" and "RLVR_TEST_NEW" not in os.environ
+
+
+def test_a_start_released_without_its_result_restores_the_variables(monkeypatch):
+    monkeypatch.delenv("RLVR_TEST_NEW", raising=False)
+    started = BackgroundStart(lambda: None, {"RLVR_TEST_NEW": "1"})
+    started.settle()
+    assert os.environ["RLVR_TEST_NEW"] == "1"
+    started.release()  # a run that failed before joining the start (end_cluster)
+    assert "RLVR_TEST_NEW" not in os.environ

@@ -5,6 +5,12 @@ Each round runs `rlvr train RECIPE steps=1 eval_every=0` once per checkout (thei
 PYTHONPATH), in turn, so background load hits all alike; every stderr line is time-stamped from
 the launch and the phases are cut at the run's own progress lines. The model is built (or
 found cached) by an untimed first run. Prints per phase the median and min-max over rounds.
+
+Each round also times the stack's floor on this machine, beside the runs: a plain script that
+starts the same embedded Ray cluster (3 logical CPUs, no dashboard) and three actors that only
+import what rlvr's trainer, rollout and reward actors import from other packages (torch,
+transformers' Llama model code, DeepSpeed), then exit. No rlvr code runs in it: what rlvr adds
+to start-up is the difference.
 """
 from __future__ import annotations
 
@@ -38,6 +44,35 @@ RANK0 = re.compile(r"rank 0 ready ([\d.]+) s after the group started: ([\d.]+) s
                    r"\(worker process, imports\), then (.*) s$")
 
 
+FLOOR = """
+import os, sys, time
+import ray
+
+ray.init(address="local", num_cpus=3, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1")
+
+@ray.remote(num_cpus=1)
+class Imports:
+    def __init__(self, modules):
+        import importlib
+        for name in modules:
+            importlib.import_module(name)
+
+    def ready(self):
+        return True
+
+model = ["torch", "transformers.models.auto.modeling_auto", "transformers.models.llama.modeling_llama"]
+actors = [Imports.remote(model + ["deepspeed"]), Imports.remote(model), Imports.remote([])]
+ray.get([a.ready.remote() for a in actors])
+print("floor: actors ready", flush=True)
+ray.shutdown()
+"""
+# rlvr's actor env (rlvr.controller.cluster.ACTOR_ENV and the CPU-run extras), for the floor's cluster
+FLOOR_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+             "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "DS_ACCELERATOR": "cpu",
+             "CUDA_VISIBLE_DEVICES": ""}
+FLOOR_NAME = "floor: Ray + actor imports"
+
+
 def _cpu_group(cmdline: List[str]) -> str:
     text = " ".join(cmdline)
     for name in ("PolicyTrainer", "RolloutWorker", "RewardWorker"):
@@ -45,6 +80,8 @@ def _cpu_group(cmdline: List[str]) -> str:
             return name
     if "rlvr.cli" in text:
         return "driver"
+    if "ray::" in text and text.rstrip().endswith("Agent"):  # ray::DashboardAgent, ray::RuntimeEnvAgent
+        return "Ray services"
     if "ray::" in text or "default_worker.py" in text:
         return "other Ray workers"
     return "Ray services"
@@ -110,6 +147,22 @@ def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[D
     return phases, [f"{t:7.2f} {text}" for t, text in lines]
 
 
+def run_floor() -> Dict[str, float]:
+    """Seconds from launch until the floor script's actors are ready, and its CPU seconds."""
+    env = dict(os.environ, **FLOOR_ENV)
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seconds, cpu, tail = None, {}, []
+    for line in proc.stdout:
+        tail = (tail + [line])[-15:]
+        if seconds is None and line.startswith("floor: actors ready"):
+            seconds, cpu = time.time() - start, cpu_seconds(proc.pid)
+    if proc.wait() != 0 or seconds is None:
+        raise RuntimeError(f"the floor script failed (exit {proc.returncode}):\n{''.join(tail)}")
+    return {"TOTAL to step 1": seconds, "CPU s to step 1: all": cpu.get("all", 0.0)}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="recipe overrides, key=value")
@@ -119,13 +172,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="another checkout to time beside this one (repeatable), e.g. a `git worktree` of main")
     parser.add_argument("--out", default=None, help="output_dir (default: a temporary folder)")
     parser.add_argument("--show-lines", action="store_true", help="print the last round's time-stamped output")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor script")
     args = parser.parse_args(argv)
     trees = [ROOT] + [Path(t).resolve() for t in args.tree]
     recipe = str((ROOT / args.recipe).resolve()) if not os.path.isabs(args.recipe) else args.recipe
     out = args.out or tempfile.mkdtemp(prefix="rlvr-startup-")
     print(f"[bench] building or finding the model (untimed) in {out}", file=sys.stderr, flush=True)
     run_once(trees[0], recipe, args.overrides, out)
-    results: Dict[Path, List[Dict[str, float]]] = {t: [] for t in trees}
+    results: Dict[object, List[Dict[str, float]]] = {t: [] for t in trees}
     for r in range(args.rounds):
         for tree in trees:
             phases, lines = run_once(tree, recipe, args.overrides, out)
@@ -134,6 +188,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                   file=sys.stderr, flush=True)
             if args.show_lines and r == args.rounds - 1:
                 print("\n".join(lines), file=sys.stderr)
+        if not args.no_floor:
+            floor = run_floor()
+            results.setdefault(FLOOR_NAME, []).append(floor)
+            print(f"[bench] round {r + 1}/{args.rounds} floor: {floor['TOTAL to step 1']:.1f} s to its actors ready",
+                  file=sys.stderr, flush=True)
+    columns = list(results)
     names: List[str] = []
     for runs in results.values():
         for phases in runs:
@@ -141,13 +201,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     width = max(len(n) for n in names)
     print(f"\nstartup of `rlvr train {args.recipe}` to step 1 (model cached), s: median [min-max] of "
           f"{args.rounds} interleaved rounds; load average at the end {os.getloadavg()[0]:.1f}")
-    print(f"{'phase':<{width}} " + " ".join(f"{str(t)[-28:]:>28}" for t in trees))
+    print(f"{'phase':<{width}} " + " ".join(f"{str(t)[-28:]:>28}" for t in columns))
     for name in names:
         cells = []
-        for tree in trees:
+        for tree in columns:
             values = [p[name] for p in results[tree] if name in p]
             cells.append(f"{statistics.median(values):8.2f} [{min(values):6.2f}-{max(values):6.2f}]" if values else "-")
         print(f"{name:<{width}} " + " ".join(f"{c:>28}" for c in cells))
+    if FLOOR_NAME in results:
+        floor = statistics.median(p["TOTAL to step 1"] for p in results[FLOOR_NAME])
+        for tree in trees:
+            total = statistics.median(p["TOTAL to step 1"] for p in results[tree])
+            print(f"{str(tree)}: {total:.1f} s to step 1 = {total / floor:.2f}x the floor ({floor:.1f} s), "
+                  f"{total - floor:+.1f} s")
     return 0
 
 
