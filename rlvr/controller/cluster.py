@@ -233,9 +233,9 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
     The actors' env vars (actor_env) reach an embedded cluster's workers through the raylet,
     which inherits the driver's environment while ray.init starts it: the job then has no
     runtime env of its own, so actors take the worker processes Ray starts with the raylet
-    (one per logical CPU, already past `import ray`) instead of each waiting for a new one
-    (measured on 2 cores: the trainer rank ready 1.1 s sooner). A joined cluster's workers
-    get them by the job's runtime env.
+    (two on a 2-core machine, already past `import ray`) instead of each waiting for a new one
+    (measured on 2 cores: the trainer rank reaches its __init__ about 1.2 s sooner). A joined
+    cluster's workers get them by the job's runtime env.
     """
     import ray
 

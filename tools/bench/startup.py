@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # (phase, regex of the progress line that ends it); a phase whose line is missing is left out.
@@ -90,8 +92,6 @@ def _cpu_group(cmdline: List[str]) -> str:
 def cpu_seconds(pid: int) -> Dict[str, float]:
     """CPU seconds (user + system) used so far by process `pid` and its descendants, by role, and in all;
     a load-independent measure of the start-up work on a shared machine."""
-    import psutil
-
     out: Dict[str, float] = {}
     try:
         root = psutil.Process(pid)
@@ -147,19 +147,30 @@ def run_once(tree: Path, recipe: str, overrides: List[str], out: str) -> Tuple[D
     return phases, [f"{t:7.2f} {text}" for t, text in lines]
 
 
+def _descendants(pid: int) -> list:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def run_floor() -> Dict[str, float]:
     """Seconds from launch until the floor script's actors are ready, and its CPU seconds."""
     env = dict(os.environ, **FLOOR_ENV)
     start = time.time()
     proc = subprocess.Popen([sys.executable, "-c", FLOOR], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    seconds, cpu, tail = None, {}, []
+    seconds, cpu, tail, tree = None, {}, [], []
     for line in proc.stdout:
         tail = (tail + [line])[-15:]
         if seconds is None and line.startswith("floor: actors ready"):
             seconds, cpu = time.time() - start, cpu_seconds(proc.pid)
+            tree = _descendants(proc.pid)
     if proc.wait() != 0 or seconds is None:
         raise RuntimeError(f"the floor script failed (exit {proc.returncode}):\n{''.join(tail)}")
+    # Ray's agents outlive ray.shutdown() by a moment; one still holding its port would cost
+    # the next run's agent seconds of retries, so the next arm starts once they are gone.
+    psutil.wait_procs(tree, timeout=20)
     return {"TOTAL to step 1": seconds, "CPU s to step 1: all": cpu.get("all", 0.0)}
 
 

@@ -1,0 +1,38 @@
+"""tools/bench/startup.py: which process a CPU second is charged to, and its floor arm (a plain
+Ray start plus the actors' third-party imports) runs and leaves no Ray process behind."""
+import importlib.util
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("startup_bench", ROOT / "tools" / "bench" / "startup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_seconds_are_charged_to_the_actor_the_driver_or_rays_own_processes():
+    bench = _tool()
+    assert bench._cpu_group(["ray::PolicyTrainer.train_step"]) == "PolicyTrainer"
+    assert bench._cpu_group(["ray::RolloutWorker"]) == "RolloutWorker"
+    assert bench._cpu_group(["python", "-m", "rlvr.cli", "train", "r.yaml"]) == "driver"
+    # Ray's agents are titled like workers but belong to Ray's services
+    assert bench._cpu_group(["ray::DashboardAgent"]) == "Ray services"
+    assert bench._cpu_group(["ray::RuntimeEnvAgent"]) == "Ray services"
+    assert bench._cpu_group(["ray::IDLE"]) == "other Ray workers"
+    assert bench._cpu_group(["/venv/lib/ray/core/src/ray/raylet/raylet", "--x"]) == "Ray services"
+
+
+@pytest.mark.e2e
+def test_the_floor_arm_times_its_actors_and_leaves_no_ray_process():
+    bench = _tool()
+    floor = bench.run_floor()
+    assert 0 < floor["TOTAL to step 1"] < 300
+    assert floor["CPU s to step 1: all"] > 1.0  # torch, transformers and DeepSpeed were imported
+    left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, [p.name() for p in left]
