@@ -11,11 +11,9 @@ from rlvr.config import load_recipe
 from rlvr.controller.cluster import ACTOR_ENV, node_environment, start_ray
 
 
-def _workers(raylet_pid: int):
-    """The raylet's worker processes (titled ray::IDLE, then ray::<actor>), not its agents."""
-    return {p.pid for p in psutil.Process(raylet_pid).children()
-            if ("default_worker.py" in " ".join(p.cmdline()) or p.name().startswith("ray::"))
-            and not p.name().endswith("Agent")}
+def _idle_workers(raylet_pid: int):
+    """The raylet's worker processes that have registered and wait for work (titled ray::IDLE)."""
+    return {p.pid for p in psutil.Process(raylet_pid).children() if " ".join(p.cmdline()).startswith("ray::IDLE")}
 
 
 @pytest.mark.e2e
@@ -33,9 +31,9 @@ def test_actors_take_the_prestarted_workers_and_see_the_actor_env(monkeypatch):
         raylet = next(p for p in psutil.Process().children(recursive=True) if p.name() == "raylet")
         count = min(3, os.cpu_count() or 1)  # Ray starts one per logical CPU, at most one per core
         deadline = time.monotonic() + 60
-        while len(_workers(raylet.pid)) < count and time.monotonic() < deadline:
+        while len(_idle_workers(raylet.pid)) < count and time.monotonic() < deadline:
             time.sleep(0.2)
-        prestarted = _workers(raylet.pid)
+        prestarted = _idle_workers(raylet.pid)
         assert len(prestarted) >= count
 
         @ray.remote(num_cpus=1)
