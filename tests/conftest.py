@@ -20,7 +20,25 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """Import a script under tools/ (not a package) as a module: load_tool("bench/vs_trl.py")."""
+    def load(relative: str):
+        path = TOOLS / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

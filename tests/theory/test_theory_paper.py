@@ -1,7 +1,6 @@
 """The paper's Section 3.3 set via `rlvr theory --paper`, checked against hand-set expectations,
 an independent plain-Python re-derivation, and the shipped recipes."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -71,11 +70,9 @@ def test_y_med_error_categorized_and_confirmed_beneficial(paper_run):
             assert result["categories"] == {} and result["ablation"] == {}
 
 
-def test_exact_numbers_match_independent_plain_python(paper_run):
+def test_exact_numbers_match_independent_plain_python(paper_run, load_tool):
     _, results = paper_run
-    spec = importlib.util.spec_from_file_location("check", REPO / "tools" / "theory_independent_check.py")
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
+    check = load_tool("theory_independent_check.py")
     for p in paper.P_STARS:
         for reward in ("gt", "proxy"):
             steps, value = check.paper_exact_case(p, reward)

@@ -132,14 +132,8 @@ def test_log_schedule():
     assert auto[0] == 0 and auto[-1] == 50_000 and {1, 2, 3, 50, 100} <= set(auto.tolist())
 
 
-def test_independent_plain_python_implementation_agrees():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "tools" / "theory_independent_check.py"
-    spec = importlib.util.spec_from_file_location("theory_independent_check", path)
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
+def test_independent_plain_python_implementation_agrees(load_tool):
+    check = load_tool("theory_independent_check.py")
     rng = np.random.default_rng(5)
     features = rng.normal(size=(4, 2))
     proxy, gt = np.array([1.0, 0.3, -0.2, 0.0]), np.array([1.0, -1.0, 0.0, 0.0])

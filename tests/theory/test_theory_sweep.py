@@ -1,18 +1,14 @@
 """`rlvr theory --sweep`: the log-log fit recovers a known exponent, and the sweep's steps are the
 paper problem's (checked against the independent plain-Python implementation)."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rlvr.theory.command import main
 from rlvr.theory.sweep import fit_power_law, run_sweep, t_quantile
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_t_quantiles_match_tables():
@@ -47,12 +43,10 @@ def test_fit_interval_covers_the_true_exponent_about_95_percent():
     assert abs(np.mean([f["exponent"] for f in fits]) - 3.0) < 0.05
 
 
-def test_sweep_steps_match_the_independent_implementation():
+def test_sweep_steps_match_the_independent_implementation(load_tool):
     report = run_sweep(p_stars=[0.15, 0.19, 0.24], p_meds=[0.5])
     (sweep,) = report["sweeps"]
-    spec = importlib.util.spec_from_file_location("check", REPO / "tools" / "theory_independent_check.py")
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
+    check = load_tool("theory_independent_check.py")
     assert sweep["steps"]["ground_truth"][0] == check.paper_exact_case(0.15, "gt", steps=2000)[0] == 1393
     assert sweep["steps"]["proxy"] == [check.paper_exact_case(p, "proxy", steps=500)[0] for p in (0.15, 0.19, 0.24)]
     gt, proxy = sweep["fit"]["ground_truth"], sweep["fit"]["proxy"]

@@ -1,6 +1,5 @@
 """tools/gpu_check.py: its CPU mode end to end on a machine emulating the bare GPU box (Ray,
 omegaconf and vLLM unimportable), its wheel unpacking and its table."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,13 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cpu_mode_prints_the_table_without_ray_or_omegaconf(tmp_path):
@@ -59,8 +51,8 @@ def _fake_wheel(folder: Path, filename: str, module: str, text: str) -> None:
         zf.writestr(f"{module}/__init__.py", f"WHICH = {text!r}\n")
 
 
-def test_unpack_wheels_picks_this_pythons_build_once_and_names_what_is_missing(tmp_path):
-    tool = _tool()
+def test_unpack_wheels_picks_this_pythons_build_once_and_names_what_is_missing(tmp_path, load_tool):
+    tool = load_tool("gpu_check.py")
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     wheels.mkdir()
     here = f"cp{sys.version_info.major}{sys.version_info.minor}"
@@ -74,8 +66,8 @@ def test_unpack_wheels_picks_this_pythons_build_once_and_names_what_is_missing(t
         tool.unpack_wheels(wheels, site, [("rlvr_other", "rlvr_other", None)])
 
 
-def test_table_marks_a_failed_case():
-    tool = _tool()
+def test_table_marks_a_failed_case(load_tool):
+    tool = load_tool("gpu_check.py")
     ok = {key: 1.0 for _, key, _ in tool.COLUMNS}
     table = tool.format_table({"zero2": ok, "zero3+ckpt": {"error": "RuntimeError: NCCL error"}}, "GPU")
     lines = table.splitlines()

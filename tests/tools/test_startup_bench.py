@@ -1,24 +1,13 @@
 """tools/bench/startup.py: which process a CPU second is charged to, and its floor arm (a plain
 Ray start plus the actors' third-party imports) runs and leaves no Ray process behind."""
-import importlib.util
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("startup_bench", ROOT / "tools" / "bench" / "startup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cpu_seconds_are_charged_to_the_actor_the_driver_or_rays_own_processes():
-    bench = _tool()
+def test_cpu_seconds_are_charged_to_the_actor_the_driver_or_rays_own_processes(load_tool):
+    bench = load_tool("bench/startup.py")
     assert bench._cpu_group(["ray::PolicyTrainer.train_step"]) == "PolicyTrainer"
     assert bench._cpu_group(["ray::RolloutWorker"]) == "RolloutWorker"
     assert bench._cpu_group(["python", "-m", "rlvr.cli", "train", "r.yaml"]) == "driver"
@@ -41,8 +30,8 @@ def _ray_processes_since(t0: float):
 
 
 @pytest.mark.e2e
-def test_the_floor_arm_times_its_actors_and_leaves_no_ray_process():
-    bench = _tool()
+def test_the_floor_arm_times_its_actors_and_leaves_no_ray_process(load_tool):
+    bench = load_tool("bench/startup.py")
     t0 = time.time()
     floor = bench.run_floor()
     assert 0 < floor["TOTAL to step 1"] < 300

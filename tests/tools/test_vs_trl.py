@@ -12,20 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("vs_trl", ROOT / "tools" / "bench" / "vs_trl.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(system, seed, rnd, samples_per_s, accuracy, stages=None):
     return {"system": system, "seed": seed, "round": rnd, "samples_per_s": samples_per_s,
             "cpu_s_per_step": 0.1, "startup_s": 5.0, "eval_accuracy": accuracy, "stages": stages or {}}
 
 
-def test_summary_ratios_pair_arms_of_the_same_round_and_accuracy_averages_seeds():
-    bench = _tool()
+def test_summary_ratios_pair_arms_of_the_same_round_and_accuracy_averages_seeds(load_tool):
+    bench = load_tool("bench/vs_trl.py")
     runs = [_run("trl", 0, 1, 100.0, 0.5), _run("trl", 0, 2, 50.0, 0.5), _run("trl", 1, 1, 200.0, 0.5),
             _run("rlvr", 0, 1, 150.0, 0.2, {"rollout": 0.04}), _run("rlvr", 0, 2, 100.0, 0.4, {"rollout": 0.06}),
             _run("rlvr", 1, 1, 100.0, 0.5, {"rollout": 0.05})]
@@ -40,8 +33,8 @@ def test_summary_ratios_pair_arms_of_the_same_round_and_accuracy_averages_seeds(
     assert out["trl"]["samples_per_s"] == pytest.approx({"mean": 350.0 / 3, "min": 50.0, "max": 200.0})
 
 
-def test_each_arm_gets_its_own_thread_setting_and_none_leaks_from_the_caller(monkeypatch):
-    bench = _tool()
+def test_each_arm_gets_its_own_thread_setting_and_none_leaks_from_the_caller(monkeypatch, load_tool):
+    bench = load_tool("bench/vs_trl.py")
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.setenv("MKL_NUM_THREADS", "7")
     assert bench.arm_env(1)["OMP_NUM_THREADS"] == "1"
@@ -50,8 +43,8 @@ def test_each_arm_gets_its_own_thread_setting_and_none_leaks_from_the_caller(mon
     assert default["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)  # arms import this checkout's rlvr
 
 
-def test_unknown_or_unrunnable_systems_are_named():
-    bench = _tool()
+def test_unknown_or_unrunnable_systems_are_named(load_tool):
+    bench = load_tool("bench/vs_trl.py")
     with pytest.raises(SystemExit, match="'trll' is not one of"):
         bench.choose_systems("bare,trll", print)
     if not bench.overlap_supported():
