@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Tuple
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script from anywhere: import this checkout's rlvr (the floor's env)
+    sys.path.insert(0, str(ROOT))
 
 # (phase, regex of the progress line that ends it); a phase whose line is missing is left out.
 PHASES: List[Tuple[str, str]] = [
@@ -47,7 +49,6 @@ RANK0 = re.compile(r"rank 0 ready ([\d.]+) s after the group started: ([\d.]+) s
 
 
 FLOOR = """
-import os, sys, time
 import ray
 
 ray.init(address="local", num_cpus=3, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1")
@@ -68,10 +69,6 @@ ray.get([a.ready.remote() for a in actors])
 print("floor: actors ready", flush=True)
 ray.shutdown()
 """
-# rlvr's actor env (rlvr.controller.cluster.ACTOR_ENV and the CPU-run extras), for the floor's cluster
-FLOOR_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-             "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "DS_ACCELERATOR": "cpu",
-             "CUDA_VISIBLE_DEVICES": ""}
 FLOOR_NAME = "floor: Ray + actor imports"
 
 
@@ -156,7 +153,11 @@ def _descendants(pid: int) -> list:
 
 def run_floor() -> Dict[str, float]:
     """Seconds from launch until the floor script's actors are ready, and its CPU seconds."""
-    env = dict(os.environ, **FLOOR_ENV)
+    from rlvr.config.schema import ClusterConfig
+    from rlvr.controller.cluster import node_environment
+
+    # the floor's cluster gets what rlvr's embedded cluster gets (one thread per process, CPU only, ...)
+    env = dict(os.environ, **node_environment(ClusterConfig()))
     start = time.time()
     proc = subprocess.Popen([sys.executable, "-c", FLOOR], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
