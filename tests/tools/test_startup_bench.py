@@ -1,5 +1,6 @@
-"""tools/bench/startup.py: which process a CPU second is charged to, and its floor arm (a plain
-Ray start plus the actors' third-party imports) runs and leaves no Ray process behind."""
+"""tools/bench/startup.py: which process a CPU second is charged to, and its floor arms (a plain
+Ray start plus the actors' third-party imports, in rlvr's three actors or in one) run and leave no
+Ray process behind."""
 import time
 
 import psutil
@@ -30,11 +31,16 @@ def _ray_processes_since(t0: float):
 
 
 @pytest.mark.e2e
-def test_the_floor_arm_times_its_actors_and_leaves_no_ray_process(load_tool):
+def test_the_floor_arms_time_their_actors_and_leave_no_ray_process(load_tool):
     bench = load_tool("bench/startup.py")
     t0 = time.time()
     floor = bench.run_floor()
-    assert 0 < floor["TOTAL to step 1"] < 300
-    assert floor["CPU s to step 1: all"] > 1.0  # torch, transformers and DeepSpeed were imported
     # the floor script's processes outlive it as orphans for a moment: run_floor waits them out
     assert not _ray_processes_since(t0)
+    t1 = time.time()
+    one = bench.run_floor(actors=1)
+    assert not _ray_processes_since(t1)
+    assert 0 < floor["TOTAL to step 1"] < 300 and 0 < one["TOTAL to step 1"] < 300
+    assert one["CPU s to step 1: all"] > 1.0  # torch, transformers and DeepSpeed were imported
+    # three actors import torch and transformers twice; one actor imports them once
+    assert floor["CPU s to step 1: all"] > one["CPU s to step 1: all"] + 1.0
