@@ -185,3 +185,39 @@ def test_tokenizer_without_pad_token_pads_with_eos(tmp_path):
     batch = make_train_batch([[2, 3], [2]], [[3], [2, 2]], [[-0.1], [-0.2, -0.3]], [1.0, -1.0],
                              pad_id=resolve_pad_id(tok.pad_token_id, tok.eos_token_id))
     assert batch.input_ids.tolist() == [[2, 3, 3, 0], [0, 2, 2, 2]]
+
+
+def test_a_batch_pickles_as_numpy_arrays_and_comes_back_equal_and_writable():
+    import pickle
+
+    import numpy as np
+
+    b = _example()
+    rebuild, (arrays,) = b.__reduce_ex__(5)
+    # the arrays travel, not torch storages: Ray ships them as out-of-band buffers
+    assert all(isinstance(a, np.ndarray) for a in arrays) and len(arrays) == 5
+    back = pickle.loads(pickle.dumps(b, protocol=5))
+    for name in ("input_ids", "attention_mask", "response_mask", "old_logprobs", "advantages"):
+        assert getattr(back, name).dtype == getattr(b, name).dtype
+        assert torch.equal(getattr(back, name), getattr(b, name)), name
+    # a copy of its own: writing to it leaves the sender's batch alone
+    back.response_mask[0, 3] = 0.0
+    assert b.response_mask[0, 3] == 1.0
+    # read-only arrays (what Ray's zero-copy get gives) still make a writable batch
+    frozen = [a.copy() for a in arrays]
+    for a in frozen:
+        a.setflags(write=False)
+    rebuilt = rebuild(tuple(frozen))
+    rebuilt.old_logprobs.add_(1.0)
+    assert torch.equal(rebuilt.old_logprobs, b.old_logprobs + 1.0)
+
+
+def test_a_batch_that_numpy_cannot_hold_pickles_the_torch_way():
+    import pickle
+
+    b = _example()
+    b.old_logprobs = b.old_logprobs.to(torch.bfloat16)  # numpy has no bfloat16
+    b.advantages.requires_grad_(True)
+    back = pickle.loads(pickle.dumps(b))
+    assert back.old_logprobs.dtype == torch.bfloat16 and back.advantages.requires_grad
+    assert torch.equal(back.input_ids, b.input_ids)
