@@ -59,7 +59,8 @@ class TrainBatch:
         per train call for the quickstart's batch (tools/bench/batch_transport.py)."""
         tensors = [getattr(self, f.name) for f in fields(self)]
         if all(t.device.type == "cpu" and not t.requires_grad and t.dtype in _NUMPY_DTYPES for t in tensors):
-            return _batch_from_arrays, (tuple(t.numpy() for t in tensors),)
+            # contiguous: a column-trimmed shard's views would otherwise be copied in-band
+            return _batch_from_arrays, (tuple(np.ascontiguousarray(t.numpy()) for t in tensors),)
         return super().__reduce_ex__(protocol)
 
 

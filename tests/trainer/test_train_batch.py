@@ -212,6 +212,22 @@ def test_a_batch_pickles_as_numpy_arrays_and_comes_back_equal_and_writable():
     assert torch.equal(rebuilt.old_logprobs, b.old_logprobs + 1.0)
 
 
+def test_a_column_trimmed_shard_pickles_as_contiguous_arrays_and_comes_back_equal():
+    import pickle
+
+    # the first two rows' shard: the third row's longer prompt left a pad column in both
+    full = make_train_batch(prompt_ids=[[5, 6], [4, 5], [1, 2, 3]], response_ids=[[7], [8], [9]],
+                            behaviour_logprobs=[[-0.1], [-0.2], [-0.3]], advantages=[1.0, -1.0, 0.5],
+                            pad_id=PAD)
+    b = trim_padding(full.select(slice(0, 2)))
+    assert not b.input_ids.is_contiguous()  # a view: columns 1.. of the shard
+    _, (arrays,) = b.__reduce_ex__(5)
+    assert all(a.flags["C_CONTIGUOUS"] for a in arrays)  # Ray ships them out-of-band
+    back = pickle.loads(pickle.dumps(b, protocol=5))
+    assert back.input_ids.tolist() == [[5, 6, 7], [4, 5, 8]]
+    assert torch.equal(back.old_logprobs, b.old_logprobs) and torch.equal(back.advantages, b.advantages)
+
+
 def test_a_batch_that_numpy_cannot_hold_pickles_the_torch_way():
     import pickle
 

@@ -51,11 +51,9 @@ def main(argv=None) -> int:
     import ray
 
     from rlvr.config.schema import ClusterConfig
-    from rlvr.controller.cluster import environ, node_environment
+    from rlvr.controller.cluster import shutdown_ray, start_ray
 
-    with environ(node_environment(ClusterConfig())):
-        ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level="ERROR")
+    start_ray(ClusterConfig(num_cpus=2), logical_cpus=2)  # rlvr's embedded cluster, its actors' env
 
     @ray.remote(num_cpus=1)
     class Receiver:
@@ -76,7 +74,7 @@ def main(argv=None) -> int:
                 if i >= 5:  # the first calls warm up both sides
                     times[name].append(time.perf_counter() - t0)
     finally:
-        ray.shutdown()
+        shutdown_ray()
     shape = tuple(batch.input_ids.shape)
     print(f"one actor call carrying a [{shape[0]} x {shape[1]}] TrainBatch, median of {args.calls} "
           f"alternating calls:")
