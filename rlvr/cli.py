@@ -53,7 +53,8 @@ def train_main(argv: List[str]) -> int:
         print(to_yaml(cfg), end="")
         return 0
     from rlvr.config import RecipeError
-    from rlvr.controller.loop import RunError, train
+    from rlvr.controller.checkpoint import RunError
+    from rlvr.controller.loop import train
 
     from rlvr.rewards.errors import RewardConfigError
     from rlvr.tasks.loaders import TaskDataError

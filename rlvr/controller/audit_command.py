@@ -51,7 +51,7 @@ def main(argv: List[str]) -> int:
     controller = Controller(cfg)
     try:
         train_prompts, _, model_dir, warmup = controller.inputs()
-        controller._start_actors(model_dir)
+        controller.actors.wait_ready(model_dir)
         profile = controller.audit(train_prompts, min(num_prompts, len(train_prompts)))
     finally:
         controller.end_cluster()

@@ -34,7 +34,7 @@ def test_chat_template_wraps_each_prompt_as_a_user_turn(tmp_path):
     import pytest
 
     from rlvr.config import RecipeError
-    from rlvr.controller.loop import chat_prompts
+    from rlvr.controller.prompts import chat_prompts
     from rlvr.models.tiny import build_char_tokenizer
     from rlvr.tasks import Prompt
 

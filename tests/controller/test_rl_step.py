@@ -1,4 +1,4 @@
-"""Controller.rl_step in-process: stand-in rollout workers and trainer, real reward workers.
+"""StepRunner.rl_step in-process: stand-in rollout workers and trainer, real reward workers.
 
 The stand-ins have the actors' method names; `.remote(...)` runs the call at once and
 `ray.get` (patched) returns the values, so the loop's own code runs unchanged. The reward
@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from rlvr.config import RecipeConfig
-from rlvr.controller.loop import Controller, PromptSampler
+from rlvr.controller.actors import ActorPool
+from rlvr.controller.prompts import PromptSampler
+from rlvr.controller.step import StepRunner
 from rlvr.controller.weight_sync import ObjectStoreSync
 from rlvr.rewards.seeded import seeded_uniform
 from rlvr.rewards.worker import RewardWorker
@@ -112,19 +114,19 @@ def controller(monkeypatch):
                       rollout=replace(base.rollout, samples_per_prompt=G, prompts_per_step=2),
                       reward=replace(base.reward, verifier="arithmetic", design=design),
                       algorithm=replace(base.algorithm, normalize_std=True))
-        c = Controller(cfg)
+        c = StepRunner(cfg, ActorPool(cfg), tokenizer=None)
         c.tokenizer = FakeTokenizer()
-        c.rollout = [Remote(FakeRollout()) for _ in range(rollout_workers)]
-        c.reward = [Remote(ReversingRewardWorker("arithmetic", design)) for _ in range(reward_workers)]
-        c.trainer = FakeTrainer()
-        c.weight_sync = ObjectStoreSync(c.trainer, c.rollout)
+        c.actors.rollout = [Remote(FakeRollout()) for _ in range(rollout_workers)]
+        c.actors.reward = [Remote(ReversingRewardWorker("arithmetic", design)) for _ in range(reward_workers)]
+        c.actors.trainer = FakeTrainer()
+        c.actors.weight_sync = ObjectStoreSync(c.actors.trainer, c.actors.rollout)
         made.append(c)
         return c
 
     made = []
     yield make
     for c in made:
-        for w in c.reward:
+        for w in c.actors.reward:
             w._obj.close()
 
 
@@ -144,7 +146,7 @@ def test_trainer_gets_the_proxy_advantages_across_an_epoch_boundary(controller):
         batch_prompts = sampler.batch(step, 2)
         metrics, samples = c.rl_step(step, batch_prompts, epoch)
         order = [p.id for p in batch_prompts]
-        batch = c.trainer.batches[-1]
+        batch = c.actors.trainer.batches[-1]
         # Rows are prompt-major, samples in order j = 0..G-1, each with its proxy advantage.
         expected = [a for pid in order for a in PROXY_ADVANTAGES[pid]]
         assert batch.advantages.tolist() == pytest.approx(expected, abs=1e-5)
@@ -177,8 +179,8 @@ def test_trainer_gets_the_proxy_advantages_across_an_epoch_boundary(controller):
         assert metrics["response/length_mean"] == pytest.approx(sum(map(len, responses)) / 8)
         assert metrics["reward/verifier_error_rate"] == 0.0
     # each step's prompts were split over both rollout workers; weights synced after each step
-    assert [w._obj.calls for w in c.rollout] == [[1, 1], [1, 1]]
-    assert [w._obj.version for w in c.rollout] == [2, 2]
+    assert [w._obj.calls for w in c.actors.rollout] == [[1, 1], [1, 1]]
+    assert [w._obj.version for w in c.actors.rollout] == [2, 2]
 
 
 def test_flip_noise_is_keyed_by_epoch_times_g_plus_j(controller):
@@ -195,7 +197,7 @@ def test_flip_noise_is_keyed_by_epoch_times_g_plus_j(controller):
         assert [s["gt"] for s in samples] == [0.0] * G
         proxy = torch.tensor([expected])
         adv = (proxy - proxy.mean()) / (proxy.std() + 1e-6) if len(set(expected)) > 1 else proxy * 0
-        assert c.trainer.batches[-1].advantages.tolist() == pytest.approx(adv.flatten().tolist(), abs=1e-5)
+        assert c.actors.trainer.batches[-1].advantages.tolist() == pytest.approx(adv.flatten().tolist(), abs=1e-5)
         seen.append(expected)
     assert seen[0] != seen[1]  # seed 17 draws differ between the epochs (pinned in test_seeded)
 
@@ -210,7 +212,7 @@ def test_kl_in_reward_subtracts_kl_coef_times_sequence_kl_before_advantages(cont
     proxy = torch.tensor([s["proxy"] for s in samples], dtype=torch.float64).view(2, G)
     shaped = proxy - 0.5 * 0.1 * torch.arange(2 * G, dtype=torch.float64).view(2, G)
     expected = compute_advantages("rloo", shaped).flatten().tolist()
-    assert c.trainer.batches[-1].advantages.tolist() == pytest.approx(expected, abs=1e-5)
+    assert c.actors.trainer.batches[-1].advantages.tolist() == pytest.approx(expected, abs=1e-5)
     assert [s["advantage"] for s in samples] == pytest.approx(expected, abs=1e-5)
     assert expected != pytest.approx(compute_advantages("rloo", proxy).flatten().tolist(), abs=1e-3)
     assert metrics["reward/kl_penalty_mean"] == pytest.approx(0.5 * 0.1 * sum(range(2 * G)) / (2 * G))

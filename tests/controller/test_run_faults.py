@@ -10,7 +10,9 @@ import pytest
 
 from rlvr.config import RecipeError, load_recipe, to_yaml
 from rlvr.controller import loop
-from rlvr.controller.loop import Controller, RunError
+from rlvr.controller.actors import ActorPool
+from rlvr.controller.checkpoint import RunError
+from rlvr.controller.loop import Controller
 from rlvr.tasks import Prompt
 from rlvr.tracking.run_folder import RunFolder
 
@@ -49,7 +51,7 @@ def stand_ins(monkeypatch):
         seen["summaries"].append(json.loads((seen["folder"] / "summary.json").read_text()))
         return prompts, prompts, "model-dir", {}
 
-    def start_actors(self, model_dir):
+    def wait_ready(self, model_dir):
         self.trainer, self.rollout = seen["trainer"], []
 
     def shutdown(self):
@@ -63,9 +65,9 @@ def stand_ins(monkeypatch):
 
     monkeypatch.setattr(RunFolder, "__init__", folder_init)
     monkeypatch.setattr(Controller, "inputs", inputs)
-    monkeypatch.setattr(Controller, "_start_actors", start_actors)
-    monkeypatch.setattr(Controller, "_shutdown", shutdown)
-    monkeypatch.setattr(Controller, "_sync_weights", lambda self, version: 0.0)
+    monkeypatch.setattr(ActorPool, "wait_ready", wait_ready)
+    monkeypatch.setattr(ActorPool, "shutdown", shutdown)
+    monkeypatch.setattr(ActorPool, "sync_weights", lambda self, version: 0.0)
     monkeypatch.setattr(Controller, "evaluate", lambda self, prompts, step: {"eval/gt_accuracy": 0.25})
     monkeypatch.setattr(Controller, "sync_check", lambda self, prompt: 0.0)
     monkeypatch.setattr(Controller, "rl_step", lambda self, step, prompts, epoch=0: (

@@ -1,4 +1,4 @@
-from rlvr.controller.loop import PromptSampler, split_round_robin
+from rlvr.controller.prompts import PromptSampler, split_round_robin
 from rlvr.tasks import Prompt
 
 

@@ -12,7 +12,9 @@ from dataclasses import replace
 import pytest
 
 from rlvr.config import RecipeConfig
-from rlvr.controller.loop import Controller, PromptSampler
+from rlvr.controller.actors import ActorPool
+from rlvr.controller.prompts import PromptSampler
+from rlvr.controller.step import StepRunner
 from rlvr.controller.weight_sync import CollectiveSync, ObjectStoreSync
 from rlvr.rollout.engine import Generation
 from rlvr.rewards.worker import RewardWorker
@@ -88,16 +90,16 @@ def make(monkeypatch):
         cfg = replace(base, seed=3, steps=steps,
                       rollout=replace(base.rollout, samples_per_prompt=G, prompts_per_step=2, overlap=overlap),
                       reward=replace(base.reward, verifier="arithmetic", design={"name": "incorrect_only"}))
-        c = Controller(cfg)
+        c = StepRunner(cfg, ActorPool(cfg), tokenizer=None)
         c.tokenizer = FakeTokenizer()
         engines = [Engine() for _ in range(workers)]
-        c.rollout = [Remote(e) for e in engines]
-        c.reward = [Remote(RewardWorker("arithmetic", {"name": "incorrect_only"}))]
-        c.trainer = Trainer(engines)
+        c.actors.rollout = [Remote(e) for e in engines]
+        c.actors.reward = [Remote(RewardWorker("arithmetic", {"name": "incorrect_only"}))]
+        c.actors.trainer = Trainer(engines)
         if sync == "collective":
-            c.weight_sync = CollectiveSync.__new__(CollectiveSync)  # only its type matters to the loop
+            c.actors.weight_sync = CollectiveSync.__new__(CollectiveSync)  # only its type matters to the loop
         else:
-            c.weight_sync = ObjectStoreSync(c.trainer, c.rollout)
+            c.actors.weight_sync = ObjectStoreSync(c.actors.trainer, c.actors.rollout)
         sampler = PromptSampler(PROMPTS + [replace(p, id=p.id + "'") for p in PROMPTS], seed=0)  # 2 per step
         c._plan = lambda s: (sampler.batch(s, 2), sampler.epoch(s, 2))
         c._generate_until = steps + (1 if overlap else 0)
@@ -106,7 +108,7 @@ def make(monkeypatch):
 
     yield build
     for c in made:
-        for w in c.reward:
+        for w in c.actors.reward:
             w._obj.close()
 
 
@@ -123,9 +125,9 @@ def test_synchronous_steps_sample_from_the_last_update_and_eval_sees_it(make, sy
         metrics, samples = c.rl_step(step, *c._plan(step))
         assert metrics["policy/version"] == step - 1 and metrics["policy/version_lag"] == 0
         assert {s["policy_version"] for s in samples} == {step - 1}
-        assert behaviour_version(c.trainer.batches[-1]) == step - 1 == c.trainer.weights_at_train[-1]
+        assert behaviour_version(c.actors.trainer.batches[-1]) == step - 1 == c.actors.trainer.weights_at_train[-1]
         # an evaluation now (it follows the step) samples from this step's update
-        assert c._generate(PROMPTS, 1, 0.0, seed=0)[2] == step
+        assert c.generate(PROMPTS, 1, 0.0, seed=0)[2] == step
         assert metrics["perf/weight_sync_s"] >= 0
     assert [e.version for e in engines] == [4, 4]  # the last update reached the engines (sync_check)
     assert not c._inflight and not c._ready
@@ -146,11 +148,11 @@ def test_overlap_samples_step_t_plus_1_from_the_weights_before_update_t(make, sy
         made_from = max(step - 2, 0)  # step t+1 is generated while update t runs, from version t-1
         assert metrics["policy/version"] == made_from and {s["policy_version"] for s in samples} == {made_from}
         assert metrics["policy/version_lag"] == (0 if step == 1 else 1)
-        assert behaviour_version(c.trainer.batches[-1]) == made_from
-        assert c.trainer.weights_at_train[-1] == step - 1
+        assert behaviour_version(c.actors.trainer.batches[-1]) == made_from
+        assert c.actors.trainer.weights_at_train[-1] == step - 1
         # step+1's samples are made (and scored) during this step, before its update reached the engines
         assert c._ready[step + 1].generated["policy_version"] == step - 1
-        assert c._generate(PROMPTS, 1, 0.0, seed=0)[2] == step  # eval after the step sees its update
+        assert c.generate(PROMPTS, 1, 0.0, seed=0)[2] == step  # eval after the step sees its update
     assert [e.version for e in engines] == [4, 4] and all(not e.inbox for e in engines)
     assert sorted(c._ready) == [5] and not c._inflight  # step 5 (for an extended resume) came from version 3
     assert c._ready[5].generated["policy_version"] == 3
@@ -204,8 +206,8 @@ def test_colocated_scoring_gives_the_pools_scores(make):
     for colocate in (False, True):
         c, engines = make(overlap=False)
         c.cfg = replace(c.cfg, reward=replace(c.cfg.reward, design=design, colocate=colocate))
-        c.reward[0]._obj.close()
-        c.reward = [Remote(RewardWorker("arithmetic", design))] * (0 if colocate else 1)
+        c.actors.reward[0]._obj.close()
+        c.actors.reward = [Remote(RewardWorker("arithmetic", design))] * (0 if colocate else 1)
         workers = []
         for engine in engines:
             worker = RolloutWorker.__new__(RolloutWorker)  # the real generate + scoring, no engine start
@@ -213,7 +215,7 @@ def test_colocated_scoring_gives_the_pools_scores(make):
             if colocate:
                 worker.enable_scoring("arithmetic", design)
             workers.append(worker)
-        c.rollout = [Remote(w) for w in workers]
+        c.actors.rollout = [Remote(w) for w in workers]
         steps = [c.rl_step(step, *c._plan(step)) for step in (1, 2, 3)]  # step 3: epoch 1's draws
         for w in workers:
             w.shutdown()  # closes the colocated verifier
@@ -237,7 +239,7 @@ def test_colocate_is_refused_for_a_verifier_that_needs_the_sandboxed_pool():
 
 def test_an_overlap_resume_skips_a_checkpoint_without_its_pending_samples(tmp_path, fake_checkpoint):
     from rlvr.config import load_recipe, to_yaml
-    from rlvr.controller.loop import PENDING_STATE
+    from rlvr.controller.checkpoint import PENDING_STATE, resume_point
     from rlvr.tracking.run_folder import RunFolder
 
     cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=9", "rollout.overlap=true", "algorithm.tis_cap=2.0",
@@ -246,7 +248,6 @@ def test_an_overlap_resume_skips_a_checkpoint_without_its_pending_samples(tmp_pa
     folder.write_config(to_yaml(cfg))
     older, newer = fake_checkpoint(folder, 2), fake_checkpoint(folder, 4)
     (older / PENDING_STATE).write_text("{}")
-    controller = Controller(cfg)
-    state, path = controller.resume_point(folder)
+    state, path, skipped = resume_point(cfg, folder)
     assert path == older and state["step"] == 2  # step 4's lacks the samples made ahead of step 5
-    assert controller.skipped_checkpoints == [newer]
+    assert skipped == [newer]

@@ -3,6 +3,7 @@ begins before the prompts are read, the cluster is joined before the initial pol
 too small fails before a download or warm-up), and the actors are launched before the driver
 loads its tokenizer, once: `_start_actors` then only waits for them."""
 from rlvr.config import load_recipe
+from rlvr.controller.actors import ActorPool
 from rlvr.controller.loop import Controller
 from rlvr.tasks import Prompt
 
@@ -10,16 +11,16 @@ from rlvr.tasks import Prompt
 def test_inputs_starts_ray_first_and_launches_the_actors_before_the_tokenizer(monkeypatch, tmp_path):
     calls = []
     prompts = [Prompt(id="p0", text="1+1=", gold="2")]
-    monkeypatch.setattr(Controller, "_begin_cluster", lambda self: calls.append("begin ray"))
+    monkeypatch.setattr(ActorPool, "begin", lambda self: calls.append("begin ray"))
     monkeypatch.setattr(Controller, "prompts", lambda self: calls.append("prompts") or (prompts, prompts))
-    monkeypatch.setattr(Controller, "_reserve", lambda self: calls.append("join ray"))
+    monkeypatch.setattr(ActorPool, "reserve", lambda self: calls.append("join ray"))
     monkeypatch.setattr(Controller, "initial_policy", lambda self, train, held_out: calls.append("policy") or ("dir", {}))
 
     def launch(self, model_dir):
         calls.append(f"launch {model_dir}")
         self._launched = model_dir
 
-    monkeypatch.setattr(Controller, "_launch_actors", launch)
+    monkeypatch.setattr(ActorPool, "launch", launch)
     import rlvr.models.tokenizer as tokenizer
 
     monkeypatch.setattr(tokenizer, "load_tokenizer", lambda model_dir, built: calls.append(f"tokenizer built={built}"))
@@ -31,11 +32,12 @@ def test_inputs_starts_ray_first_and_launches_the_actors_before_the_tokenizer(mo
         def wait_ready(self):
             calls.append("trainer ready")
 
-    controller.trainer, controller.rollout, controller._pending_ready = Group(), [], []
+    actors = controller.actors
+    actors.trainer, actors.rollout, actors._pending_ready = Group(), [], []
     import ray
 
     monkeypatch.setattr(ray, "get", lambda refs: calls.append(f"wait {len(refs)}"))
-    controller._start_actors("dir")
+    actors.wait_ready("dir")
     assert calls[-2:] == ["trainer ready", "wait 0"]  # no second launch
 
 
@@ -45,7 +47,7 @@ def test_a_failed_ray_start_is_raised_by_inputs_and_its_thread_released(monkeypa
     def start(self):
         raise RuntimeError("ray.init failed")
 
-    monkeypatch.setattr(Controller, "_start_cluster", start)
+    monkeypatch.setattr(ActorPool, "_start_cluster", start)
     monkeypatch.setattr(Controller, "prompts", lambda self: (prompts, prompts))
     controller = Controller(load_recipe(None, [f"output_dir={tmp_path}"]))
     try:
@@ -53,7 +55,7 @@ def test_a_failed_ray_start_is_raised_by_inputs_and_its_thread_released(monkeypa
         raise AssertionError("inputs() did not raise")
     except RuntimeError as err:
         assert str(err) == "ray.init failed"
-    thread = controller._cluster_start._thread
+    thread = controller.actors._cluster_start._thread
     assert thread.is_alive()
     controller.end_cluster()
     thread.join(5)

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from rlvr.controller.loop import PENDING_STATE, Controller, train
+from rlvr.controller.checkpoint import PENDING_STATE
+from rlvr.controller.loop import Controller, train
 from rlvr.tracking.run_folder import read_metrics
 
 from .test_quickstart import short_run

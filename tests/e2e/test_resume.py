@@ -74,19 +74,19 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path):
 
 
 def test_resume_refuses_a_changed_recipe_or_a_missing_checkpoint(tmp_path, fake_checkpoint):
-    from rlvr.controller.loop import Controller
+    from rlvr.controller.checkpoint import resume_point
     from rlvr.tracking.run_folder import RunFolder
 
     folder = RunFolder(tmp_path / "e2e")
     with pytest.raises(RecipeError, match="no complete checkpoint"):
-        Controller(short_run(tmp_path, "resume=true")).resume_point(folder)
+        resume_point(short_run(tmp_path, "resume=true"), folder)
     from rlvr.config import to_yaml
 
     folder.write_config(to_yaml(short_run(tmp_path)))
     done = fake_checkpoint(folder, 2)
     with pytest.raises(RecipeError, match=r"trainer.lr: 0.0001 -> 0.001"):
-        Controller(short_run(tmp_path, "resume=true", "trainer.lr=1e-3")).resume_point(folder)
+        resume_point(short_run(tmp_path, "resume=true", "trainer.lr=1e-3"), folder)
     with pytest.raises(RecipeError, match="raise steps"):
-        Controller(short_run(tmp_path, "resume=true", "steps=2")).resume_point(folder)
-    state, path = Controller(short_run(tmp_path, "resume=true", "steps=5")).resume_point(folder)
+        resume_point(short_run(tmp_path, "resume=true", "steps=2"), folder)
+    state, path, _ = resume_point(short_run(tmp_path, "resume=true", "steps=5"), folder)
     assert state["step"] == 2 and path == done

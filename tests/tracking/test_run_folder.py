@@ -55,7 +55,7 @@ def test_checkpoints_to_delete_keeps_the_newest_complete_ones():
 
 def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path, fake_checkpoint):
     from rlvr.config import load_recipe, to_yaml
-    from rlvr.controller.loop import RESUME_STATE, Controller
+    from rlvr.controller.checkpoint import RESUME_STATE, resume_point
 
     cfg = load_recipe(None, [f"output_dir={tmp_path}", "run_name=r", "steps=10", "resume=true"])
     folder = RunFolder(tmp_path / "r")
@@ -69,7 +69,7 @@ def test_prune_checkpoints_on_disk_and_resume_from_what_is_left(tmp_path, fake_c
     assert [p.name for p in deleted] == ["step_000002", "step_000005"]
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == [
         "step_000004", "step_000006", "step_000008"]
-    state, path = Controller(cfg).resume_point(folder)
+    state, path, _ = resume_point(cfg, folder)
     assert state["step"] == 6 and path == folder.checkpoint_dir(6)
 
 
@@ -86,35 +86,34 @@ def test_a_truncated_or_empty_checkpoint_is_named_and_the_previous_one_used(tmp_
     import pytest
 
     from rlvr.config import RecipeError
-    from rlvr.controller.loop import Controller
+    from rlvr.controller.checkpoint import resume_point
 
     cfg, folder = _resumable(tmp_path)
     fake_checkpoint(folder, 2)
     newest = fake_checkpoint(folder, 4)
     weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-20])  # the save died mid-file
-    controller = Controller(cfg)
-    state, path = controller.resume_point(folder)
+    state, path, skipped = resume_point(cfg, folder)
     assert state["step"] == 2 and path == folder.checkpoint_dir(2)
-    assert controller.skipped_checkpoints == [newest]
+    assert skipped == [newest]
     err = capsys.readouterr().err
     assert f"{weights}: truncated" in err and "resuming from the previous complete checkpoint step_000002" in err
 
     fake_checkpoint(folder, 4)
     (newest / "rlvr_state.json").write_text("")  # empty loop state: a one-line reason, no JSONDecodeError
-    assert Controller(cfg).resume_point(folder)[0]["step"] == 2
+    assert resume_point(cfg, folder)[0]["step"] == 2
     assert "rlvr_state.json: empty" in capsys.readouterr().err
 
     fake_checkpoint(folder, 4)
     part = newest / "trainer" / "deepspeed" / "mp_rank_00_model_states.pt"
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
-    assert Controller(cfg).resume_point(folder)[0]["step"] == 2
+    assert resume_point(cfg, folder)[0]["step"] == 2
     assert f"{part}: truncated or corrupt" in capsys.readouterr().err
 
     (folder.checkpoint_dir(2) / "rlvr_state.json").write_text('{"step": 2}')  # now no complete one is left
     with pytest.raises(RecipeError, match=r"no complete checkpoint to resume from; .*step_000004.*"
                                           r"mp_rank_00_model_states.pt: truncated .*1 older checkpoint"):
-        Controller(cfg).resume_point(folder)
+        resume_point(cfg, folder)
 
 
 def test_safetensors_problem_reads_only_the_header(tmp_path):

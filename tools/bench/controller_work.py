@@ -81,7 +81,8 @@ def measure(step, repeats: int) -> dict:
     import torch
 
     from rlvr.algorithms.advantages import compute_advantages
-    from rlvr.controller.loop import SAMPLE_KEYS, _verifier_inputs
+    from rlvr.controller.prompts import verifier_inputs
+    from rlvr.controller.step import SAMPLE_KEYS
     from rlvr.rewards.categorize import categorize, reward_error_metrics
     from rlvr.trainer.batch import make_train_batch
     from rlvr.tracking.run_folder import RunFolder
@@ -104,7 +105,7 @@ def measure(step, repeats: int) -> dict:
 
     def records():  # rl_step's list comprehension, verbatim
         version, n = 3, 1
-        return [{**{k: r[k] for k in SAMPLE_KEYS}, **_verifier_inputs(p), "prompt": p.text,
+        return [{**{k: r[k] for k in SAMPLE_KEYS}, **verifier_inputs(p), "prompt": p.text,
                  "category": labels[i][j],
                  "advantage": advantages[i, j].item(), "policy_version": version, "step": n}
                 for i, (p, group) in enumerate(zip(prompts, scored)) for j, r in enumerate(group)]

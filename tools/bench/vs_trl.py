@@ -138,7 +138,8 @@ def recipe_overrides(spec: Dict[str, Any], seed: int) -> List[str]:
 def load_workload(spec: Dict[str, Any], seed: int, extra: Sequence[str] = ()):
     """(cfg, train prompts, eval prompts, [(step, epoch, prompts)] for steps 1..N, verify)."""
     from rlvr.config.load import load_recipe
-    from rlvr.controller.loop import Controller, PromptSampler
+    from rlvr.controller.loop import Controller
+    from rlvr.controller.prompts import PromptSampler
     from rlvr.rewards.verifiers import get_verifier
 
     cfg = load_recipe(spec["recipe"], [*recipe_overrides(spec, seed), *extra])
@@ -175,7 +176,7 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     from transformers import AutoModelForCausalLM
 
     from rlvr.algorithms import aggregate, compute_advantages, policy_loss_terms, token_logprobs
-    from rlvr.controller.loop import reward_tensors
+    from rlvr.controller.step import reward_tensors
     from rlvr.models.warmup import greedy_accuracy
     from rlvr.rewards.worker import RewardWorker
     from rlvr.rollout.hf_engine import HFEngine

@@ -1,0 +1,323 @@
+"""One RL step: roll out G samples per prompt, score both rewards, advantages from the PROXY,
+train, sync weights; and the generations it issues ahead of later steps.
+
+Schedule of step t (docs/loop.md has the timeline). Version v = the weights after v updates.
+- Synchronous (default): step t's samples come from version t-1. With the collective weight
+  sync the sync rides on calls made anyway: train_step(t) ends with rank 0 broadcasting
+  version t, and step t+1's generate, issued right after it, begins by receiving it.
+- `rollout.overlap`: step t+1's samples are generated while the trainer updates on step t,
+  from the weights the engines hold then (version t-1); version t reaches the engines after
+  the update, at the start of step t+2's generate. So step t's samples come from version
+  max(t-2, 0) (one step stale from step 2 on: policy/version_lag = 1) and the run's results
+  differ from a synchronous one, which is why it is off by default.
+In both, an evaluation at step t runs after version t reached the engines (its generate
+queues behind the one that received it).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from rlvr.config import RecipeConfig
+from rlvr.controller.prompts import split_round_robin, verifier_inputs
+from rlvr.tasks import Prompt
+
+VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could not check"
+
+# Fields of a scored record that go into samples/step_*.jsonl as they are.
+SAMPLE_KEYS = ("prompt_id", "sample_index", "response", "gold", "num_tokens", "gt", "proxy", "reason")
+
+
+def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
+    """(proxy [P, G], gt [P, G]) float64 tensors of scored groups (as `StepRunner.score` returns)."""
+    import torch
+
+    return tuple(torch.tensor([[r[key] for r in group] for group in scored], dtype=torch.float64)
+                 for key in ("proxy", "gt"))
+
+
+@dataclass
+class Rollout:
+    """One step's samples, scored, and the train batch built from them (advantages set)."""
+
+    step: int
+    prompts: List[Prompt]
+    generated: Dict[str, Any]  # StepRunner.gather's dict: generations [P][G], policy_version, ...
+    batch: Any  # TrainBatch, rows prompt-major
+    metrics: Dict[str, Any]  # the samples' reward, length, version and rollout-time metrics
+    samples: List[Dict[str, Any]]  # one record per sample, as samples/step_*.jsonl holds them
+
+
+def generations_to_json(generated: Dict[str, Any]) -> Dict[str, Any]:
+    """What a checkpoint keeps of a step's generations made ahead: enough to rebuild them exactly."""
+    return {"policy_version": generated["policy_version"], "seconds": generated["seconds"],
+            "generations": [[asdict(g) for g in group] for group in generated["generations"]]}
+
+
+def generations_from_json(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Inverse of generations_to_json (floats survive JSON exactly: repr round-trips)."""
+    from rlvr.rollout.engine import Generation
+
+    groups = [[Generation(**g) for g in group] for group in data["generations"]]
+    return {"generations": groups, "policy_version": data["policy_version"], "seconds": data["seconds"],
+            "num_tokens": sum(len(g.token_ids) for group in groups for g in group)}
+
+
+class StepRunner:
+    """Drives the actors (`actors`: .rollout, .reward, .trainer, .weight_sync, as ActorPool
+    holds them) through RL steps; keeps the generations issued ahead of their step."""
+
+    def __init__(self, cfg: RecipeConfig, actors, tokenizer):
+        self.cfg, self.actors, self.tokenizer = cfg, actors, tokenizer
+        # Generations issued ahead of their step, by step: (prompts, epoch, launched calls),
+        # and those already scored into a Rollout. The loop's plan gives a step's prompts.
+        self._inflight: Dict[int, Any] = {}
+        self._ready: Dict[int, Rollout] = {}
+        self._plan: Optional[Callable[[int], tuple]] = None  # step -> (prompts, epoch); None: nothing ahead
+        self._generate_until = 0  # last step whose samples may be generated ahead
+
+    def follow(self, plan: Callable[[int], tuple], generate_until: int) -> None:
+        """Let later steps' generations be issued ahead, up to step `generate_until` (plan: step -> (prompts, epoch))."""
+        self._plan, self._generate_until = plan, generate_until
+
+    def ready_ahead(self, step: int) -> Optional[Rollout]:
+        """Step `step`'s Rollout if it was made and scored ahead of its step (overlap), else None."""
+        return self._ready.get(step)
+
+    def restore_ahead(self, step: int, prompts: Sequence[Prompt], epoch: int, generated: Dict[str, Any]) -> None:
+        """Score again the generations a checkpoint kept for `step` (rewards are pure functions of
+        their keys, so the scores are the ones the original run got) and hold them for that step."""
+        self._ready[step] = self.prepare(step, prompts, epoch, generated)
+
+    # ---- generate and score -------------------------------------------------------------
+    def launch(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int,
+               receive_version=None, score_epoch=None):
+        """Issue the generate calls (worker k gets prompts k, k + N, ...); with `receive_version`
+        each worker first receives that version's broadcast; with `score_epoch` it also scores
+        its samples (reward.colocate). Returns the handle `gather` takes."""
+        rollout = self.actors.rollout
+        ids = [self.tokenizer(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
+        chunks = split_round_robin(list(range(len(prompts))), len(rollout))
+        receive = {} if receive_version is None else {"receive_version": receive_version}
+
+        def score(chunk) -> Dict[str, Any]:
+            """generate's `score` argument for these prompts, with reward.colocate."""
+            return {} if score_epoch is None else {"score": {
+                "prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk], "epoch": score_epoch}}
+
+        futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
+                                     temperature=temperature, top_p=self.cfg.rollout.top_p,
+                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id],
+                                     **receive, **score(chunk))
+                   for k, (w, chunk) in enumerate(zip(rollout, chunks)) if chunk]
+        return ids, [c for c in chunks if c], futures
+
+    @staticmethod
+    def gather(launched) -> Dict[str, Any]:
+        """Wait for `launch`'s calls: {"prompt_ids", "generations" [prompt][sample], "policy_version",
+        "num_tokens", "seconds" (slowest worker's generation), "receive_s" (slowest receive, if any)}."""
+        import ray
+
+        ids, chunks, futures = launched
+        generations: List[Any] = [None] * len(ids)
+        scored: List[Any] = [None] * len(ids)
+        versions, tokens, seconds, receives, score_s = set(), 0, 0.0, [], []
+        for chunk, out in zip(chunks, ray.get(futures)):
+            versions.add(out["policy_version"])
+            tokens += out["num_tokens"]
+            seconds = max(seconds, out.get("seconds", 0.0))
+            if "receive_s" in out:
+                receives.append(out["receive_s"])
+            if "scored" in out:
+                score_s.append(out["score_s"])
+            for k, (i, group) in enumerate(zip(chunk, out["generations"])):
+                generations[i] = group
+                scored[i] = out["scored"][k] if "scored" in out else None
+        return {"prompt_ids": ids, "generations": generations, "policy_version": max(versions),
+                "num_tokens": tokens, "seconds": seconds, **({"receive_s": max(receives)} if receives else {}),
+                **({"scored": scored, "score_s": max(score_s)} if score_s else {})}
+
+    def generate(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int):
+        """[prompt][sample] Generations and the policy version they came from."""
+        out = self.gather(self.launch(prompts, n, temperature, seed))
+        return out["prompt_ids"], out["generations"], out["policy_version"], out["num_tokens"]
+
+    def score(self, prompts: Sequence[Prompt], generations, epoch: int = 0) -> List[List[Dict]]:
+        """Both rewards for every sample. A sample's reward-randomness key is (prompt id,
+        sample_index = epoch * G + j): a prompt seen again in a later epoch gets fresh
+        i.i.d. draws, and a re-run (or `rlvr score` on the samples file) gets the same ones."""
+        import ray
+
+        from rlvr.rewards.worker import sample_records
+
+        reward = self.actors.reward
+        records = sample_records([(p.id, p.gold, p.meta) for p in prompts], generations, epoch)
+        shards = split_round_robin(list(range(len(records))), len(reward))
+        futures = [w.score.remote([r for i in shard for r in records[i]])
+                   for w, shard in zip(reward, shards) if shard]
+        scored: Dict[str, List[Dict]] = {}
+        for out in ray.get(futures):
+            for r in out:
+                scored.setdefault(r["prompt_id"], []).append(r)
+        return [sorted(scored[p.id], key=lambda r: r["sample_index"]) for p in prompts]
+
+    # ---- one step's pieces ----------------------------------------------------------------
+    def launch_step(self, step: int, prompts: Sequence[Prompt], epoch: int, receive_version=None) -> None:
+        """Start generating step `step`'s G samples per prompt (its seed is a function of the step)."""
+        cfg = self.cfg
+        self._inflight[step] = (list(prompts), epoch, self.launch(
+            prompts, cfg.rollout.samples_per_prompt, cfg.rollout.temperature,
+            seed=cfg.seed * 1_000_003 + step * 97, receive_version=receive_version,
+            score_epoch=epoch if cfg.reward.colocate else None))
+
+    def _ahead(self, step: int) -> bool:
+        """Whether step `step`'s samples may be generated ahead of it (the loop's plan reaches it)."""
+        return self._plan is not None and step <= self._generate_until
+
+    def _rollout(self, step: int, prompts: Sequence[Prompt], epoch: int) -> Rollout:
+        """Step `step`'s Rollout: made ahead, or in flight (waited for and scored), or made now."""
+        rollout = self._ready.pop(step, None)
+        if rollout is None:
+            if step not in self._inflight:
+                self.launch_step(step, prompts, epoch)
+            made_for, epoch, launched = self._inflight.pop(step)
+            rollout = self.prepare(step, made_for, epoch, self.gather(launched))
+        if [p.id for p in rollout.prompts] != [p.id for p in prompts]:
+            raise RuntimeError(f"step {step}: the samples made ahead are of other prompts than the step's "
+                               "(the loop's plan and its steps disagree)")
+        return rollout
+
+    def prepare(self, step: int, prompts: Sequence[Prompt], epoch: int, generated: Dict[str, Any]) -> Rollout:
+        """Score a step's generations with both rewards, build the train batch with advantages
+        (`algorithm.name`) from the PROXY, and the samples' metrics and records."""
+        import torch
+
+        from rlvr.algorithms.advantages import compute_advantages
+        from rlvr.rewards.categorize import categorize, reward_error_metrics
+        from rlvr.trainer.batch import make_train_batch, resolve_pad_id
+
+        cfg, G = self.cfg, self.cfg.rollout.samples_per_prompt
+        generations, version, tokens = generated["generations"], generated["policy_version"], generated["num_tokens"]
+        start = time.time()
+        prompt_ids = generated.get("prompt_ids") or [self.tokenizer(p.text, add_special_tokens=False)["input_ids"]
+                                                     for p in prompts]
+        t0 = time.time()
+        waited = 0.0  # seconds spent waiting on other actors (scoring, the reward KL): not controller work
+        if "scored" in generated:  # reward.colocate: the rollout workers scored their samples
+            scored, t_reward = generated["scored"], generated["score_s"]
+        else:
+            scored = self.score(prompts, generations, epoch)
+            t_reward = waited = time.time() - t0
+        proxy, gt = reward_tensors(scored)
+        batch = make_train_batch(
+            [ids for ids in prompt_ids for _ in range(G)],
+            [g.token_ids for group in generations for g in group],
+            [g.logprobs for group in generations for g in group],
+            [0.0] * proxy.numel(),
+            pad_id=resolve_pad_id(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id))
+        shaped, kl_metrics = proxy, {}
+        if cfg.algorithm.kl_coef > 0 and cfg.algorithm.kl_in == "reward":
+            # KL in the reward: each sample's proxy minus kl_coef x its KL to the reference
+            t_kl = time.time()
+            kl = torch.tensor(self.actors.trainer.sequence_kl(batch, temperature=cfg.rollout.temperature),
+                              dtype=torch.float64).view_as(proxy)
+            waited += time.time() - t_kl
+            shaped = proxy - cfg.algorithm.kl_coef * kl
+            kl_metrics = {"reward/kl_penalty_mean": (cfg.algorithm.kl_coef * kl).mean().item()}
+        advantages = compute_advantages(cfg.algorithm.name, shaped, normalize_std=cfg.algorithm.normalize_std)
+        batch.advantages = advantages.flatten().to(torch.float32)
+        t_rollout = generated["seconds"]
+        metrics: Dict[str, Any] = {
+            "gt/reward_mean": gt.mean().item(),
+            "gt/accuracy": (gt >= 1.0).double().mean().item(),
+            "proxy/reward_mean": proxy.mean().item(),
+            **reward_error_metrics(proxy, gt),
+            # Verifier failures score 0 silently; this makes a broken verifier or gold visible.
+            "reward/verifier_error_rate": sum(r["reason"] in VERIFIER_ERRORS for g in scored for r in g)
+            / proxy.numel(),
+            **kl_metrics,
+            "response/length_mean": tokens / max(1, proxy.numel()),
+            "policy/version": version,
+            "policy/version_lag": step - 1 - version,
+            "perf/rollout_s": t_rollout, "perf/reward_s": t_reward,
+            "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
+            **({"perf/weight_receive_s": generated["receive_s"]} if "receive_s" in generated else {}),
+        }
+        categories, advantage = categorize(proxy, gt), advantages.tolist()  # one transfer, not P x G .item()
+        samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **verifier_inputs(p), "prompt": p.text,
+                    "category": categories[i][j],
+                    "advantage": advantage[i][j], "policy_version": version, "step": step}
+                   for i, (p, group) in enumerate(zip(prompts, scored)) for j, r in enumerate(group)]
+        # the driver's own work on the step's samples: batch, advantages, metrics, sample records
+        metrics["perf/controller_s"] = time.time() - start - waited
+        return Rollout(step, list(prompts), generated, batch, metrics, samples)
+
+    def _fused_sync(self) -> bool:
+        """Whether new weights ride on train_step and the next generate (the collective sync)."""
+        from rlvr.controller.weight_sync import CollectiveSync
+
+        return isinstance(self.actors.weight_sync, CollectiveSync)
+
+    def _train_result(self, refs, engine_refs) -> Dict[str, float]:
+        """train_step's metrics; an engine call that fails meanwhile raises at once (a rank
+        waiting to send it weights would otherwise block until the weight group's timeout)."""
+        import ray
+
+        key = lambda ref: ref.hex() if hasattr(ref, "hex") else id(ref)  # noqa: E731 - ObjectRef or a test's stand-in
+        left, pending = {key(r) for r in refs}, list(refs) + list(engine_refs)
+        while left and engine_refs:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                if key(ref) in left:
+                    left.discard(key(ref))
+                else:
+                    ray.get(ref)  # raises the engine's error
+        return self.actors.trainer.collect("train_step", refs)[0]
+
+    def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
+        """One RL step: roll out G samples per prompt, score both rewards, advantages
+        (`algorithm.name`) from the PROXY, train, sync weights. Returns (metrics, per-sample records).
+
+        Generations of later steps are issued from here when the loop's plan allows (module
+        docstring): with rollout.overlap step+1's while the trainer updates, and with the
+        collective sync the one that receives this step's weights right after train_step.
+        """
+        import ray
+
+        cfg, actors = self.cfg, self.actors
+        overlap = cfg.rollout.overlap and self._plan is not None
+        rollout = self._rollout(step, prompts, epoch)
+        nxt, later = step + 1, step + (2 if overlap else 1)  # `later`: the first generation from version `step`
+        if overlap and self._ahead(nxt) and nxt not in self._inflight:
+            self.launch_step(nxt, *self._plan(nxt))  # the engines' current weights: version step - 1
+        fused = self._fused_sync()
+        t1 = time.time()
+        refs = actors.trainer.train_step(rollout.batch, temperature=cfg.rollout.temperature,
+                                         broadcast_version=step if fused else None, wait=False)
+        receives = []
+        if fused and self._ahead(later):
+            self.launch_step(later, *self._plan(later), receive_version=step)
+        elif fused:  # nothing left to generate: the engines take the weights for eval and sync_check
+            receives = [w.receive_weights.remote(step) for w in actors.rollout]
+        if overlap and nxt in self._inflight:  # score step+1's samples while the trainer works
+            made_for, nxt_epoch, launched = self._inflight.pop(nxt)
+            self._ready[nxt] = self.prepare(nxt, made_for, nxt_epoch, self.gather(launched))
+        engine_refs = receives + [f for _, _, (_, _, futures) in self._inflight.values() for f in futures]
+        train_metrics = self._train_result(refs, engine_refs if fused else [])
+        t_train = time.time() - t1
+        if fused:
+            # rank 0's send: transfer + load when the engines were already waiting (always in
+            # synchronous mode); with overlap it also holds any wait for the in-flight generation
+            sync_s = train_metrics.pop("perf/weight_broadcast_s")
+            if receives:
+                sync_s = min(sync_s, max(ray.get(receives)))  # the later of the two waited for nothing
+        else:
+            sync_s = actors.sync_weights(step)
+            if self._ahead(later) and later not in self._inflight:
+                self.launch_step(later, *self._plan(later))
+        metrics: Dict[str, Any] = {"step": step, **rollout.metrics, **train_metrics,
+                                   "perf/train_s": t_train, "perf/weight_sync_s": sync_s}
+        if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
+            metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
+        return metrics, rollout.samples
