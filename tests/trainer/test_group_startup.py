@@ -54,7 +54,7 @@ def test_muon_import_defers_torch_compile():
     code = (
         "import sys, torch, deepspeed\n"
         "from deepspeed.runtime import compiler\n"
-        "from rlvr.trainer.policy_trainer import defer_deepspeed_muon_compile\n"
+        "from rlvr.trainer.deepspeed_setup import defer_deepspeed_muon_compile\n"
         "defer_deepspeed_muon_compile()\n"
         "from deepspeed.runtime.zero.muon import original_muon\n"
         "from deepspeed.runtime.zero.muon.muon_optimizer import MuonWithAuxAdam\n"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rlvr.trainer.batch import make_train_batch
-from rlvr.trainer.policy_trainer import disable_dropout
+from rlvr.trainer.deepspeed_setup import disable_dropout
 
 PROMPTS = [[20, 21, 15], [22, 15], [23, 24, 25, 15], [26, 15], [27, 28, 15], [29, 15], [30, 31, 15]]
 RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1], [48, 49], [50, 51, 52], [53]]
@@ -149,7 +149,9 @@ def _master_dtypes(optimizer):
 def test_bf16_mixed_precision_keeps_fp32_masters_and_the_ratio_at_one(make_trainer, tiny_model_dir, zero_stage):
     trainer = make_trainer(tiny_model_dir, dtype="bfloat16", zero_stage=zero_stage, lr=1e-3)
     assert trainer.engine.bfloat16_enabled()
-    with trainer._gathered():
+    from rlvr.trainer.deepspeed_setup import whole_parameters
+
+    with whole_parameters(trainer.engine.module, trainer.cfg.zero_stage):
         assert {p.dtype for p in trainer.engine.module.parameters()} == {torch.bfloat16}
     assert _master_dtypes(trainer.engine.optimizer) == {torch.float32}
     before = trainer.full_state_dict()
