@@ -91,6 +91,12 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         raise RecipeError(f"{where}: not valid YAML ({_first_line(err)}); quote override values "
                           "that contain braces or colons: key='value'") from None
     cfg: RecipeConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    from rlvr.plugins import PluginError, import_plugins
+
+    try:  # before the checks: a plug-in's designs and verifiers are then known by name
+        import_plugins(cfg.plugins, "plugins")
+    except PluginError as err:
+        raise RecipeError(f"{where}: {err}") from None
     if cfg.rollout.weight_sync == "auto":
         # written out so config.yaml (and a resume's drift check) shows the mode that ran
         cfg.rollout.weight_sync = default_weight_sync(cfg.cluster.colocate, cfg.rollout.tensor_parallel_size)
@@ -216,7 +222,8 @@ def _check(cfg: RecipeConfig, where: str) -> None:
     if cfg.task.name not in TASKS:
         raise RecipeError(f"{where}: task.name = {cfg.task.name!r} is not a task; choose one of {sorted(TASKS)}")
     allowed = _TASK_VERIFIERS.get(cfg.task.name)
-    if allowed and cfg.reward.verifier not in allowed:
+    shipped = set().union(*_TASK_VERIFIERS.values())  # a plug-in's verifier may check any task
+    if allowed and cfg.reward.verifier in shipped and cfg.reward.verifier not in allowed:
         raise RecipeError(f"{where}: reward.verifier = {cfg.reward.verifier!r} cannot check task "
                           f"{cfg.task.name!r} answers; use one of {sorted(allowed)}")
     if cfg.task.name in ("gsm8k", "math") and not cfg.task.path:

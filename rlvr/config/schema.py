@@ -148,6 +148,7 @@ class RecipeConfig:
     checkpoint_every: int = 0  # save checkpoints every N steps (0 = only at the end)
     checkpoint_keep_last: int = 0  # keep only the newest N complete checkpoints (0 = keep all)
     resume: bool = False  # continue <output_dir>/<run_name> from its latest checkpoint (steps may be raised)
+    plugins: List[str] = field(default_factory=list)  # modules imported before the run and in every worker, whose registered designs and verifiers the recipe may name (docs/rewards.md)
     model: ModelConfig = field(default_factory=ModelConfig)  # the policy
     warmup: WarmupConfig = field(default_factory=WarmupConfig)  # SFT warm-up of a built tiny model
     task: TaskConfig = field(default_factory=TaskConfig)  # prompts and gold answers

@@ -119,12 +119,14 @@ class ActorPool:
         self.reward = [
             RewardWorkerActor.options(num_cpus=slot.num_cpus,
                                       scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
-                cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s)
+                cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s,
+                plugins=list(cfg.plugins))
             for slot in layout.reward]
         self._pending_ready = []
         if cfg.reward.colocate:  # training samples are scored where they are generated
             self._pending_ready = [w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
-                                                           cfg.reward.timeout_s) for w in self.rollout]
+                                                           cfg.reward.timeout_s, list(cfg.plugins))
+                                   for w in self.rollout]
         if layout.gpus:
             # vLLM measures free GPU memory while it starts: on a shared card let the engines
             # finish before trainer ranks allocate (and free) memory beside them.

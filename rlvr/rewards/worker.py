@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import ray
 
+from rlvr.plugins import import_plugins
 from rlvr.rewards.designs import build_design
 from rlvr.rewards.scoring import score_samples
 from rlvr.rewards.verifiers import VerifierPool
@@ -33,13 +34,21 @@ class RewardWorker:
     """
 
     def __init__(self, verifier: str, design: Mapping[str, Any], timeout_s: float = 5.0,
-                 num_procs: int = 1):
+                 num_procs: int = 1, plugins: Sequence[str] = ()):
+        import_plugins(plugins)  # the recipe's plug-ins register their designs and verifiers here too
         self.design = build_design(dict(design), "reward.design")
         self.pool = VerifierPool(verifier, num_procs=num_procs, timeout_s=timeout_s)
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         """score_samples(records, pool, design): each record with gt, proxy, reason, answer."""
-        return score_samples(records, self.pool, self.design)
+        try:
+            return score_samples(records, self.pool, self.design)
+        except Exception as err:
+            module = type(self.design).__module__
+            if module.startswith("rlvr."):
+                raise
+            raise RuntimeError(f"plug-in {module}: design {self.design.name!r} failed: "
+                               f"{type(err).__name__}: {err}") from err
 
     def stats(self) -> Dict[str, int]:
         """Counts since start: samples, timeouts, worker restarts."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import ray
 import torch
@@ -62,11 +62,12 @@ class RolloutWorker:
             out["score_s"] = time.perf_counter() - start
         return out
 
-    def enable_scoring(self, verifier: str, design: Dict[str, Any], timeout_s: float = 5.0) -> None:
+    def enable_scoring(self, verifier: str, design: Dict[str, Any], timeout_s: float = 5.0,
+                       plugins: Sequence[str] = ()) -> None:
         """Score generations in this process (reward.colocate): a RewardWorker's verifier and design."""
         from rlvr.rewards.worker import RewardWorker
 
-        self.scorer = RewardWorker(verifier, design, timeout_s=timeout_s)
+        self.scorer = RewardWorker(verifier, design, timeout_s=timeout_s, plugins=plugins)
 
     def update_weights(self, state_dict: Dict[str, torch.Tensor], version: int) -> float:
         """Load a full HF-named state dict in place and stamp `version`; returns seconds taken."""

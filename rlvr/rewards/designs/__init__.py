@@ -78,6 +78,10 @@ def register_design(name: str):
     """Class decorator: register a design under its recipe name."""
 
     def wrap(cls):
+        known = DESIGNS.get(name)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise RewardConfigError(f"{cls.__module__}: design name {name!r} is already registered by "
+                                    f"{known.__module__}.{known.__qualname__}: choose another name")
         cls.name = name
         DESIGNS[name] = cls
         return cls

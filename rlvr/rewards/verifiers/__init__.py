@@ -39,6 +39,23 @@ VERIFIERS: Dict[str, VerifierEntry] = {
 }
 
 
+def register_verifier(name: str, in_process: bool = False):
+    """Function decorator: register `fn(response, gold, meta) -> GroundTruth` as verifier `name`
+    (a plug-in's, see rlvr/plugins.py). in_process=False runs it in killable processes with the
+    per-sample timeout and memory cap; True only for cheap, linear-time string checks."""
+
+    def wrap(fn):
+        target = f"{fn.__module__}:{fn.__qualname__}"
+        known = VERIFIERS.get(name)
+        if known is not None and known.target != target:
+            raise RewardConfigError(f"{fn.__module__}: verifier name {name!r} is already registered by "
+                                    f"{known.target}: choose another name")
+        VERIFIERS[name] = VerifierEntry(target, in_process)
+        return fn
+
+    return wrap
+
+
 def _entry(name: str) -> VerifierEntry:
     if name not in VERIFIERS:
         raise RewardConfigError(
@@ -47,9 +64,15 @@ def _entry(name: str) -> VerifierEntry:
 
 
 def get_verifier(name: str) -> Verifier:
-    """The verifier function registered under `name` (RewardConfigError if there is none)."""
-    module, function = _entry(name).target.split(":")
+    """The verifier function registered under `name`, or named by a "module:function" target
+    (how verifier processes receive it, so a plug-in's needs no registry there)."""
+    module, function = (name if ":" in name else _entry(name).target).split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def verifier_target(name: str) -> str:
+    """The "module:function" a verifier name stands for."""
+    return _entry(name).target
 
 
 def runs_in_process(name: str) -> bool:

@@ -130,7 +130,9 @@ class VerifierPool:
             self._workers = [self._start() for _ in range(self.num_procs)]
 
     def _start(self) -> _Worker:
-        return _Worker(self.verifier, self.memory_limit_mb)
+        from rlvr.rewards.verifiers import verifier_target
+
+        return _Worker(verifier_target(self.verifier), self.memory_limit_mb)
 
     # -- public -----------------------------------------------------------------------------
     def verify_many(self, items: Sequence[Item]) -> List[GroundTruth]:
