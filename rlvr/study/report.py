@@ -172,13 +172,6 @@ def compare_rows(rows: Sequence[Mapping[str, Any]], plan: Plan, interactions: In
     return comparisons, inter
 
 
-def vs_control(arm: Mapping[str, Any], control: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """COMPARED metrics of `arm` minus `control` (two arm rows), paired by seed (steps to
-    threshold: censored at the horizon, so every seed pairs)."""
-    return {key: paired_comparison(arm["metrics"][key]["per_seed"], control["metrics"][key]["per_seed"])
-            for key in COMPARED}
-
-
 def build_report(settings: Mapping[str, Any], rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The whole report (what study.json holds) from the arm rows and the study's settings
     (study, output_dir, seeds, threshold, last_k, eval_metric, primary_metric, blocks, control,
