@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from rlvr.config.load import recipe_drift
-from rlvr.study.report import collect_runs, format_table, study_report, write_report
-from rlvr.study.spec import DEFAULT_LAST_K, EVAL_METRICS, Study, StudyError, StudyRun, load_study
+from rlvr.study.report import (collect_runs, format_table, report_from_values, settings_of, study_report,
+                               write_report)
+from rlvr.study.spec import Study, StudyError, StudyRun, load_study, run_name
 
 # Keys that follow from where the study writes, not from what it trains.
 _LOCATION_KEYS = {"output_dir", "run_name"}
@@ -140,7 +141,9 @@ def report(study: Study) -> Dict[str, Any]:
     """Collect the run folders, write study.json/csv/png, print the table; the report dict."""
     runs = collect_runs(study.output_dir, list(study.arms), study.seeds)
     result = study_report(study.name, str(study.output_dir), study.seeds, study.threshold, study.arms, runs,
-                          control=study.control, last_k=study.last_k, metric=study.eval_metric)
+                          control=study.controls or None, last_k=study.last_k, metric=study.eval_metric,
+                          blocks=study.blocks, comparisons=study.comparisons, interactions=study.interactions,
+                          primary_metric=study.primary_metric)
     return _write_and_print(result, study.output_dir)
 
 
@@ -152,22 +155,28 @@ def _write_and_print(result: Dict[str, Any], output_dir: Path) -> Dict[str, Any]
 
 
 def rerender(study_dir: Path) -> Dict[str, Any]:
-    """Re-read the run folders of a study folder and rewrite its report, using the arms, seeds,
-    threshold, control and last_k recorded in its study.json (no study file needed)."""
+    """Rewrite a study folder's report with the settings its study.json records (arms, seeds,
+    threshold, blocks, comparisons, interactions, primary_metric; no study file needed): from
+    the run folders when any is there, else from the per-seed values study.json keeps."""
     study_json = Path(study_dir) / "study.json"
     if not study_json.is_file():
         raise StudyError(f"{study_dir}: no study.json (run `rlvr study STUDY.yaml` first)")
     try:
         old = json.loads(study_json.read_text())
-        arms = {a["arm"]: a["overrides"] for a in old["arms"]}
-        seeds, threshold = old["seeds"], old.get("threshold")
-    except (ValueError, KeyError, TypeError) as err:
+        settings = settings_of(old)
+        arms = {a["arm"]: a.get("overrides", []) for a in old["arms"]}
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise StudyError(f"{study_json}: not a study report ({type(err).__name__}: {err})") from None
-    control = old.get("control", next(iter(arms)))
-    last_k = old.get("last_k", DEFAULT_LAST_K)
+    seeds = settings["seeds"]
+    if not any((Path(study_dir) / run_name(arm, seed)).is_dir() for arm in arms for seed in seeds):
+        say(f"{study_dir}: no run folders; the report is recomputed from the per-seed values in study.json")
+        return _write_and_print(report_from_values(old), Path(study_dir))
     runs = collect_runs(Path(study_dir), list(arms), seeds)
-    result = study_report(old.get("study", Path(study_dir).name), str(study_dir), seeds, threshold, arms, runs,
-                          control=control, last_k=last_k, metric=old.get("eval_metric", EVAL_METRICS[0]))
+    result = study_report(settings["study"], str(study_dir), seeds, settings["threshold"], arms, runs,
+                          control=settings["control"], last_k=settings["last_k"], metric=settings["eval_metric"],
+                          blocks=settings["blocks"],
+                          comparisons=settings["comparisons"], interactions=settings["interactions"],
+                          primary_metric=settings["primary_metric"])
     return _write_and_print(result, Path(study_dir))
 
 

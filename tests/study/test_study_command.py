@@ -1,6 +1,7 @@
 """`rlvr study` end to end: the run loop with a stand-in train() (skip, failure, resume, drift),
 and one real study through Ray on the quickstart (e2e)."""
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from rlvr.cli import main as cli_main
 from rlvr.config import to_yaml
 from rlvr.study.command import config_drift, main
+from rlvr.study.report import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
@@ -103,12 +105,19 @@ def test_control_comparison_in_words_and_rlvr_report_rerenders(tmp_path, fake_tr
     assert final["p_value"] == 0.25 and final["separable"] is True
     assert worse["metrics"]["final_eval_gt_accuracy"]["ci95"] is not None
     assert "paired by seed against the control (gt)" in printed
-    assert "worse vs gt: final eval accuracy -0.060" in printed and "cannot go below p = 0.25" in printed
+    assert "worse vs gt: final eval/gt_accuracy -0.060" in printed and "cannot go below p = 0.25" in printed
 
     (out / "study.csv").unlink()
     assert cli_main(["report", str(out)]) == 0
     assert (out / "study.csv").is_file()
     assert json.loads((out / "study.json").read_text()) == report
+    # Every metric keeps its per-seed values, so the report survives without the run folders.
+    assert all(set(worse["metrics"][key]["per_seed"]) == {"0", "1", "2"} for key in METRICS)
+    for folder in out.glob("*__seed*"):
+        shutil.rmtree(folder)
+    assert cli_main(["report", str(out)]) == 0
+    assert json.loads((out / "study.json").read_text()) == report
+    assert "recomputed from the per-seed values in study.json" in capsys.readouterr().err
     assert cli_main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no study.json" in capsys.readouterr().err
 

@@ -106,15 +106,42 @@ def test_arm_means_and_std_over_seeds(study_dir):
     final = noisy["vs_control"]["final_eval_gt_accuracy"]
     assert final["n_pairs"] == 1 and final["diff_mean"] == pytest.approx(-0.05) and final["ci95"] is None
     assert final["p_value"] == 1.0  # both sign patterns of one difference are as extreme
-    assert noisy["metrics"]["steps_to_threshold"]["reached"] == 0
-    assert noisy["metrics"]["steps_to_threshold"]["mean"] is None
+    # Never reaching 0.45 by step 4 is censored at the horizon: the seed counts 4 steps, not dropped.
+    steps = noisy["metrics"]["steps_to_threshold"]
+    assert steps["reached"] == 0 and steps["censored"] == 1 and steps["per_seed"] == {"0": 4}
+    assert steps["mean"] == 4.0 and noisy["metrics"]["threshold_reached"]["per_seed"] == {"0": 0.0}
     assert absent["n_finished"] == 0 and {r["status"] for r in absent["runs"]} == {"missing"}
     assert all(absent["metrics"][k]["mean"] is None for k in METRICS)
 
 
-def test_partly_reached_threshold_has_no_mean(study_dir):
-    arm = build(study_dir, threshold=0.55)["arms"][0]["metrics"]["steps_to_threshold"]
-    assert arm["per_seed"] == {"0": None, "1": 4} and arm["reached"] == 1 and arm["mean"] is None
+def test_never_reaching_the_threshold_is_censored_at_the_horizon(study_dir):
+    # good: seed 0 peaks at 0.5 (never 0.55; horizon step 4), seed 1 reaches 0.6 at step 4.
+    report = build(study_dir, threshold=0.55)
+    good = report["arms"][0]["metrics"]
+    steps = good["steps_to_threshold"]
+    assert steps["per_seed"] == {"0": 4, "1": 4} and steps["reached"] == 1 and steps["censored"] == 1
+    assert steps["mean"] == 4.0 and good["threshold_reached"]["mean"] == 0.5
+    assert "4.0±0.0 (1/2)" in format_table(report)  # reached in 1 of 2 seeds
+
+
+def test_steps_comparison_keeps_every_seed_and_uses_the_restricted_mean():
+    # Arm reaches at 10, 20 and never (horizon 60) on seeds 0-2; control at 20, 30, 30.
+    # Dropping the censored seed (the old rule) would read -10 (faster) from 2 pairs; the restricted
+    # means give (10 - 20 + 20 - 30 + 60 - 30) / 3 = +3.33 (slower) from 3 pairs.
+    def run(steps_reached, horizon=60):
+        rows = [{"step": 0, "eval/gt_accuracy": 0.1}]
+        rows += [{"step": s, "eval/gt_accuracy": 0.9 if steps_reached is not None and s >= steps_reached else 0.2}
+                 for s in range(10, horizon + 1, 10)]
+        return {"status": "finished", "rows": rows}
+
+    arm = {"seed": None, "run_name": "", "error": None}
+    runs = {"arm": [{**arm, "seed": s, **run(v)} for s, v in enumerate([10, 20, None])],
+            "gt": [{**arm, "seed": s, **run(v)} for s, v in enumerate([20, 30, 30])]}
+    report = study_report("toy", "x", [0, 1, 2], 0.5, {"gt": [], "arm": []}, runs, control="gt")
+    c = report["comparisons"][0]["metrics"]["steps_to_threshold"]
+    assert c["n_pairs"] == 3 and c["diff_mean"] == pytest.approx(10 / 3)
+    assert c["p_value"] == 1.0  # diffs -10, -10, +30: |sum| 10; every sign pattern reaches |sum| >= 10
+    assert report["arms"][1]["metrics"]["steps_to_threshold"]["reached"] == 2
 
 
 def test_written_files_csv_columns_png_and_table(study_dir):
@@ -152,6 +179,19 @@ def test_written_files_csv_columns_png_and_table(study_dir):
     assert "steps>=" not in format_table(build(study_dir, threshold=None))
 
 
+def test_graded_ground_truth_is_a_selectable_study_metric(tmp_path):
+    folder = tmp_path / "a__seed0"
+    folder.mkdir()
+    rows = [{"step": 0, "eval/gt_accuracy": 0.1, "eval/gt_reward_mean": 0.30},
+            {"step": 5, "eval/gt_accuracy": 0.2, "eval/gt_reward_mean": 0.55}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "summary.json").write_text(json.dumps({"status": "finished"}))
+    report = study_report("toy", str(tmp_path), [0], None, {"a": []}, collect_runs(tmp_path, ["a"], [0]),
+                          metric="eval/gt_reward_mean")
+    assert report["arms"][0]["metrics"]["final_eval_gt_accuracy"]["mean"] == 0.55
+    assert "are of eval/gt_reward_mean" in format_table(report)
+
+
 def test_eval_metric_selects_the_curve(tmp_path):
     folder = tmp_path / "a__seed0"
     folder.mkdir()
@@ -175,3 +215,86 @@ def test_audit_per_arm_in_report_and_table(study_dir):
     assert report["arms"][2]["audit"] is None  # no finished run
     table = format_table(report)
     assert "audit before RL" in table and "initial policy under the proxy" in table
+
+
+# ---- blocks, Holm, and a report from stored per-seed values alone -----------------------------------
+def _p_t_df2(diffs):
+    """Two-sided paired t-test p for 3 pairs, closed form: P(|T_2| > t) = 1 - t / sqrt(2 + t^2)."""
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    t = abs(mean) / (sd / math.sqrt(3))
+    return 1 - t / math.sqrt(2 + t * t)
+
+
+HAND_STUDY = {
+    "study": "pc", "seeds": [0, 1, 2], "threshold": None, "primary_metric": "final_eval_gt_accuracy",
+    "blocks": {"easy": ["binary_easy", "partial_easy"], "rare": ["binary_rare", "partial_rare"]},
+    "control": {"easy": "binary_easy", "rare": "binary_rare"},
+    "interactions": [{"name": "(partial_rare - binary_rare) - (partial_easy - binary_easy)",
+                      "first": ["partial_rare", "binary_rare"], "second": ["partial_easy", "binary_easy"]}],
+    "arms": [{"arm": arm, "metrics": {"final_eval_gt_accuracy": {"per_seed": dict(zip("012", values))}}}
+             for arm, values in (("binary_easy", [0.50, 0.60, 0.55]), ("partial_easy", [0.40, 0.52, 0.44]),
+                                 ("binary_rare", [0.10, 0.20, 0.15]), ("partial_rare", [0.14, 0.21, 0.22]))],
+}
+
+
+def test_blocks_holm_and_rerender_from_a_hand_written_study_json(tmp_path, capsys):
+    from rlvr.cli import main as cli_main
+
+    (tmp_path / "study.json").write_text(json.dumps(HAND_STUDY))
+    assert cli_main(["report", str(tmp_path)]) == 0  # no run folders: from the per-seed values
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "study.json").read_text())
+    easy, rare = report["comparisons"]
+    # Each partial arm against the binary arm of its own block, never the other block's.
+    assert [(c["block"], c["arm"], c["reference"]) for c in report["comparisons"]] == \
+        [("easy", "partial_easy", "binary_easy"), ("rare", "partial_rare", "binary_rare")]
+    e, r = easy["metrics"]["final_eval_gt_accuracy"], rare["metrics"]["final_eval_gt_accuracy"]
+    i = report["interactions"][0]["metrics"]["final_eval_gt_accuracy"]
+    d_easy, d_rare = [-0.10, -0.08, -0.11], [0.04, 0.01, 0.07]
+    d_inter = [b - a for a, b in zip(d_easy, d_rare)]  # 0.14, 0.09, 0.18
+    assert e["diff_mean"] == pytest.approx(-0.29 / 3) and r["diff_mean"] == pytest.approx(0.04)
+    assert r["diff_sd"] == pytest.approx(0.03) and i["diff_mean"] == pytest.approx(0.41 / 3)
+    # t(0.975, 2) = 4.3027: rare's interval 0.04 +- 4.3027 * 0.03 / sqrt(3)
+    assert r["ci95"] == [pytest.approx(0.04 - 0.074525, abs=1e-5), pytest.approx(0.04 + 0.074525, abs=1e-5)]
+    p_easy, p_rare, p_inter = _p_t_df2(d_easy), _p_t_df2(d_rare), _p_t_df2(d_inter)  # 0.0082, 0.1472, 0.0344
+    assert (e["p_t"], r["p_t"], i["p_t"]) == (pytest.approx(p_easy), pytest.approx(p_rare), pytest.approx(p_inter))
+    # Holm over the family of 3: sorted 0.0082 (x3), 0.0344 (x2), 0.1472 (x1, then the running max).
+    assert e["p_t_holm"] == pytest.approx(3 * p_easy) and i["p_t_holm"] == pytest.approx(2 * p_inter)
+    assert r["p_t_holm"] == pytest.approx(max(2 * p_inter, p_rare))
+    assert e["family_size"] == 3 and e["separable_holm"] is True
+    assert i["separable"] is True and i["separable_holm"] is False  # t = 5.25 > 4.30, but 0.069 > 0.05 after Holm
+    # Sign-flip p on 3 pairs: 0.25 for same-sign differences; Holm: 0.75, 0.75, 0.75.
+    assert (e["p_value"], e["p_holm"]) == (0.25, pytest.approx(0.75))
+    # Other metrics are exploratory: no Holm fields.
+    assert "p_t_holm" not in easy["metrics"]["last_k_eval_gt_accuracy"]
+    assert report["arms"][1]["vs_control"] == easy["metrics"]  # the arm's own block control
+
+    assert "block easy: paired by seed against the control (binary_easy)" in printed
+    assert "block rare: paired by seed against the control (binary_rare)" in printed
+    assert "partial_rare - binary_easy" not in printed
+    assert "primary metric: final_eval_gt_accuracy" in printed and "final*" in printed
+    assert (f"Holm over 3 primary comparisons: t-test p = {2 * p_inter:.3g}" in printed
+            and "the interval excludes 0 but not after Holm's correction" in printed)
+    assert "partial_easy vs binary_easy: final eval/gt_accuracy -0.097" in printed
+    with open(tmp_path / "study.csv") as f:
+        rows = {row["arm"]: row for row in csv.DictReader(f)}
+    assert rows["partial_rare"]["reference"] == "binary_rare" and rows["partial_rare"]["block"] == "rare"
+    assert rows["partial_rare"]["final_eval_gt_accuracy_seed2"] == "0.22"
+    assert float(rows["partial_rare"]["final_eval_gt_accuracy_vs_control_diff"]) == pytest.approx(0.04)
+
+    # The rewritten study.json renders the same report again (the round trip is stable).
+    capsys.readouterr()
+    assert cli_main(["report", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "study.json").read_text()) == report
+    assert capsys.readouterr().out == printed
+
+
+def test_without_a_primary_metric_every_p_is_exploratory(tmp_path):
+    from rlvr.study.report import report_from_values
+
+    stored = {k: v for k, v in HAND_STUDY.items() if k not in ("primary_metric", "interactions")}
+    report = report_from_values(stored)
+    assert report["primary_metric"] is None
+    assert all("p_t_holm" not in c["metrics"]["final_eval_gt_accuracy"] for c in report["comparisons"])
+    assert "no primary_metric declared: every p-value below is uncorrected and exploratory" in format_table(report)

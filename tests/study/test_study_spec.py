@@ -52,12 +52,53 @@ def test_defaults_output_dir_and_seeds(tmp_path):
     assert study.seeds == [0] and study.arms == {"gt": []} and study.threshold is None
 
 
-def test_shipped_studies_validate():
-    for name in ("flip_noise", "designs", "algorithms"):
-        path = ROOT / "recipes" / "studies" / f"{name}.yaml"
-        assert path.read_text().startswith(f"# rlvr study recipes/studies/{name}.yaml\n")
-        study = load_study(path)
-        assert len(study.runs) == len(study.arms) * 2
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_study_loads(path):
+    assert path.read_text().startswith(f"# rlvr study recipes/studies/{path.name}\n")
+    study = load_study(path)
+    assert len(study.runs) == len(study.arms) * len(study.seeds)
+    blocked = {arm for block, arm, ref in study.comparisons} | {ref for _, _, ref in study.comparisons}
+    block_of = {arm: block for block, members in study.blocks.items() for arm in members}
+    assert all(block_of[arm] == block_of[ref] == block for block, arm, ref in study.comparisons)
+    assert blocked <= set(study.arms)
+
+
+BLOCKED = """
+arms:
+  binary_easy: [task.train_size=200]
+  partial_easy: [task.train_size=200, reward.design.name=flip]
+  binary_rare: [task.train_size=300]
+  partial_rare: [task.train_size=300, reward.design.name=flip]
+blocks: {easy: [binary_easy, partial_easy], rare: [binary_rare, partial_rare]}
+"""
+
+
+def test_blocks_compare_each_arm_with_its_own_blocks_control(tmp_path):
+    study = load_study(write_study(tmp_path, f"recipe: {QUICKSTART}\n{BLOCKED}"
+                                   "control: {easy: binary_easy, rare: binary_rare}\n"
+                                   "interaction: ['(partial_rare - binary_rare) - (partial_easy - binary_easy)']\n"))
+    assert study.blocks == {"easy": ["binary_easy", "partial_easy"], "rare": ["binary_rare", "partial_rare"]}
+    assert study.comparisons == [("easy", "partial_easy", "binary_easy"), ("rare", "partial_rare", "binary_rare")]
+    assert study.interactions == [("(partial_rare - binary_rare) - (partial_easy - binary_easy)",
+                                   ("partial_rare", "binary_rare"), ("partial_easy", "binary_easy"))]
+    assert study.control == ""  # no single control once there are blocks
+    # Default control: each block's first arm.
+    default = load_study(write_study(tmp_path, f"recipe: {QUICKSTART}\n{BLOCKED}", "d.yaml"))
+    assert default.controls == {"easy": "binary_easy", "rare": "binary_rare"}
+    assert default.comparisons == study.comparisons
+    # Explicit pairs replace the default comparisons.
+    pairs = load_study(write_study(tmp_path, f"recipe: {QUICKSTART}\n{BLOCKED}"
+                                   "compare: [binary_easy - partial_easy]\n", "p.yaml"))
+    assert pairs.comparisons == [("easy", "binary_easy", "partial_easy")] and pairs.controls == {}
+
+
+def test_primary_metric_and_graded_eval_metric(tmp_path):
+    study = load_study(write_study(tmp_path, f"recipe: {QUICKSTART}\nprimary_metric: last_k_eval_gt_accuracy\n"
+                                   "eval_metric: eval/gt_reward_mean\narms: {gt: [], fp: [reward.design.name=flip]}\n"))
+    # eval/gt_reward_mean is logged by every greedy evaluation: no eval.samples_per_prompt needed.
+    assert study.primary_metric == "last_k_eval_gt_accuracy" and study.eval_metric == "eval/gt_reward_mean"
+    assert study.control == "gt" and study.comparisons == [("all", "fp", "gt")]
+    assert load_study(write_study(tmp_path, f"recipe: {QUICKSTART}\narms: {{gt: []}}\n", "n.yaml")).primary_metric is None
     corrected = [r for r in load_study(ROOT / "recipes/studies/designs.yaml").runs if r.arm == "flip_corrected"]
     assert [d["name"] for d in corrected[0].cfg.reward.design["designs"]] == ["flip", "backward_correction"]
 
@@ -78,6 +119,24 @@ def test_shipped_studies_validate():
     ("seeds: [0, 0]\narms: {gt: []}\n", ["seeds [0, 0] repeat a seed"]),
     ("seeds: 3\narms: {gt: []}\n", ["seeds must be a non-empty list of integers"]),
     ("threshold: 2\narms: {gt: []}\n", ["threshold = 2 must be a number within [0, 1]"]),
+    ("primary_metric: final_accuracy\narms: {gt: []}\n", ["primary_metric = 'final_accuracy' must be one of"]),
+    ("primary_metric: steps_to_threshold\narms: {gt: []}\n", ["steps_to_threshold needs a threshold"]),
+    ("eval_metric: eval/gt_reward\narms: {gt: []}\n", ["eval_metric = 'eval/gt_reward' must be one of"]),
+    (BLOCKED + "control: binary_easy\n", ["control = 'binary_easy' names one arm but the study has blocks",
+                                           "{easy: binary_easy, rare: binary_rare}"]),
+    (BLOCKED + "control: {easy: binary_easy, rare: binary_easy}\n",
+     ["control.rare = 'binary_easy' is not an arm of block rare"]),
+    (BLOCKED + "control: {easy: binary_easy}\n", ["control must name one arm per block ['easy', 'rare']"]),
+    (BLOCKED + "compare: [partial_rare - binary_easy]\n",
+     ["compare 'partial_rare - binary_easy': partial_rare is in block rare, binary_easy in block easy"]),
+    (BLOCKED + "compare: [partial_rare-binary_rare]\n", ["must read 'arm - reference'"]),
+    (BLOCKED + "compare: [partial_rare - nope]\n", ["'nope' is not an arm"]),
+    (BLOCKED + "interaction: ['(partial_rare - binary_easy) - (partial_easy - binary_easy)']\n",
+     ["partial_rare - binary_easy crosses blocks rare and easy"]),
+    (BLOCKED + "interaction: ['partial_rare - binary_rare']\n", ["must read '(a - b) - (c - d)'"]),
+    (BLOCKED.replace("rare: [binary_rare, partial_rare]", "rare: [binary_rare]"), ["arm 'partial_rare' is in no block"]),
+    (BLOCKED.replace("rare: [binary_rare, partial_rare]", "rare: [binary_rare, binary_easy]"),
+     ["arm 'binary_easy' is in blocks easy and rare"]),
 ])
 def test_bad_study_fails_up_front_naming_file_arm_and_key(tmp_path, body, fragments):
     path = write_study(tmp_path, f"recipe: {QUICKSTART}\n{body}", "bad.yaml")
