@@ -106,7 +106,7 @@ class AlgorithmConfig:
     kl_coef: float = 0.0  # KL(policy || frozen reference) coefficient; 0 = no KL term
     kl_estimator: str = "k3"  # per-token KL estimator of the kl_coef term: k1 | k2 | k3 (Schulman 2020)
     kl_in: str = "loss"  # where the KL term goes: loss (per token) | reward (proxy minus kl_coef x per-sequence KL, before advantages)
-    log_kl_to_init: bool = True  # log policy/kl_to_init even when kl_coef = 0 (costs a frozen model copy and one no-grad forward per step on every rank)
+    log_kl_to_init: bool = False  # log policy/kl_to_init when kl_coef = 0 too: costs a frozen reference model (partitioned under ZeRO-3) and one no-grad forward per micro-batch; the reference exists only when this is on or kl_coef > 0
     entropy_coef: float = 0.0  # entropy bonus
     recompute_logprobs: bool = True  # old log-probs of the PPO ratio from the trainer's own pre-update policy, not the rollout engine
     tis_cap: float = 0.0  # truncated importance sampling: weight tokens by min(pi_trainer / pi_engine, cap); 0 = off

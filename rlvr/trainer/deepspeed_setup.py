@@ -145,6 +145,11 @@ def whole_tensors(tensors: List[torch.Tensor], zero_stage: int):
     return contextlib.nullcontext()
 
 
+def uses_reference(alg: AlgorithmConfig) -> bool:
+    """Whether a frozen reference model is built: for a KL term, or to log policy/kl_to_init."""
+    return alg.kl_coef > 0 or alg.log_kl_to_init
+
+
 class Engine(NamedTuple):
     engine: Any  # deepspeed.DeepSpeedEngine over the policy
     reference: Any  # frozen copy of the initial policy on the engine's device, or None
@@ -187,12 +192,12 @@ def build_engine(model_dir: str, cfg: TrainerConfig, alg: AlgorithmConfig, dtype
     model.config.use_cache = False
     disable_dropout(model)
     reference = None
-    if alg.kl_coef > 0 or alg.log_kl_to_init:
-        # A full frozen copy per rank (fine for the small models this runs on CPU), copied
-        # before DeepSpeed wraps (ZeRO-3: partitions) the policy: no second load from disk.
+    if uses_reference(alg):
+        # A frozen copy, taken before DeepSpeed wraps (ZeRO-3: partitions) the policy: no
+        # second load from disk. Under ZeRO-3 it is partitioned like the policy (below).
         import copy
 
-        reference = copy.deepcopy(model)
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
     clock.lap("model")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -218,7 +223,14 @@ def build_engine(model_dir: str, cfg: TrainerConfig, alg: AlgorithmConfig, dtype
               f"{'cap ' + str(alg.tis_cap) if alg.tis_cap > 0 else 'off'}, gradient "
               f"checkpointing {'on' if cfg.gradient_checkpointing else 'off'}; "
               f"{algorithm_summary(cfg, alg)}", file=sys.stderr, flush=True)
-    if reference is not None:
-        reference = reference.to(engine.device).eval().requires_grad_(False)
+    if reference is not None and cfg.zero_stage == 3:
+        # each rank keeps 1/world of it and gathers a layer at a time in the forward, as the
+        # policy does (OpenRLHF and verl shard their reference the same way)
+        reference, _, _, _ = deepspeed.initialize(model=reference, config={
+            "train_micro_batch_size_per_gpu": cfg.micro_batch_size, "zero_optimization": {"stage": 3},
+            "bf16": {"enabled": dtype == "bfloat16"}, "steps_per_print": 2**31 - 1})
+        reference.eval()
+    elif reference is not None:
+        reference = reference.to(engine.device)
     clock.lap("reference")
     return Engine(engine, reference, pad_id, dist)

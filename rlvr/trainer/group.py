@@ -133,7 +133,7 @@ class TrainerGroup:
                      # Ray gives each GPU actor exactly its own device, visible as cuda:0.
                      local_rank=0 if num_gpus_per_rank else rank, num_threads=num_threads,
                      dtype=dtype,  # model.dtype: bfloat16 = DeepSpeed bf16 mixed precision
-                     env=env)
+                     env=env, expect_cuda=bool(num_gpus_per_rank))
             self.actors.append(actor)
         self._rendezvous = (startup_timeout_s, master_addr, master_port)
         print(f"[rlvr.trainer] starting {self.num_ranks} trainer rank(s), rendezvous "

@@ -57,9 +57,10 @@ class PolicyTrainer:
     def __init__(self, rank: int, world_size: int, master_addr: str, master_port: int,
                  model_dir: str, trainer: Mapping[str, Any], algorithm: Mapping[str, Any],
                  local_rank: Optional[int] = None, num_threads: int = 1, dtype: str = "float32",
-                 env: Optional[Mapping[str, str]] = None):
+                 env: Optional[Mapping[str, str]] = None, expect_cuda: bool = False):
         """`env`: environment variables set first (before CUDA or the process group read them);
-        TrainerGroup passes them here so ranks can run in Ray's pooled worker processes."""
+        TrainerGroup passes them here so ranks can run in Ray's pooled worker processes.
+        `expect_cuda`: the rank was given a GPU; without CUDA it fails instead of training on CPU."""
         clock = PhaseClock()
         os.environ.update({str(k): str(v) for k, v in (env or {}).items()})
         self.rank, self.world_size = int(rank), int(world_size)
@@ -72,6 +73,10 @@ class PolicyTrainer:
         self.dtype = dtype
 
         use_cuda = torch.cuda.is_available()
+        if expect_cuda and not use_cuda:
+            raise RuntimeError(f"trainer rank {self.rank} was given a GPU but torch {torch.__version__} cannot use "
+                               f"CUDA (torch.version.cuda = {torch.version.cuda}): install the GPU stack "
+                               "(bash tools/install.sh gpu) or set trainer.num_gpus_per_rank = 0")
         os.environ.update(
             RANK=str(self.rank), WORLD_SIZE=str(self.world_size),
             LOCAL_RANK=str(self.rank if local_rank is None else local_rank),
@@ -339,6 +344,15 @@ class PolicyTrainer:
             out.extend(torch.where(mask, logprobs, torch.zeros_like(logprobs)).sum(dim=1).tolist())
         self.engine.train()
         return out
+
+    def reference_elements(self) -> Dict[str, int]:
+        """{"held", "full"}: the reference model's elements this rank holds, and its full size
+        (held < full when ZeRO-3 partitions it; both 0 without a reference)."""
+        if self.reference is None:
+            return {"held": 0, "full": 0}
+        params = list(self.reference.parameters())
+        held = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params)
+        return {"held": int(held), "full": int(sum(getattr(p, "ds_numel", p.numel()) for p in params))}
 
     def ping(self) -> Dict[str, Any]:
         """Who this rank is, and `startup`: where its start-up time went (PhaseClock.report)."""

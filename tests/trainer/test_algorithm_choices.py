@@ -34,7 +34,7 @@ def _batch(advantages=ADV):
 @pytest.fixture(scope="module")
 def rank(make_rank, tiny_model_dir):
     return make_rank(tiny_model_dir, {"zero_stage": 0, "micro_batch_size": 8, "lr": 0.0, "grad_clip": 1e6},
-                     {"loss_agg_constant": 6})
+                     {"loss_agg_constant": 6, "log_kl_to_init": True})
 
 
 def _step(rank, micro=8, trainer_cfg=None, **alg):
@@ -177,3 +177,12 @@ def test_sequence_kl_sums_the_estimator_over_each_response(rank, tiny_model_dir)
     assert m["loss"] == pytest.approx(EXPECTED_LOSS["token_mean"], abs=1e-6)
     m = _step(rank, kl_coef=0.5, kl_in="loss")
     assert m["loss"] == pytest.approx(EXPECTED_LOSS["token_mean"] + 0.5 * m["policy/kl_to_ref"], abs=1e-6)
+
+
+def test_the_reference_model_exists_only_for_a_kl_term_or_when_kl_to_init_is_asked_for():
+    from rlvr.config.schema import AlgorithmConfig
+    from rlvr.trainer.deepspeed_setup import uses_reference
+
+    assert not uses_reference(AlgorithmConfig())  # the default: no frozen copy of the policy
+    assert uses_reference(AlgorithmConfig(kl_coef=0.1))
+    assert uses_reference(AlgorithmConfig(log_kl_to_init=True))

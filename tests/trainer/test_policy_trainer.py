@@ -20,7 +20,7 @@ RESPONSES = [[40, 41, 1], [42], [43, 44, 45, 46], [47, 1], [48, 49], [50, 51, 52
 ADVANTAGES = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5]])).flatten().tolist()
 
 ZERO3 = dict(trainer=dict(zero_stage=3, micro_batch_size=2, lr=LR, grad_clip=1.0),
-             algorithm=dict(kl_coef=0.0, clip_eps=0.2))
+             algorithm=dict(kl_coef=0.0, clip_eps=0.2, log_kl_to_init=True))
 
 
 def _hf_model(model_dir, state_dict=None):
@@ -77,6 +77,16 @@ def test_step_with_nonzero_advantages_changes_parameters_and_ranks_agree(zero3_r
     assert _max_abs_diff(zero3_run.before, zero3_run.after) <= LR * 1.001
     digests = zero3_run.group.state_digests()
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+@pytest.mark.e2e
+def test_zero3_partitions_the_reference_like_the_policy(zero3_run):
+    group = zero3_run.group
+    parts = group.collect("reference_elements", group.submit("reference_elements"))
+    full = parts[0]["full"]
+    assert full > 0 and [p["full"] for p in parts] == [full, full]
+    assert all(0 < p["held"] < full for p in parts), parts  # each rank holds a part, none the whole
+    assert sum(p["held"] for p in parts) >= full
 
 
 @pytest.mark.e2e
