@@ -86,12 +86,15 @@ def error_features(gt, proxy, weights=None, best: Optional[float] = None, atol: 
     gt, proxy = np.asarray(gt, dtype=np.float64), np.asarray(proxy, dtype=np.float64)
     if gt.shape != proxy.shape or gt.ndim == 0 or gt.shape[-1] == 0:
         raise ValueError(f"proxy {proxy.shape} and gt {gt.shape} must both be non-empty [..., K]")
-    w = np.full_like(gt, 1.0 / gt.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != gt.shape:
-        raise ValueError(f"weights {w.shape} must have the rewards' shape {gt.shape}")
-    w = w / w.sum(axis=-1, keepdims=True)
-    v_p = (w * proxy).sum(axis=-1, keepdims=True)
-    v_g = (w * gt).sum(axis=-1, keepdims=True)
+    if weights is None:  # a group's samples: V is the group mean
+        w = np.full_like(gt, 1.0 / gt.shape[-1])
+        v_p, v_g = proxy.mean(axis=-1, keepdims=True), gt.mean(axis=-1, keepdims=True)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != gt.shape:
+            raise ValueError(f"weights {w.shape} must have the rewards' shape {gt.shape}")
+        w = w / w.sum(axis=-1, keepdims=True)
+        v_p, v_g = (w * proxy).sum(axis=-1, keepdims=True), (w * gt).sum(axis=-1, keepdims=True)
     top = gt.max(axis=-1, keepdims=True) if best is None else best
     optimal = gt >= top - atol
     best_optimal_proxy = np.where(optimal, proxy, -np.inf).max(axis=-1, keepdims=True)

@@ -97,7 +97,10 @@ class RewardDesign:
 
     def expected_group(self, group: Sequence[ScoredSample], running: Sequence[float],
                        noisy: bool = False) -> List[float]:
-        """expected_proxy of a group [G] given its running proxy [G] (group-aware designs override)."""
+        """expected_proxy of a group [G] given its running proxy [G] (group-aware designs override; a
+        systematic design that only overrides apply is its own expectation)."""
+        if type(self).transform is RewardDesign.transform and type(self).expected_proxy is RewardDesign.expected_proxy:
+            return [float(v) for v in self.apply(group, running)]
         return [float(self.expected_proxy(s, float(r), noisy)) for s, r in zip(group, running)]
 
     def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
@@ -112,13 +115,18 @@ class RewardDesign:
                       ) -> Tuple[List[float], List[float], Tuple[float, float], bool]:
         """(proxy [G], expected proxy [G], signal map, noisy) after this design, from the same
         before it. Compose folds this; correct_errors overrides it to label the systematic part."""
-        return (self.apply(group, proxy), self.expected_group(group, expected, noisy), self.signal_map(signal),
-                noisy or self.errors == "stochastic")
+        out = self.apply(group, proxy)
+        if self.errors == "systematic" and not noisy:  # deterministic all along: its own expectation
+            return out, [float(v) for v in out], self.signal_map(signal), False
+        return out, self.expected_group(group, expected, noisy), self.signal_map(signal), True
 
     def score_channels(self, group: Sequence[ScoredSample]) -> Tuple[List[float], List[float], List[float]]:
         """(proxy, expected proxy, systematic proxy) of one prompt's group [G], starting from the
         ground truth. systematic = (expected - a) / b with (a, b) = signal_map when b > 0 (the
         noise channel's rescaling undone), else the expected proxy itself."""
+        if type(self).score_group is not RewardDesign.score_group:  # a design that overrides score_group only
+            proxy = [float(v) for v in self.score_group(group)]
+            return proxy, list(proxy), list(proxy)
         gts = [float(s.gt.score) for s in group]
         proxy, expected, (a, b), _ = self.apply_tracked(group, gts, gts, (0.0, 1.0), False)
         systematic = [(e - a) / b for e in expected] if b > 0 else list(expected)
