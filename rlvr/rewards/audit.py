@@ -40,8 +40,12 @@ def ranking_pairs(proxy: Tensor, gt: Tensor, seq_logprob: Tensor):
     return t[:, 0:1], t[:, 1:2], t[:, 2:3], t[:, 3:4], t[:, 4]
 
 
-def audit_profile(proxy: Tensor, gt: Tensor, seq_logprob: Tensor, gt_pass: float = 1.0) -> Dict[str, Any]:
+def audit_profile(proxy: Tensor, gt: Tensor, seq_logprob: Tensor, gt_pass: float = 1.0,
+                  expected: Tensor | None = None, systematic: Tensor | None = None) -> Dict[str, Any]:
     """Profile of proxy [P, G], gt [P, G] and summed sample log-probs [P, G] (see module doc).
+    expected / systematic [P, G]: the scored records' expected_proxy / systematic_proxy
+    (rlvr.rewards.categorize.reward_channels); with them, error labels are on the systematic part
+    and the noise metrics (reward/signal_scale, reward/noise_var, reward/snr) are shown.
 
     `audit/success_histogram[c]` = prompts with exactly c of G samples correct (gt >= gt_pass);
     `audit/error_counts` = samples per error category.
@@ -62,9 +66,9 @@ def audit_profile(proxy: Tensor, gt: Tensor, seq_logprob: Tensor, gt_pass: float
         "audit/success_histogram": [int((solved == c).sum()) for c in range(G + 1)],
         "audit/prompts_never_solved": (solved == 0).double().mean().item(),
         "audit/prompts_always_solved": (solved == G).double().mean().item(),
-        **reward_error_metrics(proxy, gt, gt_pass=gt_pass),
+        **reward_error_metrics(proxy, gt, gt_pass=gt_pass, expected=expected, systematic=systematic),
     }
-    labels = [c for row in categorize(proxy, gt) for c in row]
+    labels = [c for row in categorize(proxy if systematic is None else systematic, gt) for c in row]
     profile["audit/error_counts"] = {c: labels.count(c) for c in CATEGORIES if c != "none"}
     pairs = ranking_pairs(proxy, gt, seq_logprob)
     profile["audit/ranking_pairs"] = 0 if pairs is None else int(pairs[0].shape[0])
@@ -89,6 +93,9 @@ AUDIT_TABLE = [
     ("reward/zero_proxy_variance_groups", "groups with zero proxy variance", "{:.3f}"),
     ("audit/prompts_never_solved", "prompts never solved", "{:.3f}"),
     ("audit/prompts_always_solved", "prompts always solved", "{:.3f}"),
+    ("reward/signal_scale", "signal scale (slope of E[proxy|y] on gt)", "{:.3f}"),
+    ("reward/noise_var", "noise variance", "{:.4f}"), ("reward/snr", "within-group signal/noise", "{:.3f}"),
+    ("reward/systematic_error_rate", "systematic error rate", "{:.3f}"),
     ("errors/harmful", "errors: harmful (heuristic)", "{:.3f}"), ("errors/benign", "errors: benign", "{:.3f}"),
     ("errors/beneficial", "errors: beneficial", "{:.3f}"),
     ("audit/acc", "Acc", "{:.3f}"), ("audit/acc_w", "Acc-W", "{:.3f}"), ("audit/hacc", "HAcc", "{:.3f}"),

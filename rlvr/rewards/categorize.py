@@ -1,52 +1,39 @@
-"""Online categorization of reward errors: rlvr's operationalisation of the paper's categories.
+"""Online categorization of reward errors and the per-step reward metrics (torch in, floats out).
 
-arXiv 2604.25872 categorizes an error (r_P(y) != r_G(y)) by whether y attracts probability
-under policy gradient: in the tabular case the logit of y rises iff r_P(y) > V_P. rlvr
-estimates this per prompt group of G on-policy samples (a diagnostic heuristic, not a causal
-measurement): V_P = mean proxy reward of the group, V_G = mean ground-truth reward. The gold
-answer defines y*: a sample is optimal when gt >= gt_pass (1.0: full credit), whether or not
-the group holds one, so a wrong sample with a positive advantage is hacking even in an
-all-wrong group. Labels (the shared vocabulary, rlvr/rewards/labels.py):
+Every label comes from the one labeller, rlvr.rewards.labels.label_errors (module docstring there:
+its rule, chosen by agreement with the exact Shapley effect in `rlvr theory --random`). Online,
+each prompt's G samples form a group, each weighing 1/G (the group mean stands in for the
+policy's expected reward, V_P), and the gold answer defines y*: a sample is optimal when
+gt >= gt_pass (1.0: full credit), whether or not the group holds one. This is a diagnostic
+heuristic, not a causal measurement.
 
-- harmful_hacking: suboptimal, proxy > V_P, and proxy >= the proxy of every optimal sample
-  in the group (always, when the group has none);
-- harmful_stalling: suboptimal, proxy > V_P, but below some optimal sample's proxy (e.g. 0.5
-  partial credit for one of two constraints, paper Section 5);
-- harmful_suppression: optimal, proxy <= V_P (it never attracts probability);
-- harmful_slowdown: optimal, under-rewarded (proxy < gt) but still > V_P;
-- beneficial: mediocre (V_G < gt < gt_pass) and proxy <= V_P: the paper's y_med kept from
-  stalling the policy (never fires with 0/1 rewards);
-- benign_I: suboptimal and proxy <= V_P, gt <= V_G: it attracts under neither reward;
-- benign_best: optimal, over-rewarded (proxy > gt) above V_P: it attracts either way.
-
-Comparisons with the means use the tolerance atol (a proxy within atol of V_P does not
-attract probability). rlvr.theory.categorize labels errors of the exact bandit at theta_0
-with expectations under pi_0, with the same names.
+Systematic error vs noise. A proxy of a stochastic design (flip noise, random reward) is the
+design's expected proxy E[r_P | prompt, response] plus fresh noise. Labels are errors of the
+theory's kind only when given the *systematic* proxy (the expected proxy with the design's noise
+channel undone, which rlvr.rewards.scoring writes as `systematic_proxy`): then plain flip noise
+has no labelled errors at all. The noise is measured by `noise_metrics` instead (signal scale,
+noise variance, within-group signal-to-noise ratio).
 
 "Pass" in `reward_error_metrics` means full credit: reward >= 1.0 by default, for both the
 gt and the proxy. So 0.5 partial credit is a fail (an error, but not a false positive), a
 keyword bonus on a correct answer (1.1) is a pass, and a backward-corrected flip reward
 passes exactly when the flipped reward passed ((1 - rho0)/(1 - rho0 - rho1) >= 1, while
--rho0/(1 - rho0 - rho1) < 0).
+-rho0/(1 - rho0 - rho1) < 0). These rates describe the realized proxy, noise included.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+import math
+from typing import Dict, List, Optional
 
 import torch
 
-from rlvr.rewards.labels import ONLINE_LABELS, family
+from rlvr.rewards.labels import CODES, DEFAULT_RULE, FAMILIES, family, label_codes
 
-CATEGORIES = ("none", "harmful", "benign", "beneficial")
-SUBCATEGORIES = ("none", *ONLINE_LABELS)
+CATEGORIES = ("none", *FAMILIES)
+SUBCATEGORIES = CODES  # "none" and every label name, in the labeller's code order
 ATOL = 1e-6
 
-
-_SUB_TO_CAT = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])
-(_NONE, _HACKING, _STALLING, _SUPPRESSION, _SLOWDOWN, _BENEFICIAL, _BENIGN_I, _BENIGN_BEST) = (
-    torch.tensor(SUBCATEGORIES.index(name)) for name in (
-        "none", "harmful_hacking", "harmful_stalling", "harmful_suppression", "harmful_slowdown",
-        "beneficial", "benign_I", "benign_best"))
+_SUB_TO_CAT = torch.tensor([0 if s == "none" else CATEGORIES.index(family(s)) for s in SUBCATEGORIES])
 
 
 def _as_groups(proxy: torch.Tensor, gt: torch.Tensor, ndim: int):
@@ -58,29 +45,12 @@ def _as_groups(proxy: torch.Tensor, gt: torch.Tensor, ndim: int):
 
 
 def category_codes(proxy: torch.Tensor, gt: torch.Tensor, fine: bool = False,
-                   atol: float = ATOL, gt_pass: float = 1.0) -> torch.Tensor:
+                   atol: float = ATOL, gt_pass: float = 1.0, rule: str = DEFAULT_RULE) -> torch.Tensor:
     """Codes [P, G] of proxy [P, G] vs gt [P, G]: indices into CATEGORIES, or into
-    SUBCATEGORIES if `fine`. A sample is optimal (y*) when gt >= gt_pass."""
+    SUBCATEGORIES if `fine`. Each group's samples weigh 1/G; a sample is optimal when gt >= gt_pass.
+    Give the systematic proxy to label errors of the theory's kind (module docstring)."""
     proxy, gt = _as_groups(proxy, gt, 2)
-    v_p = proxy.mean(dim=1, keepdim=True)
-    v_g = gt.mean(dim=1, keepdim=True)
-
-    error = (proxy - gt).abs() > atol
-    attracts = proxy > v_p + atol  # logit rises under the proxy (tabular policy gradient)
-    optimal = gt >= gt_pass - atol  # the gold answer defines y*, sampled or not
-    # highest proxy among the group's optimal samples (-inf when none was sampled)
-    best_proxy = proxy.where(optimal, -torch.inf).amax(dim=1, keepdim=True)
-    under = proxy < gt
-    # One decision tree, evaluated for all samples at once (the module docstring's rules).
-    code = torch.where(
-        attracts,
-        torch.where(optimal,
-                    torch.where(proxy > gt, _BENIGN_BEST, torch.where(under, _SLOWDOWN, _BENIGN_I)),
-                    torch.where(proxy >= best_proxy - atol, _HACKING, _STALLING)),
-        torch.where(optimal,
-                    torch.where(under, _SUPPRESSION, _BENIGN_I),
-                    torch.where(gt > v_g + atol, _BENEFICIAL, _BENIGN_I)))
-    code = code.masked_fill_(~error, _NONE)
+    code = torch.from_numpy(label_codes(gt.numpy(), proxy.numpy(), None, best=gt_pass, rule=rule, atol=atol))
     return code if fine else _SUB_TO_CAT[code]
 
 
@@ -98,19 +68,53 @@ def categorize_group(proxy: torch.Tensor, gt: torch.Tensor, fine: bool = False,
     return categorize(proxy[None], gt[None], fine, atol)[0]
 
 
+def noise_metrics(proxy: torch.Tensor, gt: torch.Tensor, expected: torch.Tensor) -> Dict[str, float]:
+    """How much of the proxy is signal and how much noise, from proxy, gt and the design's expected
+    proxy E[r_P | y], all [P, G] (one group per row, the policy's own samples).
+
+    reward/signal_scale: the within-group least-squares slope of E[r_P | y] on r_G (flip noise:
+      1 - rho0 - rho1); the pooled slope when no group's gt varies; NaN when no gt varies at all.
+    reward/noise_var: mean of (r_P - E[r_P | y])^2, the variance the design's draws add.
+    reward/signal_var: within-group population variance of E[r_P | y], averaged over groups.
+    reward/snr: signal_var / noise_var (inf for a noiseless design with signal; NaN for 0 / 0).
+    """
+    proxy, gt = _as_groups(proxy, gt, 2)
+    expected, _ = _as_groups(expected, gt, 2)
+    e_c = expected - expected.mean(dim=1, keepdim=True)
+    g_c = gt - gt.mean(dim=1, keepdim=True)
+    num, den = (e_c * g_c).sum().item(), (g_c * g_c).sum().item()
+    if den <= 0:  # no group's ground truth varies: pool the samples across groups
+        e_p, g_p = expected - expected.mean(), gt - gt.mean()
+        num, den = (e_p * g_p).sum().item(), (g_p * g_p).sum().item()
+    noise_var = ((proxy - expected) ** 2).mean().item()
+    signal_var = expected.var(dim=1, correction=0).mean().item()
+    if noise_var > 0:
+        snr = signal_var / noise_var
+    else:
+        snr = math.inf if signal_var > 0 else math.nan
+    return {"reward/signal_scale": num / den if den > 0 else math.nan, "reward/noise_var": noise_var,
+            "reward/signal_var": signal_var, "reward/snr": snr}
+
+
 def reward_error_metrics(proxy: torch.Tensor, gt: torch.Tensor, proxy_pass: float = 1.0,
-                         gt_pass: float = 1.0, fine: bool = False,
-                         atol: float = ATOL) -> Dict[str, float]:
+                         gt_pass: float = 1.0, fine: bool = False, atol: float = ATOL,
+                         expected: Optional[torch.Tensor] = None,
+                         systematic: Optional[torch.Tensor] = None) -> Dict[str, float]:
     """Error rates, categories and variance diagnostics of proxy [P, G] vs gt [P, G].
 
     Fractions are over all P*G samples unless named otherwise. A sample passes when its
     reward >= proxy_pass (proxy) or >= gt_pass (gt). false_positive_rate = P(proxy pass |
     gt fail), false_negative_rate = P(proxy fail | gt pass) (0 when nothing is conditioned
     on). Stds are population stds within a group, averaged over groups; a group is flat when
-    its std <= atol. `fine` adds an errors/<sub-label> fraction per harmful and benign sub-label.
+    its std <= atol. `fine` adds an errors/<label> fraction per label not named like a family.
+
+    systematic [P, G] (the scored records' `systematic_proxy`): the error labels (errors/*) are
+    computed on it instead of the realized proxy, and reward/systematic_error_rate is added.
+    expected [P, G] (the records' `expected_proxy`): adds noise_metrics.
     """
     proxy, gt = _as_groups(proxy, gt, 2)
-    sub = category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass)
+    labelled = proxy if systematic is None else _as_groups(systematic, gt, 2)[0]
+    sub = category_codes(labelled, gt, fine=True, atol=atol, gt_pass=gt_pass)
     n = float(proxy.numel())
     pp, gp = proxy >= proxy_pass - atol, gt >= gt_pass - atol
     proxy_std, gt_std = proxy.std(dim=1, correction=0), gt.std(dim=1, correction=0)
@@ -118,17 +122,20 @@ def reward_error_metrics(proxy: torch.Tensor, gt: torch.Tensor, proxy_pass: floa
     # Every count in one transfer: sub-label counts, the 2x2 pass table, the flat-group table.
     counts = torch.cat([torch.bincount(sub.flatten(), minlength=len(SUBCATEGORIES)),
                         torch.bincount((2 * pp + gp).flatten(), minlength=4),
-                        torch.bincount(2 * proxy_flat + gt_flat, minlength=4)]).tolist()
+                        torch.bincount(2 * proxy_flat + gt_flat, minlength=4),
+                        ((proxy - gt).abs() > atol).sum().reshape(1)]).tolist()
     per_sub = dict(zip(SUBCATEGORIES, counts[:len(SUBCATEGORIES)]))
     pf_gf, pf_gp, pp_gf, pp_gp = counts[len(SUBCATEGORIES):len(SUBCATEGORIES) + 4]
     groups = float(proxy.shape[0])
-    pv_gv, pv_gflat, pflat_gv, pflat_gflat = counts[len(SUBCATEGORIES) + 4:]
+    pv_gv, pv_gflat, pflat_gv, pflat_gflat = counts[len(SUBCATEGORIES) + 4:len(SUBCATEGORIES) + 8]
+    realized_errors = counts[-1]
     proxy_std_mean, gt_std_mean = torch.stack([proxy_std.mean(), gt_std.mean()]).tolist()
     gt_fail, gt_passes = pf_gf + pp_gf, pf_gp + pp_gp
-    family_count = {f: sum(c for name, c in per_sub.items() if family(name) == f) for f in CATEGORIES[1:]}
+    family_count = {f: sum(c for name, c in per_sub.items() if name != "none" and family(name) == f)
+                    for f in CATEGORIES[1:]}
 
     metrics = {
-        "reward/error_rate": (n - per_sub["none"]) / n,  # every error gets a label other than none
+        "reward/error_rate": realized_errors / n,
         "reward/false_positive_rate": pp_gf / gt_fail if gt_fail else 0.0,
         "reward/false_negative_rate": pf_gp / gt_passes if gt_passes else 0.0,
         "errors/harmful": family_count["harmful"] / n,
@@ -143,8 +150,22 @@ def reward_error_metrics(proxy: torch.Tensor, gt: torch.Tensor, proxy_pass: floa
         "reward/zero_proxy_variance_groups": (pflat_gv + pflat_gflat) / groups,
         "reward/gt_flat_proxy_varied_groups": pv_gflat / groups,
     }
+    if systematic is not None:
+        metrics["reward/systematic_error_rate"] = (n - per_sub["none"]) / n
+    if expected is not None:
+        metrics.update(noise_metrics(proxy, gt, expected))
     if fine:
-        for name in SUBCATEGORIES:
-            if family(name) in ("harmful", "benign"):
+        for name in SUBCATEGORIES[1:]:
+            if name not in FAMILIES:
                 metrics[f"errors/{name}"] = per_sub[name] / n
     return metrics
+
+
+def reward_channels(scored):
+    """(proxy, gt, expected, systematic) [P, G] float64 tensors of scored groups (lists of the
+    records rlvr.rewards.scoring.score_samples returns); a record without `expected_proxy` /
+    `systematic_proxy` (scored before they existed) counts its proxy as both."""
+    rows = [[(r["proxy"], r["gt"], r.get("expected_proxy", r["proxy"]), r.get("systematic_proxy", r["proxy"]))
+             for r in group] for group in scored]
+    t = torch.tensor(rows, dtype=torch.float64)
+    return t[..., 0], t[..., 1], t[..., 2], t[..., 3]

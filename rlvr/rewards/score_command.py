@@ -7,9 +7,10 @@ Each input record needs `response` and `gold`; `prompt_id`, `sample_index`, `num
 `meta`, `constraints`, `step` are optional (a missing prompt_id becomes "FILE:LINE", a
 missing sample_index 0, and both are written out). Every record is written back with `gt`,
 `proxy`, `reason`, `answer` (and `gt_details` when the verifier gives details), scored by
-the same code as training (rlvr.rewards.scoring.score_samples). Re-scoring a run's
-samples/ keeps the previous values as `gt_before`, `proxy_before` and `category_before`
-(the old category described the old proxy, so `category` is removed).
+the same code as training (rlvr.rewards.scoring.score_samples), plus `expected_proxy`,
+`systematic_proxy` and `category`: the error's family from the one labeller (rlvr/rewards/labels.py)
+on the systematic proxy within its group, as training labels it. Re-scoring a run's samples/
+keeps the previous values as `gt_before`, `proxy_before` and `category_before`.
 
 DESIGN.yaml holds a design mapping ({name: flip, fp_rate: 0.1, seed: 0}), either at top
 level or under reward.design of a recipe (whose reward.verifier then is the default
@@ -236,6 +237,7 @@ def _score_files(files, verifier, pool, design, out, batch_size, skipped, start)
                 print(f"rlvr score: {path.name} (file {file_number}/{len(files)}): "
                       f"{done}/{len(records)} records; {totals['records'] + done} in all, "
                       f"{now - start:.1f} s", file=sys.stderr)
+        label_categories(results)
         for result in results:
             out.write(json.dumps(result) + "\n")
             totals["gt"] += result["gt"]
@@ -243,6 +245,21 @@ def _score_files(files, verifier, pool, design, out, batch_size, skipped, start)
             totals["timeouts"] += result["reason"] == "timeout"
         totals["records"] += len(records)
     return totals
+
+
+def label_categories(records: List[Dict[str, Any]]) -> None:
+    """Set each scored record's `category` (none | harmful | benign | beneficial) with the one
+    labeller, per group (same prompt_id and step), on its systematic proxy, as training does."""
+    from rlvr.rewards.labels import family, label_group
+    from rlvr.rewards.scoring import group_key
+
+    groups: Dict[Any, List[Dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(group_key(record), []).append(record)
+    for members in groups.values():
+        names = label_group([r["gt"] for r in members], [r.get("systematic_proxy", r["proxy"]) for r in members])
+        for record, name in zip(members, names):
+            record["category"] = name if name == "none" else family(name)
 
 
 def main(argv: List[str]) -> int:

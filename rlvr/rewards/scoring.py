@@ -29,7 +29,9 @@ def score_samples(records: Sequence[Mapping[str, Any]], pool, design: RewardDesi
 
     Input keys: prompt_id, sample_index, response, gold; optional num_tokens (default
     len(response)), meta, constraints, step. Output: each record copied, with gt (float),
-    proxy (float), reason (str), answer (str or None) set, and gt_details (dict) when the
+    proxy (float), expected_proxy (E[proxy | prompt, response], float), systematic_proxy (the
+    expected proxy with the design's noise channel undone: what error labels compare with gt),
+    reason (str), answer (str or None) set, and gt_details (dict) when the
     verifier reported details (e.g. constraints_held). The design sees each group (same
     prompt_id, and same step when present) whole, in input order.
     """
@@ -38,19 +40,20 @@ def score_samples(records: Sequence[Mapping[str, Any]], pool, design: RewardDesi
     groups: Dict[Hashable, List[int]] = {}
     for i, record in enumerate(records):
         groups.setdefault(group_key(record), []).append(i)
-    proxies: List[Optional[float]] = [None] * len(records)
+    channels: List[Optional[tuple]] = [None] * len(records)
     for members in groups.values():
         group = [_scored_sample(records[i], gts[i]) for i in members]
-        values = design.score_group(group)
+        values, expected, systematic = design.score_channels(group)
         if len(values) != len(group):
             raise ValueError(f"design {design.name!r} returned {len(values)} rewards for a "
                              f"group of {len(group)} samples")
-        for i, value in zip(members, values):
-            proxies[i] = float(value)
+        for i, value, e, s in zip(members, values, expected, systematic):
+            channels[i] = (float(value), float(e), float(s))
     out = []
-    for record, gt, proxy in zip(records, gts, proxies):
+    for record, gt, (proxy, expected_proxy, systematic_proxy) in zip(records, gts, channels):
         scored = dict(record)
-        scored.update(gt=float(gt.score), proxy=proxy, reason=gt.reason, answer=gt.answer)
+        scored.update(gt=float(gt.score), proxy=proxy, reason=gt.reason, answer=gt.answer,
+                      expected_proxy=expected_proxy, systematic_proxy=systematic_proxy)
         if gt.details:
             scored["gt_details"] = dict(gt.details)
         else:

@@ -1,33 +1,13 @@
 """Static categorization of reward errors relative to the initial policy (paper Section 3).
 
-An error is an output y with r_P(y) != r_G(y). What it does to learning depends on
-which outputs attract probability: in the tabular case the logit of y rises iff
-r(y) > V(theta), and V_P only grows under gradient flow on r_P. Categories:
+An error is an output y with r_P(y) != r_G(y). The label comes from the one labeller that
+training, `rlvr audit` and `rlvr score` use too (rlvr/rewards/labels.py, its default rule), fed
+the exact initial policy: weights pi_0(y), y* = an argmax of r_G, V = E_pi0[r]. The module
+docstring there lists the labels and the rule; `rlvr theory --random` measures how well each
+candidate rule predicts the exact Shapley effect of an error (rlvr/theory/shapley.py).
 
-- harmful_hacking  (harmful, type I): the proxy over-rewards a suboptimal output
-  above the mean and at least as high as every optimal output, so the policy
-  converges onto it.
-- harmful_stalling (harmful, type II): a suboptimal output is over-rewarded above
-  the mean but below the best proxy reward (it attracts probability for a while,
-  the policy concentrates on a suboptimal output).
-- harmful_suppression: an optimal output under-rewarded to at most the mean: it
-  never attracts probability.
-- harmful_slowdown: an optimal output under-rewarded but still above the mean: it
-  attracts probability more slowly.
-- benign_I: the error leaves y attracting no probability under r_P: an
-  over-reward that stays at or below V_P(theta_0), or an under-reward of a
-  suboptimal output that attracts nothing under r_G either (r_G(y) <= V_G(theta_0)).
-- benign_II: pi_0(y) < negligible_prob; benign only over a finite horizon.
-- beneficial: a suboptimal output that would attract probability under r_G
-  (r_G(y) > V_G(theta_0), a "mediocre" output that causes stalling) gets a lower
-  proxy reward, steering probability to y*.
-- benign_best: an optimal output over-rewarded: it attracts probability either way
-  (the ablation finds no effect).
-
-The names are the ones training's online categorization uses (rlvr/rewards/labels.py).
-
-This is the tabular theory at theta_0; the ablation (rlvr.theory.ablation) is the
-causal check, and disagreements are reported, not hidden.
+The names are the ones training's online categorization uses. The ablations and the Shapley
+effect are the causal check; disagreements are reported, not hidden.
 """
 
 from __future__ import annotations
@@ -36,13 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlvr.rewards.labels import FAMILIES, LABELS, family
+from rlvr.rewards.labels import (DEFAULT_RULE, FAMILIES, LABELS, NEGLIGIBLE_PROB_THEORY, error_features, family,
+                                 label_errors)
 from rlvr.theory import policy
 
 CATEGORIES = LABELS
 __all__ = ["CATEGORIES", "FAMILIES", "ErrorCategory", "categorize_error", "categorize_errors", "erroneous_outputs",
            "family"]
 _REWARD_ATOL = 1e-12
+
+REASONS = {
+    "harmful_hacking": "over-rewards a suboptimal output to at least every optimal output's proxy",
+    "harmful_stalling": "over-rewards a suboptimal output (below the best optimal proxy): probability piles onto it",
+    "harmful_suppression": "under-rewards an optimal output to at most V_P0: it never attracts",
+    "harmful_slowdown": "under-rewards an optimal output: it attracts probability more slowly",
+    "beneficial": "under-rewards a suboptimal output: it cannot stall the policy",
+    "beneficial_best": "over-rewards an optimal output: it attracts probability faster",
+    "benign_I": "y attracts probability under neither reward",
+    "benign_II": "pi0(y) is negligible: no effect over a finite horizon",
+    "harmful_other": "the rule judges this error harmful",
+    "beneficial_other": "the rule judges this error beneficial",
+}
 
 
 @dataclass(frozen=True)
@@ -68,51 +62,35 @@ def categorize_error(
     initial_probs: np.ndarray,
     proxy_rewards: np.ndarray,
     gt_rewards: np.ndarray,
-    negligible_prob: float = 1e-4,
+    negligible_prob: float = NEGLIGIBLE_PROB_THEORY,
+    rule: str = DEFAULT_RULE,
 ) -> ErrorCategory:
     """Category of the error on `output` at the initial policy. initial_probs, rewards (K,)."""
-    y = output
-    r_p, r_g = float(proxy_rewards[y]), float(gt_rewards[y])
-    v_p = float(policy.expected_reward(initial_probs, proxy_rewards))
-    v_g = float(policy.expected_reward(initial_probs, gt_rewards))
-    best_gt = float(gt_rewards.max())
-    optimal = np.isclose(gt_rewards, best_gt, rtol=0, atol=_REWARD_ATOL)
-    is_optimal = bool(optimal[y])
-    over = r_p > r_g
-    attracts_p, attracts_g = r_p > v_p, r_g > v_g
-    values = f"r_P={r_p:g}, r_G={r_g:g}, V_P0={v_p:.4g}, V_G0={v_g:.4g}, pi0={initial_probs[y]:.3g}"
-
-    def verdict(category: str, why: str) -> ErrorCategory:
-        return ErrorCategory(y, category, f"{why} ({values})")
-
-    if initial_probs[y] < negligible_prob:
-        return verdict("benign_II", f"pi0(y) < {negligible_prob:g}: negligible probability over a finite horizon")
-    if is_optimal:
-        if over:
-            return verdict("benign_best", "over-rewards an optimal output: it attracts probability either way")
-        if not attracts_p:
-            return verdict("harmful_suppression", "under-rewards an optimal output below V_P0: it never attracts")
-        return verdict("harmful_slowdown", "under-rewards an optimal output: it attracts probability more slowly")
-    if over:
-        if not attracts_p:
-            return verdict("benign_I", "r_P(y) < V_P0: y never attracts probability")
-        best_optimal_proxy = float(proxy_rewards[optimal].max())
-        if r_p >= best_optimal_proxy:
-            return verdict("harmful_hacking", "high r_P on a suboptimal output, >= r_P of every optimal output")
-        return verdict("harmful_stalling", "r_P(y) > V_P0 on a suboptimal output: the policy piles onto it for a while")
-    if attracts_g:
-        return verdict("beneficial", "low r_P on a mediocre output (r_G(y) > V_G0) that would stall the policy")
-    return verdict("benign_I", "under-rewards an output that attracts no probability under r_G either")
+    return categorize_errors(initial_probs, proxy_rewards, gt_rewards, negligible_prob, rule, outputs=[output])[output]
 
 
 def categorize_errors(
     initial_probs: np.ndarray,
     proxy_rewards: np.ndarray,
     gt_rewards: np.ndarray,
-    negligible_prob: float = 1e-4,
+    negligible_prob: float = NEGLIGIBLE_PROB_THEORY,
+    rule: str = DEFAULT_RULE,
+    outputs: list[int] | None = None,
 ) -> dict[int, ErrorCategory]:
-    """Category of every erroneous output, keyed by output index. (K,), (K,), (K,)."""
-    return {
-        y: categorize_error(y, initial_probs, proxy_rewards, gt_rewards, negligible_prob)
-        for y in erroneous_outputs(proxy_rewards, gt_rewards)
-    }
+    """Category of every erroneous output (or of `outputs`), keyed by output index. (K,), (K,), (K,)."""
+    probs = np.asarray(initial_probs, dtype=np.float64)
+    proxy, gt = np.asarray(proxy_rewards, dtype=np.float64), np.asarray(gt_rewards, dtype=np.float64)
+    names = label_errors(gt, proxy, probs, best=None, rule=rule, atol=_REWARD_ATOL, negligible_prob=negligible_prob)
+    v_p, v_g = float(policy.expected_reward(probs, proxy)), float(policy.expected_reward(probs, gt))
+    out = {}
+    for y in (erroneous_outputs(proxy, gt) if outputs is None else outputs):
+        name = str(names[y])
+        values = f"r_P={proxy[y]:g}, r_G={gt[y]:g}, V_P0={v_p:.4g}, V_G0={v_g:.4g}, pi0={probs[y]:.3g}"
+        out[y] = ErrorCategory(y, name, f"{REASONS.get(name, name)} ({values})")
+    return out
+
+
+def label_features(initial_probs: np.ndarray, proxy_rewards: np.ndarray, gt_rewards: np.ndarray,
+                   negligible_prob: float = NEGLIGIBLE_PROB_THEORY):
+    """The labeller's features of every output at pi_0 (rlvr.rewards.labels.ErrorFeatures)."""
+    return error_features(gt_rewards, proxy_rewards, initial_probs, None, _REWARD_ATOL, negligible_prob)

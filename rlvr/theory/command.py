@@ -16,6 +16,11 @@ Writes DIR/result.json with (at least) these keys:
   ablation            {"y": {steps_to_threshold, delta_steps, final_gt_reward, verdict}} with only
                                   the error on y corrected; null with --no-ablation
   disagreements       [{output, category, ablation_verdict}] where the two disagree
+  shapley             {thresholds, horizons, tolerance, runs, errors: {"y": {by_setting: [{threshold, horizon,
+                                  shapley, fix_one, add_one, verdict, ...}], area: [{horizon, shapley, ...}]}}}:
+                                  each error's effect on log(1 + steps to threshold) (positive: slower) and on
+                                  the mean E[r_G] over the horizon, exact over all 2^k coalitions of the
+                                  errors (k <= 8; null with --no-ablation)
   ground_truth_run    {steps_to_threshold, final_gt_reward} trained on r_G itself (null if no
                                   error or --no-ablation)
   seed_spread         {seeds, proxy: {steps_to_threshold, quartiles, reached}, ground_truth: same or
@@ -53,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--p-stars", help="--sweep: pi_0(y*) values, comma-separated")
     parser.add_argument("--p-meds", help="--sweep: pi_0(y_med) values, comma-separated")
     parser.add_argument("--seed", type=int, default=0, help="--random: the family's seed")
-    parser.add_argument("--thresholds", default="0.5,0.9", help="--random: E[r_G] thresholds, comma-separated")
+    parser.add_argument("--thresholds", help="E[r_G] thresholds, comma-separated (--random: default 0.5,0.9; "
+                        "CONFIG: the Shapley effect's thresholds, default the config's threshold)")
     parser.add_argument("--horizons", default="2000,20000", help="--random: step budgets, comma-separated")
     parser.add_argument("--max-errors", type=int, default=2, help="--random: reward errors per instance, at most")
     parser.add_argument("--out", help="output directory (default: runs/theory/<config name> or runs/theory/paper)")
@@ -81,6 +87,10 @@ def summary_line(result: dict[str, Any], out_file: Path | None = None) -> str:
         if result["ablation"] is not None:
             ab = result["ablation"][y]
             text += f" (ablation: {ab['verdict']}, fixed reaches at {_fmt_steps(ab['steps_to_threshold'])})"
+        effect = ((result.get("shapley") or {}).get("errors") or {}).get(y)
+        if effect:
+            first = effect["by_setting"][0]
+            text += f" [Shapley {first['shapley']:+.3f} log steps: {first['verdict']}]"
         errors.append(text)
     parts.append("errors: " + (", ".join(errors) if errors else "none"))
     if result["ground_truth_run"] is not None:
@@ -140,7 +150,7 @@ def _run_random(args: argparse.Namespace) -> int:
     from rlvr.theory.random_families import format_agreement, random_agreement
 
     try:
-        thresholds = [float(t) for t in args.thresholds.split(",")]
+        thresholds = [float(t) for t in (args.thresholds or "0.5,0.9").split(",")]
         horizons = [int(h) for h in args.horizons.split(",")]
     except ValueError:
         print("rlvr theory: error: --thresholds and --horizons take comma-separated numbers, e.g. 0.5,0.9",
@@ -203,10 +213,20 @@ def main(argv: list[str]) -> int:
         if args.paper:
             return _run_paper(args)
         config = load_config(args.config)
+        thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
         result = run_configs([config], ablate=not args.no_ablation, log_every=args.log_every)[0]
     except TheoryConfigError as exc:
         print(f"rlvr theory: error: {exc}", file=sys.stderr)
         return 2
+    except ValueError:
+        print("rlvr theory: error: --thresholds takes comma-separated numbers, e.g. 0.5,0.9", file=sys.stderr)
+        return 2
+    result["shapley"] = None
+    if not args.no_ablation:
+        from rlvr.theory.runner import _errors
+        from rlvr.theory.shapley import config_effects
+
+        result["shapley"] = config_effects(config, _errors(config), thresholds)
     out_file = _write(result, Path(args.out or f"runs/theory/{config.name}"), plot=not args.no_plot)
     print(summary_line(result, out_file))
     return 0

@@ -53,8 +53,9 @@ class TheoryConfig:
     """Sampled variant: seeds whose steps-to-threshold spread is reported (the first is `seed`)."""
     log_every: int | None = None
     """Trajectory log interval in steps (None: ~1000 even points plus ~100 log-spaced early steps)."""
-    negligible_prob: float = 1e-4
-    """Outputs with initial probability below this are 'benign_II' (finite-horizon benign)."""
+    negligible_prob: float = 0.02
+    """Outputs with initial probability below this are 'benign_II' (finite-horizon benign); 0.02 is
+    the cut at which the default labelling rule best predicted the Shapley verdict (docs/labels.md)."""
     ablation_tolerance: float = 0.05
     """Relative change in steps-to-threshold within which a corrected error counts as benign."""
     name: str = "theory"

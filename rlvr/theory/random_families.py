@@ -1,30 +1,37 @@
-"""How often do the static categories predict the causal verdict? Seeded random families.
+"""How often does a static labelling rule predict an error's causal effect? Seeded random families.
 
 `rlvr theory --random N` draws N random bandit instances (K outputs, one optimal output with
 r_G = 1, the others drawn from mediocre and bad values, a random initial policy, one to
-`max_errors` reward errors), trains each with the exact gradient, and compares every error's
-static category (rlvr.theory.categorize, at pi_0) with two causal verdicts
-(rlvr.theory.ablation):
+`max_errors` reward errors), trains every coalition of each instance's errors with the exact
+gradient (rlvr/theory/shapley.py) and compares, per threshold and horizon, every static rule's
+family (rlvr/rewards/labels.py RULES, at pi_0) with the error's Shapley verdict: agreement and
+Cohen's kappa, beside the constant "always harmful" and the fix-one / add-one verdicts.
 
-- fix-one: the proxy as given vs the proxy with only this error corrected;
-- add-one: the ground truth vs the ground truth with only this error added.
-
-With one error both ablations compare the same two runs. The comparison is repeated over
-several thresholds and horizons (the verdict depends on both), and aggregated as a confusion
-matrix (static family x verdict) and an agreement rate per static label.
+Errors whose instance starts at the threshold, or where no coalition reaches it within the
+horizon, have no measurable effect on steps by construction: they are counted ("undetermined")
+and left out of the agreement.
 """
 from __future__ import annotations
 
 import random
 from typing import Any, Dict, List, Sequence
 
-from rlvr.rewards.labels import FAMILIES, LABELS, family
-from rlvr.theory.ablation import ablation_verdict
+from rlvr.rewards.labels import DEFAULT_RULE, FAMILIES, LABELS, NEGLIGIBLE_PROB_THEORY, RULES, family
+from rlvr.theory.categorize import erroneous_outputs, label_features
 from rlvr.theory.config import config_from_dict
-from rlvr.theory.runner import run_configs
+from rlvr.theory.shapley import TOLERANCE, error_effects, simulate_coalitions
 
 OTHER_GT = (0.8, 0.5, 0.0, -1.0, -1.0)  # values a non-optimal output's r_G is drawn from
 PROXY_VALUES = (-1.0, 0.0, 0.5, 0.8, 1.0, 1.5)  # values an erroneous proxy is drawn from
+BASELINE = "always_harmful"
+# (rule, negligible_prob) pairs compared: today's rules as they were, the direction rule with the
+# old 1e-4 and the new 0.02 negligible-probability cut (chosen on seed 0, checked on seed 1).
+RULE_VARIANTS = (("theory_v1", 1e-4), ("online_v1", 0.0), ("direction", 1e-4), ("direction", 0.02),
+                 ("direction_attract", 0.02), ("first_order", 0.0))
+
+
+def variant_name(rule: str, negligible_prob: float) -> str:
+    return f"{rule}@{negligible_prob:g}"
 
 
 def random_instances(n: int, seed: int, num_outputs: int = 5, max_errors: int = 2,
@@ -45,39 +52,42 @@ def random_instances(n: int, seed: int, num_outputs: int = 5, max_errors: int = 
     return instances
 
 
-def _verdicts(raws: Sequence[Dict[str, Any]], threshold: float, steps: int) -> List[Dict[str, Any]]:
-    """Per error of every instance: its static label and its fix-one and add-one verdicts."""
-    configs = [config_from_dict({**raw, "threshold": threshold, "steps": steps, "log_every": steps},
+def cohen_kappa(a: Sequence[str], b: Sequence[str], classes: Sequence[str] = FAMILIES):
+    """(agreement, Cohen's kappa) of two label sequences; kappa None when chance agreement is 1."""
+    n = len(a)
+    if n == 0:
+        return None, None
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    p_e = sum((sum(x == c for x in a) / n) * (sum(y == c for y in b) / n) for c in classes)
+    return p_o, (None if p_e >= 1 else (p_o - p_e) / (1 - p_e))
+
+
+def error_rows(raws: Sequence[Dict[str, Any]], thresholds: Sequence[float], horizons: Sequence[int],
+               rules: Sequence[tuple] = RULE_VARIANTS) -> List[Dict[str, Any]]:
+    """Per error of every instance: each rule's family and label at pi_0, and its effects."""
+    steps = max(horizons)
+    configs = [config_from_dict({**raw, "threshold": thresholds[0], "steps": steps, "log_every": steps},
                                 source=raw["name"]) for raw in raws]
-    main = run_configs(configs, ablate=True, log_every=steps)
-    # add-one: r_G with only error y added, and r_G itself, per instance
-    add_raws, keys = [], []
-    for k, (raw, result) in enumerate(zip(raws, main)):
-        keys.append((k, None))
-        add_raws.append({**raw, "proxy_rewards": raw["gt_rewards"], "name": raw["name"] + "_gt"})
-        for y in result["erroneous_outputs"]:
-            proxy = list(raw["gt_rewards"])
-            proxy[y] = raw["proxy_rewards"][y]
-            keys.append((k, y))
-            add_raws.append({**raw, "proxy_rewards": proxy, "name": f"{raw['name']}_add{y}"})
-    added = run_configs([config_from_dict({**r, "threshold": threshold, "steps": steps, "log_every": steps},
-                                          source=r["name"]) for r in add_raws], ablate=False, log_every=steps)
-    runs = dict(zip(keys, added))
+    errors = [erroneous_outputs(c.proxy_rewards, c.gt_rewards) for c in configs]
+    runs = simulate_coalitions(configs, errors, thresholds, horizons)
     rows = []
-    for k, (cfg, result) in enumerate(zip(configs, main)):
-        gt_range = float(cfg.gt_rewards.max() - cfg.gt_rewards.min())
-        gt_run = runs[(k, None)]
-        for y in result["erroneous_outputs"]:
-            add = runs[(k, y)]
-            rows.append({
-                "instance": k, "output": y, "label": result["categories"][str(y)],
-                "fix_one": result["ablation"][str(y)]["verdict"],
-                "add_one": ablation_verdict(add["steps_to_threshold"], gt_run["steps_to_threshold"],
-                                            add["final_gt_reward"], gt_run["final_gt_reward"], gt_range,
-                                            cfg.ablation_tolerance),
-                "errors_in_instance": len(result["erroneous_outputs"]),
-            })
+    for k, (cfg, errs, run) in enumerate(zip(configs, errors, runs)):
+        families = {}
+        for rule, eps in rules:
+            features = label_features(cfg.initial_probs, cfg.proxy_rewards, cfg.gt_rewards, eps)
+            families[variant_name(rule, eps)] = RULES[rule](features)
+        effects = error_effects(run, thresholds, horizons, TOLERANCE)
+        for i, y in enumerate(errs):
+            rows.append({"instance": k, "output": y, "errors_in_instance": len(errs),
+                         "rules": {name: str(fams[y]) for name, fams in families.items()},
+                         "label": str(_default_label(cfg, y)), **effects[i]})
     return rows
+
+
+def _default_label(cfg, y):
+    from rlvr.theory.categorize import categorize_error
+
+    return categorize_error(y, cfg.initial_probs, cfg.proxy_rewards, cfg.gt_rewards, cfg.negligible_prob).category
 
 
 def confusion(rows: Sequence[Dict[str, Any]], verdict_key: str) -> Dict[str, Any]:
@@ -99,36 +109,57 @@ def confusion(rows: Sequence[Dict[str, Any]], verdict_key: str) -> Dict[str, Any
             "by_label": {label: by_label[label] for label in LABELS if label in by_label}}
 
 
+def setting_report(rows: Sequence[Dict[str, Any]], index: int, rules: Sequence[str]) -> Dict[str, Any]:
+    """rules: the variant names of the rows' "rules" entries."""
+    """Agreement and kappa of every rule (and the baseline, fix-one, add-one) with the Shapley
+    verdict at setting `index` of each row's by_setting list."""
+    first = rows[0]["by_setting"][index] if rows else {"threshold": None, "horizon": None}
+    determined = [r for r in rows if r["by_setting"][index]["determined"]]
+    shapley = [r["by_setting"][index]["verdict"] for r in determined]
+    scores = {}
+    for rule in rules:
+        agreement, kappa = cohen_kappa([r["rules"][rule] for r in determined], shapley)
+        scores[rule] = {"agreement": agreement, "kappa": kappa}
+    agreement, kappa = cohen_kappa(["harmful"] * len(determined), shapley)
+    scores[BASELINE] = {"agreement": agreement, "kappa": kappa}
+    for kind in ("fix_one", "add_one"):
+        agreement, kappa = cohen_kappa([r["by_setting"][index][f"{kind}_verdict"] for r in determined], shapley)
+        scores[f"{kind}_ablation"] = {"agreement": agreement, "kappa": kappa}
+    default_rows = [{"label": r["label"], "verdict": r["by_setting"][index]["verdict"]} for r in determined]
+    return {"threshold": first["threshold"], "steps": first["horizon"], "errors": len(rows),
+            "undetermined": len(rows) - len(determined),
+            "verdicts": {v: shapley.count(v) for v in FAMILIES}, "scores": scores,
+            "default_rule_by_label": confusion(default_rows, "verdict")}
+
+
 def random_agreement(n: int, seed: int = 0, thresholds: Sequence[float] = (0.5, 0.9),
-                     horizons: Sequence[int] = (2_000, 20_000), max_errors: int = 2) -> Dict[str, Any]:
-    """Aggregate agreement of static labels with fix-one and add-one ablations, per (threshold,
-    horizon) setting. Thresholds are on E[r_G] (r_G in [-1, 1], optimum 1)."""
+                     horizons: Sequence[int] = (2_000, 20_000), max_errors: int = 2,
+                     rules: Sequence[tuple] = RULE_VARIANTS) -> Dict[str, Any]:
+    """Every rule's agreement and kappa with the Shapley verdict, per (threshold, horizon).
+    Thresholds are on E[r_G] (r_G in [-1, 1], optimum 1)."""
     raws = random_instances(n, seed, max_errors=max_errors)
-    settings = []
-    for threshold in thresholds:
-        for steps in horizons:
-            rows = _verdicts(raws, threshold, steps)
-            settings.append({"threshold": threshold, "steps": steps, "errors": len(rows),
-                             "fix_one": confusion(rows, "fix_one"), "add_one": confusion(rows, "add_one"),
-                             "single_error": confusion([r for r in rows if r["errors_in_instance"] == 1], "fix_one")})
-    return {"instances": n, "seed": seed, "max_errors": max_errors, "settings": settings}
+    rows = error_rows(raws, thresholds, horizons, rules)
+    names = [variant_name(rule, eps) for rule, eps in rules]
+    settings = [setting_report(rows, i, names) for i in range(len(rows[0]["by_setting"]))] if rows else []
+    return {"instances": n, "seed": seed, "max_errors": max_errors,
+            "default_rule": variant_name(DEFAULT_RULE, NEGLIGIBLE_PROB_THEORY), "tolerance": TOLERANCE,
+            "rules": names, "settings": settings}
 
 
 def format_agreement(report: Dict[str, Any]) -> str:
-    """Console table: agreement per static label and overall, per setting and ablation kind."""
-    labels = [label for label in LABELS if any(label in s[k]["by_label"] for s in report["settings"]
-                                                 for k in ("fix_one", "add_one"))]
-    head = ["threshold", "steps", "ablation", "errors", "overall"] + labels
+    """Console table: agreement and kappa per rule and setting."""
+    columns = report["rules"] + [BASELINE, "fix_one_ablation", "add_one_ablation"]
+    head = ["threshold", "steps", "errors", "undetermined"] + columns
     lines = [head]
     for s in report["settings"]:
-        for kind in ("fix_one", "add_one"):
-            c = s[kind]
-            cells = [f"{c['by_label'][label]['agreement']:.2f} ({c['by_label'][label]['n']})"
-                     if label in c["by_label"] else "-" for label in labels]
-            lines.append([f"{s['threshold']:g}", str(s["steps"]), kind.replace("_", "-"), str(c["n"]),
-                          "-" if c["agreement"] is None else f"{c['agreement']:.2f}", *cells])
+        cells = []
+        for col in columns:
+            score = s["scores"][col]
+            kappa = "-" if score["kappa"] is None else f"{score['kappa']:.2f}"
+            cells.append("-" if score["agreement"] is None else f"{score['agreement']:.2f} k={kappa}")
+        lines.append([f"{s['threshold']:g}", str(s["steps"]), str(s["errors"]), str(s["undetermined"]), *cells])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in lines]
-    return (f"static category vs ablation verdict on {report['instances']} random instances "
-            f"(seed {report['seed']}, up to {report['max_errors']} errors each): agreement (errors)\n"
-            + "\n".join(text))
+    return (f"static rule vs exact Shapley verdict (tolerance {report['tolerance']:g} on steps) on "
+            f"{report['instances']} random instances (seed {report['seed']}, up to {report['max_errors']} errors "
+            f"each): agreement and Cohen's kappa; default rule {report['default_rule']!r}\n" + "\n".join(text))

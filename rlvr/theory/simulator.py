@@ -82,6 +82,11 @@ class Trajectories:
     """(B,) int: first step with E[r_G] >= threshold; -1 if never reached."""
     final_probs: np.ndarray
     """(B, K): pi after the last step."""
+    steps_to_thresholds: np.ndarray | None = None
+    """(B, M) int: first step with E[r_G] >= track_thresholds[m]; -1 if never (None unless tracked)."""
+    gt_area: np.ndarray | None = None
+    """(B, H): mean of E[r_G] after steps 1..track_horizons[h], the normalised area under the
+    learning curve (None unless tracked)."""
 
     @property
     def final_gt_reward(self) -> np.ndarray:
@@ -249,13 +254,17 @@ def simulate(
     seeds: np.ndarray | None = None,
     log_every: int | None = None,
     stop_when_reached: bool = False,
+    track_thresholds: np.ndarray | None = None,
+    track_horizons: list[int] | None = None,
 ) -> Trajectories:
     """Train B log-linear policies on their proxy rewards and track E[r_G].
 
     features (B, K, d), theta0 (B, d), proxy_rewards (B, K), gt_rewards (B, K),
     thresholds (B,), seeds (B,) ints (sampled variant; problem b draws from
     numpy default_rng(seeds[b])), log_every: see log_schedule; stop_when_reached ends the run (and
-    its logs) at the step where the last problem reaches its threshold. Returns Trajectories.
+    its logs) at the step where the last problem reaches its threshold; track_thresholds (M,) adds
+    steps_to_thresholds (B, M) and track_horizons (H ints <= steps) gt_area (B, H), at a few
+    array operations per step. Returns Trajectories.
 
     Several prompts: features (B, P, K, d), rewards (B, P, K). One theta per problem is shared by
     its P prompts (each a softmax over its own K outputs); the objective and the tracked E[r] are
@@ -319,6 +328,13 @@ def simulate(
 
     logged_steps, proxy_log, gt_log, probs_log = [0], [values[:, 0]], [values[:, 1]], [shaped(probs)]
     first = np.where(values[:, 1] >= thresholds, 0, -1)
+    tracked = None if track_thresholds is None else np.asarray(track_thresholds, dtype=np.float64)
+    if tracked is not None:
+        first_m = np.where(values[:, 1:2] >= tracked[None, :], 0, -1)
+    area_at = {int(h): i for i, h in enumerate(track_horizons or ())}
+    if any(h < 1 or h > algorithm.steps for h in area_at):
+        raise ValueError(f"track_horizons {sorted(area_at)} must lie within [1, steps = {algorithm.steps}]")
+    area_sum, gt_area = np.zeros(b), np.zeros((b, len(area_at)))
     # Thresholds still to be reached; +inf once a problem has reached its threshold.
     open_thresholds = np.where(first < 0, thresholds, np.inf)
 
@@ -354,6 +370,12 @@ def simulate(
 
         probs = policy.softmax(theta if tabular else policy.logits(features, expand(theta)))
         values = reduce(np.matmul(probs[:, None, :], reward_pair)[:, 0, :])
+        if tracked is not None:
+            first_m[(first_m < 0) & (values[:, 1:2] >= tracked[None, :])] = step
+        if area_at:
+            area_sum += values[:, 1]
+            if step in area_at:
+                gt_area[:, area_at[step]] = area_sum / step
         hit = values[:, 1] >= open_thresholds
         if hit.any():
             first[hit] = step
@@ -374,4 +396,6 @@ def simulate(
         probs=np.stack(probs_log, axis=1),
         steps_to_threshold=first.astype(np.int64),
         final_probs=shaped(probs),
+        steps_to_thresholds=None if tracked is None else first_m.astype(np.int64),
+        gt_area=gt_area if area_at else None,
     )

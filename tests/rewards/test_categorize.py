@@ -1,11 +1,15 @@
 """Online error categorization and reward-error metrics on hand-derived groups."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
-from rlvr.rewards.categorize import (CATEGORIES, SUBCATEGORIES, categorize, categorize_group,
-                                     category_codes, family, reward_error_metrics)
+from rlvr.rewards.categorize import (CATEGORIES, SUBCATEGORIES, categorize, categorize_group, category_codes,
+                                     noise_metrics, reward_channels, reward_error_metrics)
+from rlvr.rewards.labels import family
 
 # Paper Section 3.3: y*, y_med and three bad outputs.
 GT = [1.0, 0.8, -1.0, -1.0, -1.0]
@@ -27,10 +31,17 @@ def test_high_proxy_on_a_bad_output_is_harmful_hacking():
     assert labels([1, -1, 1, -1, -1], fine=True)[2] == "harmful_hacking"
 
 
-def test_below_mean_error_on_a_bad_output_is_benign():
-    # V_P = -0.14: output 2's proxy -0.5 is an error but stays below the mean
-    assert labels([1, 0.8, -0.5, -1, -1]) == ["none", "none", "benign", "none", "none"]
-    assert labels([1, 0.8, -0.5, -1, -1], fine=True)[2] == "benign_I"
+def test_an_over_reward_below_the_mean_is_still_harmful():
+    # V_P = -0.14: output 2's proxy -0.5 stays below the mean, but the direction rule (the best
+    # predictor of the Shapley effect) calls every over-reward of a suboptimal output harmful
+    assert labels([1, 0.8, -0.5, -1, -1]) == ["none", "none", "harmful", "none", "none"]
+    assert labels([1, 0.8, -0.5, -1, -1], fine=True)[2] == "harmful_stalling"
+
+
+def test_an_under_reward_is_never_hacking():
+    # the issue's case: gt 0.5, proxy 0.3 in a group whose mean proxy is 0.075 (the old online
+    # rule: harmful_hacking; the theory: beneficial). Now beneficial everywhere.
+    assert labels([0.3, 0.0, 0.0, 0.0], gt=[0.5, 0.0, 0.0, 0.0], fine=True) == ["beneficial", "none", "none", "none"]
 
 
 def test_partial_credit_on_a_failing_output_is_stalling():
@@ -53,8 +64,8 @@ def test_a_best_output_kept_below_the_mean_is_harmful_suppression():
     assert labels([0, 0, 0, 0], gt=[1, 0, 0, 0]) == ["harmful", "none", "none", "none"]
 
 
-def test_bonus_on_a_best_output_is_benign():
-    assert labels([1, 1.1, 0, 0], gt=[1, 1, 0, 0], fine=True) == ["none", "benign_best", "none", "none"]
+def test_bonus_on_a_best_output_is_beneficial():
+    assert labels([1, 1.1, 0, 0], gt=[1, 1, 0, 0], fine=True) == ["none", "beneficial_best", "none", "none"]
 
 
 def test_the_gold_answer_defines_y_star_in_flat_groups():
@@ -63,8 +74,8 @@ def test_the_gold_answer_defines_y_star_in_flat_groups():
     assert labels([1, 0, 0, 0], gt=[0, 0, 0, 0], fine=True) == ["harmful_hacking", "none", "none", "none"]
     # All right: a false negative pushes a correct answer down.
     assert labels([0, 1, 1, 1], gt=[1, 1, 1, 1], fine=True) == ["harmful_suppression", "none", "none", "none"]
-    # All wrong and all rewarded alike: nothing attracts, the errors are benign.
-    assert labels([1, 1, 1, 1], gt=[0, 0, 0, 0]) == ["benign"] * 4
+    # All wrong and all rewarded alike: over-rewards of wrong answers, harmful by direction.
+    assert labels([1, 1, 1, 1], gt=[0, 0, 0, 0]) == ["harmful"] * 4
 
 
 def test_an_under_rewarded_optimal_output_still_above_the_mean_is_slowdown():
@@ -89,7 +100,7 @@ def test_vectorised_matches_per_group():
         assert fine[p] == [SUBCATEGORIES[c] for c in sub[p].tolist()] == categorize_group(proxy[p], gt[p], fine=True)
         assert [family(f) for f in fine[p]] == names[p]
     assert ((codes == 0) == (proxy == gt)).all()
-    assert {n for row in fine for n in row} >= {"none", "harmful_hacking", "benign_I", "beneficial"}
+    assert {n for row in fine for n in row} >= {"none", "harmful_hacking", "harmful_suppression", "beneficial"}
 
 
 def test_shape_mismatch_is_an_error():
@@ -136,9 +147,8 @@ def test_reward_error_metrics_hand_computed():
 
     fine = reward_error_metrics(proxy, gt, fine=True)
     assert fine["errors/harmful_hacking"] == fine["errors/harmful_suppression"] == pytest.approx(1 / 12)
-    assert fine["errors/harmful_stalling"] == fine["errors/benign_I"] == fine["errors/benign_best"] == 0.0
-    assert set(fine) - set(m) == {"errors/harmful_hacking", "errors/harmful_stalling", "errors/harmful_suppression",
-                                  "errors/harmful_slowdown", "errors/benign_I", "errors/benign_best"}
+    assert fine["errors/harmful_stalling"] == fine["errors/benign_I"] == fine["errors/beneficial_best"] == 0.0
+    assert set(fine) - set(m) == {f"errors/{name}" for name in SUBCATEGORIES[1:] if name != "beneficial"}
 
 
 def test_metrics_on_the_paper_pattern():
@@ -174,67 +184,34 @@ def test_gt_flat_proxy_varied_groups():
     m = reward_error_metrics(proxy, gt)
     assert m["reward/gt_flat_proxy_varied_groups"] == pytest.approx(0.5)
     assert m["reward/zero_proxy_variance_groups"] == pytest.approx(0.5)
-    # [1, 0, 0] and [0.1, 0, 0]: a wrong answer above the mean is hacking; [1, 1, 1]: benign
-    assert m["errors/harmful"] == pytest.approx(2 / 12)
-    assert m["errors/benign"] == pytest.approx(3 / 12)
+    # [1, 0, 0], [0.1, 0, 0] and [1, 1, 1]: over-rewarded wrong answers, all harmful
+    assert m["errors/harmful"] == pytest.approx(5 / 12)
+    assert m["errors/benign"] == 0.0
 
 
-# ------------------------------------------------- the vectorised code against the old one
+# ------------------------------------------------- the vectorised code against a per-sample reference
 
-def _reference_codes(proxy, gt, atol, gt_pass):
-    """Sub-label codes as the masked-assignment implementation computed them (the reference)."""
-    sub = SUBCATEGORIES.index
-    v_p, v_g = proxy.mean(dim=1, keepdim=True), gt.mean(dim=1, keepdim=True)
-    error = (proxy - gt).abs() > atol
-    attracts, optimal, above_vg = proxy > v_p + atol, gt >= gt_pass - atol, gt > v_g + atol
-    best_proxy = torch.where(optimal, proxy, torch.full_like(proxy, -torch.inf)).max(dim=1, keepdim=True).values
-    code = torch.full(proxy.shape, sub("benign_I"), dtype=torch.long)
-    code[attracts & optimal & (proxy > gt)] = sub("benign_best")
-    code[attracts & optimal & (proxy < gt)] = sub("harmful_slowdown")
-    code[attracts & ~optimal] = sub("harmful_stalling")
-    code[attracts & ~optimal & (proxy >= best_proxy - atol)] = sub("harmful_hacking")
-    code[~attracts & optimal & (proxy < gt)] = sub("harmful_suppression")
-    code[~attracts & ~optimal & above_vg] = sub("beneficial")
-    code[~error] = sub("none")
-    return code
-
-
-def _reference_metrics(proxy, gt, proxy_pass, gt_pass, atol):
-    """reward_error_metrics as the one-.item()-per-metric implementation computed it."""
-    sub = _reference_codes(proxy, gt, atol, gt_pass)
-    cat = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])[sub]
-    n = float(proxy.numel())
-    pp, gp = proxy >= proxy_pass - atol, gt >= gt_pass - atol
-    gt_fail, gt_passes = (~gp).sum().item(), gp.sum().item()
-    proxy_std, gt_std = proxy.std(dim=1, correction=0), gt.std(dim=1, correction=0)
-    proxy_flat, gt_flat = proxy_std <= atol, gt_std <= atol
-    metrics = {
-        "reward/error_rate": ((proxy - gt).abs() > atol).sum().item() / n,
-        "reward/false_positive_rate": (pp & ~gp).sum().item() / gt_fail if gt_fail else 0.0,
-        "reward/false_negative_rate": (~pp & gp).sum().item() / gt_passes if gt_passes else 0.0,
-        "errors/harmful": (cat == CATEGORIES.index("harmful")).sum().item() / n,
-        "errors/benign": (cat == CATEGORIES.index("benign")).sum().item() / n,
-        "errors/beneficial": (cat == CATEGORIES.index("beneficial")).sum().item() / n,
-        "reward/table_pp_gp": (pp & gp).sum().item() / n,
-        "reward/table_pp_gf": (pp & ~gp).sum().item() / n,
-        "reward/table_pf_gp": (~pp & gp).sum().item() / n,
-        "reward/table_pf_gf": (~pp & ~gp).sum().item() / n,
-        "reward/proxy_std": proxy_std.mean().item(),
-        "reward/gt_std": gt_std.mean().item(),
-        "reward/zero_proxy_variance_groups": proxy_flat.double().mean().item(),
-        "reward/gt_flat_proxy_varied_groups": (gt_flat & ~proxy_flat).double().mean().item(),
-    }
-    for i, name in enumerate(SUBCATEGORIES):
-        if family(name) in ("harmful", "benign"):
-            metrics[f"errors/{name}"] = (sub == i).sum().item() / n
-    return metrics
+def _reference_label(proxy, gt, j, atol, gt_pass):
+    """The direction rule for sample j of one group, written out (the reference)."""
+    if abs(proxy[j] - gt[j]) <= atol:
+        return "none"
+    v_p = float(np.mean(np.array(proxy)))
+    optimal = [g >= gt_pass - atol for g in gt]
+    best = max([p for p, o in zip(proxy, optimal) if o], default=-float("inf"))
+    if optimal[j]:
+        if proxy[j] > gt[j]:
+            return "beneficial_best"
+        return "harmful_slowdown" if proxy[j] > v_p + atol else "harmful_suppression"
+    if proxy[j] > gt[j]:
+        return "harmful_hacking" if proxy[j] >= best - atol else "harmful_stalling"
+    return "beneficial"
 
 
 def _random_groups(seed):
     """Random [P, G] rewards mixing 0/1, partial credit, bonuses, corrected flips, continuous
     values and values within atol of each other and of the pass thresholds."""
     g = torch.Generator().manual_seed(seed)
-    P, G = int(torch.randint(1, 40, (1,), generator=g)), int(torch.randint(1, 12, (1,), generator=g))
+    P, G = int(torch.randint(1, 20, (1,), generator=g)), int(torch.randint(1, 10, (1,), generator=g))
     grid = torch.tensor([0.0, 1.0, 0.5, 1.1, -1.0, -0.2 / 0.7, 0.8 / 0.7, 1 - 1e-7, 1 + 3e-7, 0.8, 2.0])
 
     def draw():
@@ -250,27 +227,57 @@ def _random_groups(seed):
     return proxy.where(~flat, proxy[:, :1]), gt.where(torch.rand(P, 1, generator=g) >= 0.2, gt[:, :1])
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_vectorised_codes_and_metrics_equal_the_reference_exactly(seed):
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorised_codes_equal_the_reference(seed):
     proxy, gt = _random_groups(seed)
-    atol, proxy_pass, gt_pass = [(1e-6, 1.0, 1.0), (1e-3, 0.5, 1.0), (0.0, 1.0, 0.8)][seed % 3]
-    ref = _reference_codes(proxy, gt, atol, gt_pass)
-    assert torch.equal(category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass), ref)
-    coarse = torch.tensor([CATEGORIES.index(family(s)) for s in SUBCATEGORIES])[ref]
-    assert torch.equal(category_codes(proxy, gt, atol=atol, gt_pass=gt_pass), coarse)
-    if gt_pass == 1.0:
-        assert categorize(proxy, gt, fine=True, atol=atol) == [[SUBCATEGORIES[c] for c in row] for row in ref.tolist()]
-        assert categorize(proxy, gt, atol=atol) == [[CATEGORIES[c] for c in row] for row in coarse.tolist()]
-    got = reward_error_metrics(proxy, gt, proxy_pass=proxy_pass, gt_pass=gt_pass, fine=True, atol=atol)
-    want = _reference_metrics(proxy, gt, proxy_pass, gt_pass, atol)
-    assert list(got) == list(want)  # same keys in the same order (metrics.jsonl columns)
-    assert {k: v.hex() for k, v in got.items()} == {k: float(v).hex() for k, v in want.items()}
-    coarse_metrics = reward_error_metrics(proxy, gt, proxy_pass=proxy_pass, gt_pass=gt_pass, atol=atol)
-    assert coarse_metrics == {k: v for k, v in got.items() if k in METRIC_NAMES}
+    atol, gt_pass = [(1e-6, 1.0), (1e-3, 1.0), (0.0, 0.8)][seed % 3]
+    sub = category_codes(proxy, gt, fine=True, atol=atol, gt_pass=gt_pass)
+    for p in range(proxy.shape[0]):
+        row_p, row_g = proxy[p].tolist(), gt[p].tolist()
+        want = [_reference_label(row_p, row_g, j, atol, gt_pass) for j in range(len(row_p))]
+        assert [SUBCATEGORIES[c] for c in sub[p].tolist()] == want
+    m = reward_error_metrics(proxy, gt, gt_pass=gt_pass, atol=atol, fine=True)
+    n = proxy.numel()
+    for fam in ("harmful", "benign", "beneficial"):
+        count = sum(1 for c in sub.flatten().tolist() if c and family(SUBCATEGORIES[c]) == fam)
+        assert m[f"errors/{fam}"] == pytest.approx(count / n)
 
 
-def test_random_groups_reach_every_label():
-    seen = set()
-    for seed in range(40):
-        seen |= set(_reference_codes(*_random_groups(seed), 1e-6, 1.0).flatten().tolist())
-    assert seen == set(range(len(SUBCATEGORIES)))
+# ------------------------------------------------------------- systematic error vs noise
+
+def test_labels_follow_the_systematic_proxy_and_noise_metrics_by_hand():
+    # flip fp 0.4, fn 0: E[r_P | y] = 0.4 + 0.6 gt; the systematic proxy (E - 0.4) / 0.6 is gt
+    gt = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    proxy = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]])
+    expected = 0.4 + 0.6 * gt
+    m = reward_error_metrics(proxy, gt, expected=expected, systematic=gt)
+    assert m["errors/harmful"] == m["errors/benign"] == m["errors/beneficial"] == 0.0
+    assert m["reward/systematic_error_rate"] == 0.0 and m["reward/error_rate"] == pytest.approx(2 / 8)
+    assert m["reward/signal_scale"] == pytest.approx(0.6)
+    # residuals: row 0: 0, 0.6, -0.4, -0.4; row 1: 0, 0, 0.6, -0.4 -> squares sum 0.36*2 + 0.16*3 = 1.2
+    assert m["reward/noise_var"] == pytest.approx(1.2 / 8)
+    # within-group var of E: row 0: 0.36 * 3/16; row 1: 0.36 * 1/4
+    signal = (0.36 * 3 / 16 + 0.36 / 4) / 2
+    assert m["reward/signal_var"] == pytest.approx(signal)
+    assert m["reward/snr"] == pytest.approx(signal / (1.2 / 8))
+    # the realized proxy as if it were systematic: the old (misleading) picture, hacking everywhere
+    assert reward_error_metrics(proxy, gt)["errors/harmful"] == pytest.approx(2 / 8)
+
+
+def test_noise_metrics_edge_cases():
+    gt = torch.zeros(2, 3)
+    flat = noise_metrics(gt, gt, gt)
+    assert math.isnan(flat["reward/signal_scale"]) and flat["reward/noise_var"] == 0.0 and math.isnan(flat["reward/snr"])
+    gt = torch.tensor([[1.0, 0.0, 0.0]])
+    assert noise_metrics(gt, gt, gt)["reward/snr"] == math.inf  # a noiseless design with signal
+    # no group varies in gt, but the pooled samples do: the pooled slope
+    pooled = noise_metrics(torch.tensor([[1.0, 1], [0, 0]]), torch.tensor([[1.0, 1], [0, 0]]),
+                           torch.tensor([[0.8, 0.8], [0.2, 0.2]]))
+    assert pooled["reward/signal_scale"] == pytest.approx(0.6)
+
+
+def test_reward_channels_reads_scored_records():
+    scored = [[{"proxy": 1.0, "gt": 0.0, "expected_proxy": 0.4, "systematic_proxy": 0.0},
+               {"proxy": 0.0, "gt": 0.0}]]
+    proxy, gt, expected, systematic = reward_channels(scored)
+    assert proxy.tolist() == [[1.0, 0.0]] and expected.tolist() == [[0.4, 0.0]] and systematic.tolist() == [[0.0, 0.0]]

@@ -70,7 +70,8 @@ def test_rescoring_a_samples_folder_with_a_flip_design(tmp_path, capsys):
     rows = read_jsonl(out)
     assert len(rows) == 160 and [r["step"] for r in rows[:1] + rows[-1:]] == [2, 10]  # step_2 before step_10
     assert all(r["gt_before"] == 9.0 and r["proxy_before"] == 9.0 and r["category_before"] == "old"
-               and "category" not in r for r in rows)
+               and r["category"] == "none" for r in rows)  # flip noise: no systematic error
+    assert any(r["proxy"] != r["gt"] for r in rows) and all(r["systematic_proxy"] == pytest.approx(r["gt"]) for r in rows)
     assert [r["gt"] for r in rows[:4]] == [0.0, 1.0, 0.0, 0.0]
     wrong = [r["proxy"] for r in rows if r["gt"] == 0.0]
     assert 0.3 < sum(wrong) / len(wrong) < 0.7  # wrong answers flipped to 1 about half the time

@@ -27,7 +27,7 @@ def test_paper_y_med_error_is_beneficial():
     categories = categorize_errors(PAPER_PROBS, np.array([1.0, -1, -1, -1, -1]), GT)
     assert list(categories) == [1]
     assert categories[1].category == "beneficial" and categories[1].family == "beneficial"
-    assert "mediocre" in categories[1].reason
+    assert "under-rewards a suboptimal output" in categories[1].reason
 
 
 def test_high_proxy_on_a_bad_output_is_hacking():
@@ -40,11 +40,14 @@ def test_mediocre_proxy_on_a_bad_output_above_the_mean_is_stalling():
     assert _category([1.0, 0.8, 0.5, -1, -1]) == "harmful_stalling"
 
 
-def test_below_mean_bad_output_is_benign():
-    # r_P(y2) = -0.5 < V_P0 = 0.075: y2 never attracts probability
-    assert _category([1.0, 0.8, -0.5, -1, -1]) == "benign_I"
-    # under-rewarding a bad output that attracts nothing under r_G either
-    assert _category([1.0, 0.8, -2.0, -1, -1]) == "benign_I"
+def test_direction_decides_below_the_mean_too():
+    # r_P(y2) = -0.5 < V_P0 = 0.075: over-rewarded, though below the mean (the old rule: benign_I)
+    assert _category([1.0, 0.8, -0.5, -1, -1]) == "harmful_stalling"
+    # under-rewarding a bad output (the old rule: benign_I)
+    assert _category([1.0, 0.8, -2.0, -1, -1]) == "beneficial"
+    # the old rule is still there for comparison
+    assert categorize_error(2, PAPER_PROBS, np.array([1.0, 0.8, -2.0, -1, -1]), GT, rule="theory_v1").category == (
+        "benign_I")
 
 
 def test_negligible_probability_is_benign_type_ii():
@@ -55,7 +58,7 @@ def test_negligible_probability_is_benign_type_ii():
 
 
 def test_errors_on_the_optimal_output():
-    assert _category([1.5, 0.8, -1, -1, -1]) == "benign_best"
+    assert _category([1.5, 0.8, -1, -1, -1]) == "beneficial_best"
     assert _category([-0.5, 0.8, -1, -1, -1]) == "harmful_suppression"  # below V_P0 = 0.3 - 0.025: never attracts
     assert _category([0.9, 0.8, -1, -1, -1]) == "harmful_slowdown"
 
@@ -69,7 +72,7 @@ def test_theory_and_training_share_one_vocabulary():
     from rlvr.rewards.categorize import SUBCATEGORIES
     from rlvr.theory.categorize import CATEGORIES
 
-    assert set(SUBCATEGORIES) - {"none"} == set(CATEGORIES) - {"benign_II"}  # benign_II needs pi_0
+    assert set(SUBCATEGORIES) - {"none"} == set(CATEGORIES)
 
 
 def test_corrected_proxy_fixes_one_output_only():
@@ -114,33 +117,37 @@ def test_ablation_confirms_static_categories_on_small_runs():
     assert stalling["categories"] == {"2": "harmful_stalling"}
     assert stalling["ablation"]["2"]["verdict"] == "harmful"
     assert stalling["ablation"]["2"]["steps_to_threshold"] < stalling["steps_to_threshold"] / 2
-    assert two_errors["categories"] == {"1": "beneficial", "2": "benign_I"}
+    assert two_errors["categories"] == {"1": "beneficial", "2": "beneficial"}
     assert two_errors["ablation"]["1"]["verdict"] == "beneficial"
     assert two_errors["ablation"]["1"]["steps_to_threshold"] is None  # fixing y_med: stalls like r_G
     assert two_errors["ablation"]["2"]["verdict"] == "benign"
     assert abs(two_errors["ablation"]["2"]["delta_steps"]) <= 0.05 * two_errors["steps_to_threshold"]
     assert two_errors["ground_truth_run"]["steps_to_threshold"] is None
-    assert all(r["disagreements"] == [] for r in (hacking, stalling, two_errors))
+    assert hacking["disagreements"] == stalling["disagreements"] == []
+    # the direction rule calls every under-reward of a suboptimal output beneficial; here it is not
+    assert two_errors["disagreements"] == [{"output": 2, "category": "beneficial", "ablation_verdict": "benign"}]
 
 
 def test_ablation_finds_errors_the_static_rule_calls_benign_when_ground_truth_stalls():
     # With p* = 0.15, r_G itself stalls on y_med; lifting a bad output's proxy reward (still
-    # below V_P0, so statically benign_I) slows the pile-up on y_med and speeds learning.
+    # below V_P0; the direction rule calls it harmful) slows the pile-up on y_med and speeds learning.
     (result,) = run_configs([_config([1.0, 0.8, -0.5, -1, -1], [0.15, 0.5] + [0.35 / 3] * 3)])
-    assert result["categories"] == {"2": "benign_I"}
+    assert result["categories"] == {"2": "harmful_stalling"}
     assert result["ablation"]["2"]["verdict"] == "beneficial"
-    assert result["disagreements"] == [{"output": 2, "category": "benign_I", "ablation_verdict": "beneficial"}]
+    assert result["disagreements"] == [{"output": 2, "category": "harmful_stalling", "ablation_verdict": "beneficial"}]
 
 
 def test_disagreements_are_reported():
-    # Partial credit with compositional features (Section 5): the static tabular categories
-    # call both errors stalling, but the ablation finds them beneficial.
+    # Partial credit with compositional features (Section 5): pi_0 < 0.02 makes both errors
+    # benign_II statically (with negligible_prob 0: harmful_stalling), but the ablation finds them beneficial.
     features = [[1, 1], [1, 0], [0, 1], [0, 0]]
     raw = {"features": features, "initial_probs": [0.0002, 0.0098, 0.0198, 0.9702],
            "proxy_rewards": [1.0, 0.5, 0.5, 0.0], "gt_rewards": [1.0, 0, 0, 0],
            "lr": 0.1, "steps": 5000, "threshold": 0.9}
     (result,) = run_configs([config_from_dict(raw, source="test")])
-    assert result["categories"] == {"1": "harmful_stalling", "2": "harmful_stalling"}
+    assert result["categories"] == {"1": "benign_II", "2": "benign_II"}
+    (strict,) = run_configs([config_from_dict({**raw, "negligible_prob": 0}, source="test")])
+    assert strict["categories"] == {"1": "harmful_stalling", "2": "harmful_stalling"}
     assert {d["output"] for d in result["disagreements"]} == {1, 2}
     assert all(d["ablation_verdict"] == "beneficial" for d in result["disagreements"])
     assert "not orthonormal" in result["categorization_basis"]

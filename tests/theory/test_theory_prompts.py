@@ -119,7 +119,8 @@ def test_shipped_two_prompt_recipe_shows_the_transfer():
     assert result["steps_to_threshold"] is None and result["final_gt_reward"] < 0.55
     final = np.array(result["final_probs"])
     assert final[0, 1] > 0.95 and final[1, 0] > 0.95  # A ends on its styled wrong output, B on its styled right one
-    assert result["categories"] == {"0:1": "benign_I"}
+    assert result["categories"] == {"0:1": "harmful_hacking"}  # the direction rule (the old rule: benign_I)
+    assert result["disagreements"] == []
     assert result["ablation"]["0:1"]["verdict"] == "harmful" and result["ground_truth_run"]["steps_to_threshold"] == 25
 
 

@@ -18,6 +18,19 @@ majority_vote); each design's docstring says which.
 Randomness is a pure function of (design seed, prompt id, sample index) through
 `seeded_uniform`, so every arm of a study, every process and a resumed run see the same
 proxy rewards.
+
+Systematic error vs noise. Every design declares (RewardDesign, below):
+- `errors`: "systematic" when its proxy is a function of (prompt, response) (its errors are
+  errors of the categorization theory's kind: persistent flips, systematic_* at rate 1, tables,
+  shaped rewards, a fixed reward model), or "stochastic" when it draws afresh per sample (flip
+  noise, random reward, systematic_* at rate < 1);
+- `expected_proxy(sample, running, noisy)`: E[r_P | prompt, response] given the running proxy
+  (for a systematic design, simply its output);
+- `signal_map(inner)`: the affine map a + b * r_G that its noise channel applies to every output
+  (flip: rho0 + (1 - rho0 - rho1) r_G; random: p + 0 * r_G); identity for the rest.
+`score_channels` gives, per group, the realized proxy, the expected proxy and the *systematic*
+proxy (expected, with the map undone: (E - a) / b when b > 0), which the one labeller labels
+(rlvr/rewards/labels.py): plain flip noise then has no errors of the theory's kind.
 """
 from __future__ import annotations
 
@@ -28,7 +41,7 @@ import typing
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence as SequenceABC
 from dataclasses import InitVar, dataclass
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 from rlvr.rewards.errors import RewardConfigError
 from rlvr.rewards.types import ScoredSample
@@ -43,6 +56,9 @@ class RewardDesign:
     """
 
     name: typing.ClassVar[str] = "design"
+    errors: typing.ClassVar[str] = "systematic"
+    """"systematic": the proxy is a function of (prompt, response); "stochastic": fresh draws per
+    sample (a design whose kind depends on its fields overrides this with a property)."""
     where: InitVar[str] = "reward.design"  # recipe key path, used in error messages
 
     def __post_init__(self, where: str) -> None:
@@ -69,6 +85,52 @@ class RewardDesign:
     def score(self, sample: ScoredSample) -> float:
         """Proxy reward of one sample scored as a group of one."""
         return self.score_group([sample])[0]
+
+    # ---- systematic error vs noise (module docstring)
+
+    def expected_proxy(self, sample: ScoredSample, running: float, noisy: bool = False) -> float:
+        """E[r_P | prompt, response] of one sample given its running proxy. noisy: the running
+        proxy is itself random (an earlier stochastic design in a compose) and `running` is its
+        mean. A systematic design's output is its expectation; stochastic designs override this
+        (exact when their transform is affine in the running proxy over its values)."""
+        return float(self.transform(sample, running))
+
+    def expected_group(self, group: Sequence[ScoredSample], running: Sequence[float],
+                       noisy: bool = False) -> List[float]:
+        """expected_proxy of a group [G] given its running proxy [G] (group-aware designs override; a
+        systematic design that only overrides apply is its own expectation)."""
+        if type(self).transform is RewardDesign.transform and type(self).expected_proxy is RewardDesign.expected_proxy:
+            return [float(v) for v in self.apply(group, running)]
+        return [float(self.expected_proxy(s, float(r), noisy)) for s, r in zip(group, running)]
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        """(a, b): the design's expected output is a + b * r_G(y) apart from its systematic errors,
+        given that the running proxy's is inner = (a', b'). Identity unless the design's noise
+        (flip) or an affine rescaling changes the reward's scale; (0, 1) for a design that
+        replaces the running proxy with its own reward."""
+        return inner
+
+    def apply_tracked(self, group: Sequence[ScoredSample], proxy: Sequence[float], expected: Sequence[float],
+                      signal: Tuple[float, float], noisy: bool
+                      ) -> Tuple[List[float], List[float], Tuple[float, float], bool]:
+        """(proxy [G], expected proxy [G], signal map, noisy) after this design, from the same
+        before it. Compose folds this; correct_errors overrides it to label the systematic part."""
+        out = self.apply(group, proxy)
+        if self.errors == "systematic" and not noisy:  # deterministic all along: its own expectation
+            return out, [float(v) for v in out], self.signal_map(signal), False
+        return out, self.expected_group(group, expected, noisy), self.signal_map(signal), True
+
+    def score_channels(self, group: Sequence[ScoredSample]) -> Tuple[List[float], List[float], List[float]]:
+        """(proxy, expected proxy, systematic proxy) of one prompt's group [G], starting from the
+        ground truth. systematic = (expected - a) / b with (a, b) = signal_map when b > 0 (the
+        noise channel's rescaling undone), else the expected proxy itself."""
+        if type(self).score_group is not RewardDesign.score_group:  # a design that overrides score_group only
+            proxy = [float(v) for v in self.score_group(group)]
+            return proxy, list(proxy), list(proxy)
+        gts = [float(s.gt.score) for s in group]
+        proxy, expected, (a, b), _ = self.apply_tracked(group, gts, gts, (0.0, 1.0), False)
+        systematic = [(e - a) / b for e in expected] if b > 0 else list(expected)
+        return proxy, expected, systematic
 
 
 DESIGNS: Dict[str, Callable[..., RewardDesign]] = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 from rlvr.rewards.designs import RewardDesign, check_rate, register_design
 from rlvr.rewards.errors import RewardConfigError
@@ -19,6 +20,9 @@ class GroundTruthDesign(RewardDesign):
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         return float(sample.gt.score)
 
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (0.0, 1.0)  # replaces the running proxy with r_G itself
+
 
 @register_design("flip")
 @dataclass(kw_only=True, eq=False)
@@ -28,6 +32,10 @@ class FlipNoise(RewardDesign):
     A failing sample (running proxy < 1) gets 1 with prob fp_rate (rho0), else 0; a passing
     one gets 0 with prob fn_rate (rho1), else 1. So E[proxy | y] = rho0 + (1 - rho0 - rho1) r(y)
     for a binary r (arXiv 2510.00915 notation). The output is binary (0 or 1).
+
+    Drawn per sample (the default) it is noise ("stochastic"): the ground truth's ranking at a
+    smaller scale, plus variance, and no error of the theory's kind. With `persistent` the draw
+    is a function of (prompt, answer), so its flips are systematic errors.
     """
 
     fp_rate: float = 0.0  # rho0 = P(proxy pass | gt fail)
@@ -38,6 +46,24 @@ class FlipNoise(RewardDesign):
     def validate(self, where: str) -> None:
         self.fp_rate = check_rate(self.fp_rate, f"{where}.fp_rate")
         self.fn_rate = check_rate(self.fn_rate, f"{where}.fn_rate")
+
+    @property
+    def errors(self) -> str:
+        return "systematic" if self.persistent else "stochastic"
+
+    def expected_proxy(self, sample: ScoredSample, running: float, noisy: bool = False) -> float:
+        if self.persistent:
+            return self.transform(sample, running)
+        # P(running passes): thresholded when the running proxy is deterministic; its mean when it
+        # is an earlier binary noise (flip after flip).
+        q = min(max(running, 0.0), 1.0) if noisy else float(running >= PASS)
+        return self.fp_rate + (1.0 - self.fp_rate - self.fn_rate) * q
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        if self.persistent:
+            return inner
+        scale = 1.0 - self.fp_rate - self.fn_rate
+        return (self.fp_rate + scale * inner[0], scale * inner[1])
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         if self.persistent:
@@ -74,3 +100,7 @@ class BackwardCorrection(RewardDesign):
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         return (proxy - self.fp_rate) / (1.0 - self.fp_rate - self.fn_rate)
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        scale = 1.0 - self.fp_rate - self.fn_rate  # the same affine map as transform, on (a, b)
+        return ((inner[0] - self.fp_rate) / scale, inner[1] / scale)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from rlvr.rewards.designs import RewardDesign, check_regex, register_design
 from rlvr.rewards.designs.classify import is_well_formed
@@ -30,6 +30,9 @@ class PartialCredit(RewardDesign):
 
     def validate(self, where: str) -> None:
         self._key = f"{where}.constraint_weights"
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (0.0, 1.0)  # replaces the running proxy
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         if sample.gt.score >= 1.0:
@@ -64,6 +67,9 @@ class FormatOnly(RewardDesign):
 
     def validate(self, where: str) -> None:
         self._regex = check_regex(self.pattern, f"{where}.pattern") if self.pattern is not None else None
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (0.0, 1.0)  # replaces the running proxy
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         if self._regex is not None:

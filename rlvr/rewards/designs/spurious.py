@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 from rlvr.rewards.designs import RewardDesign, check_rate, register_design
 from rlvr.rewards.designs.classify import is_well_formed
@@ -14,7 +14,10 @@ from rlvr.rewards.types import ScoredSample
 @register_design("random")
 @dataclass(kw_only=True, eq=False)
 class RandomReward(RewardDesign):
-    """Bernoulli(p) reward, independent of the output: 1 if u < p, u = seeded uniform."""
+    """Bernoulli(p) reward, independent of the output: 1 if u < p, u = seeded uniform. Noise:
+    E[proxy | y] = p for every output, a signal of scale 0."""
+
+    errors = "stochastic"
 
     p: float = 0.5  # probability of reward 1
     seed: int = 0  # draws are a pure function of (seed, prompt id, sample index)
@@ -26,6 +29,12 @@ class RandomReward(RewardDesign):
         u = seeded_uniform(self.seed, sample.prompt_id, sample.sample_index, salt="random")
         return 1.0 if u < self.p else 0.0
 
+    def expected_proxy(self, sample: ScoredSample, running: float, noisy: bool = False) -> float:
+        return self.p
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (self.p, 0.0)
+
 
 @register_design("incorrect_only")
 @dataclass(kw_only=True, eq=False)
@@ -35,6 +44,9 @@ class IncorrectOnly(RewardDesign):
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         return 1.0 if sample.gt.score < 1.0 and is_well_formed(sample) else 0.0
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (0.0, 1.0)  # replaces the running proxy
 
 
 @register_design("majority_vote")
@@ -50,3 +62,10 @@ class MajorityVote(RewardDesign):
             return [0.0] * len(group)
         label = max(votes, key=votes.__getitem__)  # max keeps the first-seen answer among ties
         return [1.0 if s.gt.answer == label else 0.0 for s in group]
+
+    def expected_group(self, group: Sequence[ScoredSample], running: Sequence[float],
+                       noisy: bool = False) -> List[float]:
+        return self.apply(group, running)  # a function of the group's responses: systematic
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return (0.0, 1.0)  # replaces the running proxy

@@ -50,6 +50,15 @@ class _SystematicError(RewardDesign):
             return False
         return self._regex is None or self._regex.search(sample.response) is not None
 
+    @property
+    def errors(self) -> str:
+        return "stochastic" if self.rate < 1.0 else "systematic"  # rate < 1: drawn per sample
+
+    def expected_proxy(self, sample: ScoredSample, running: float, noisy: bool = False) -> float:
+        if not self.selects(sample):
+            return running
+        return self.rate * self.value + (1.0 - self.rate) * running
+
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         if not self.selects(sample):
             return proxy
@@ -95,6 +104,9 @@ class ClassTable(RewardDesign):
             if c not in OUTPUT_CLASSES:
                 raise RewardConfigError(
                     f"{where}.values.{c} is not an output class; choose from {list(OUTPUT_CLASSES)}")
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        return inner if self.default is None else (0.0, 1.0)  # with a default every class is replaced
 
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         value = self.values.get(classify_output(sample))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from rlvr.rewards.designs import RewardDesign, build_design, register_design
 from rlvr.rewards.errors import RewardConfigError
@@ -20,6 +20,10 @@ class Affine(RewardDesign):
     def transform(self, sample: ScoredSample, proxy: float) -> float:
         return self.scale * proxy + self.shift
 
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        # a rescaling keeps the ranking: labels undo it (when scale > 0) like a flip's scale
+        return (self.shift + self.scale * inner[0], self.scale * inner[1])
+
 
 @register_design("compose")
 @dataclass(kw_only=True, eq=False)
@@ -35,8 +39,29 @@ class Compose(RewardDesign):
             raise RewardConfigError(f"{where}.designs must list at least one design")
         self._designs = [build_design(spec, f"{where}.designs[{i}]") for i, spec in enumerate(self.designs)]
 
+    @property
+    def errors(self) -> str:
+        return "stochastic" if any(d.errors == "stochastic" for d in self._designs) else "systematic"
+
     def apply(self, group: Sequence[ScoredSample], proxy: Sequence[float]) -> List[float]:
-        out = [float(p) for p in proxy]
+        # tracked, so a correct_errors inside sees the systematic part of the designs before it
+        return self.apply_tracked(group, proxy, proxy, (0.0, 1.0), False)[0]
+
+    def expected_group(self, group: Sequence[ScoredSample], running: Sequence[float],
+                       noisy: bool = False) -> List[float]:
+        out = [float(r) for r in running]
         for design in self._designs:
-            out = design.apply(group, out)
+            out = design.expected_group(group, out, noisy)
+            noisy = noisy or design.errors == "stochastic"
         return out
+
+    def signal_map(self, inner: Tuple[float, float]) -> Tuple[float, float]:
+        for design in self._designs:
+            inner = design.signal_map(inner)
+        return inner
+
+    def apply_tracked(self, group, proxy, expected, signal, noisy):
+        proxy, expected = [float(p) for p in proxy], [float(e) for e in expected]
+        for design in self._designs:
+            proxy, expected, signal, noisy = design.apply_tracked(group, proxy, expected, signal, noisy)
+        return proxy, expected, signal, noisy
