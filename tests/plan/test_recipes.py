@@ -83,3 +83,15 @@ def test_cli_prints_the_table_and_fails_when_over(capsys):
 def test_cli_says_nothing_to_plan_without_gpus(capsys):
     assert main(["plan", str(ROOT / "recipes/quickstart.yaml")]) == 0
     assert "nothing to plan" in capsys.readouterr().out
+
+
+def test_a_sleeping_engine_is_counted_while_generating_not_while_training():
+    cfg = load(ROOT / "recipes/gpu_single.yaml")
+    awake = plan_recipe(cfg)
+    cfg.rollout.sleep_while_training = True  # the key rollout.sleep_while_training, read with getattr
+    asleep = plan_recipe(cfg)
+    names = lambda items: [item.name.split(" (")[0] for item in items]  # noqa: E731
+    assert "engine share" in names(awake.trainer) and not awake.generating
+    assert "engine share" not in names(asleep.trainer)
+    assert "engine share" in names(asleep.generating) and "activations" not in names(asleep.generating)
+    assert asleep.total(asleep.trainer) == pytest.approx(awake.total(awake.trainer) - 0.35 * 80e9)
