@@ -1,4 +1,4 @@
-"""`rlvr` console script: train | submit | score | theory | study | build-model.
+"""`rlvr` console script: train | submit | plan | score | theory | study | build-model.
 
 Each subcommand parses its own arguments; this file only dispatches.
 """
@@ -14,6 +14,7 @@ USAGE = """usage: rlvr <command> [args]
 commands:
   train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder)
   submit RECIPE.yaml [key=value ...]  run `train` as a job on a running Ray cluster (--wait, --address)
+  plan RECIPE.yaml [key=value ...]    per-GPU memory plan (trainer, reference, activations, engine) vs the card
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3);
          --paper | --sweep | --random N  the paper's set, the p* scaling fit, static labels vs ablations
@@ -122,6 +123,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rlvr.controller.submit import main as submit_main
 
         return submit_main(rest)
+    if command == "plan":
+        from rlvr.plan.command import main as plan_main
+
+        return plan_main(rest)
     if command == "score":
         from rlvr.rewards.score_command import main as score_main
 

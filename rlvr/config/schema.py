@@ -126,6 +126,7 @@ class ClusterConfig:
     num_gpus: Optional[int] = None  # GPUs an embedded (address=local) cluster declares; None = detect when actors ask for GPUs, else 0
     colocate: bool = False  # trainer ranks and rollout engine shards share GPUs: one whole-GPU bundle each, rank i and shard i on card i
     placement_strategy: str = "PACK"  # placement group strategy for trainer and rollout bundles
+    gpu_memory_gb: Optional[float] = None  # memory of each GPU in GB (1e9 bytes) for the memory plan (rlvr plan); None = detect with torch.cuda, else 80
 
 
 @dataclass
