@@ -44,10 +44,12 @@ def audit(steps: StepRunner, cfg: RecipeConfig, train_prompts: Sequence[Prompt],
     prompts = [train_prompts[i] for i in order[:num_prompts]]
     G = cfg.rollout.samples_per_prompt
     _, generations, _, _ = steps.generate(prompts, G, cfg.rollout.temperature, seed=AUDIT_SEED)
+    from rlvr.rewards.categorize import reward_channels
+
     scored = steps.score(prompts, generations, epoch=AUDIT_EPOCH)
-    proxy, gt = reward_tensors(scored)
+    proxy, gt, expected, systematic = reward_channels(scored)
     logp = torch.tensor([[sum(g.logprobs) for g in group] for group in generations], dtype=torch.float64)
-    return audit_profile(proxy, gt, logp)
+    return audit_profile(proxy, gt, logp, expected=expected, systematic=systematic)
 
 
 def sync_check(actors, tokenizer, prompt: Prompt) -> float:

@@ -26,7 +26,8 @@ from rlvr.tasks import Prompt
 VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could not check"
 
 # Fields of a scored record that go into samples/step_*.jsonl as they are.
-SAMPLE_KEYS = ("prompt_id", "sample_index", "response", "gold", "num_tokens", "gt", "proxy", "reason")
+SAMPLE_KEYS = ("prompt_id", "sample_index", "response", "gold", "num_tokens", "gt", "proxy", "reason",
+               "expected_proxy", "systematic_proxy")
 
 
 def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
@@ -194,7 +195,7 @@ class StepRunner:
         import torch
 
         from rlvr.algorithms.advantages import compute_advantages
-        from rlvr.rewards.categorize import categorize, reward_error_metrics
+        from rlvr.rewards.categorize import categorize, reward_channels, reward_error_metrics
         from rlvr.trainer.batch import make_train_batch, resolve_pad_id
 
         cfg, G = self.cfg, self.cfg.rollout.samples_per_prompt
@@ -209,7 +210,9 @@ class StepRunner:
         else:
             scored = self.score(prompts, generations, epoch)
             t_reward = waited = time.time() - t0
-        proxy, gt = reward_tensors(scored)
+        # expected: E[proxy | prompt, response] over the design's noise; systematic: the part of
+        # the proxy that is a function of (prompt, response), on which errors are labelled
+        proxy, gt, expected, systematic = reward_channels(scored)
         batch = make_train_batch(
             [ids for ids in prompt_ids for _ in range(G)],
             [g.token_ids for group in generations for g in group],
@@ -232,7 +235,7 @@ class StepRunner:
             "gt/reward_mean": gt.mean().item(),
             "gt/accuracy": (gt >= 1.0).double().mean().item(),
             "proxy/reward_mean": proxy.mean().item(),
-            **reward_error_metrics(proxy, gt),
+            **reward_error_metrics(proxy, gt, expected=expected, systematic=systematic),
             # Verifier failures score 0 silently; this makes a broken verifier or gold visible.
             "reward/verifier_error_rate": sum(r["reason"] in VERIFIER_ERRORS for g in scored for r in g)
             / proxy.numel(),
@@ -244,7 +247,7 @@ class StepRunner:
             "perf/rollout_tokens_per_s": tokens / max(t_rollout, 1e-9),
             **({"perf/weight_receive_s": generated["receive_s"]} if "receive_s" in generated else {}),
         }
-        categories, advantage = categorize(proxy, gt), advantages.tolist()  # one transfer, not P x G .item()
+        categories, advantage = categorize(systematic, gt), advantages.tolist()  # one transfer, not P x G .item()
         samples = [{**{k: r[k] for k in SAMPLE_KEYS}, **verifier_inputs(p), "prompt": p.text,
                     "category": categories[i][j],
                     "advantage": advantage[i][j], "policy_version": version, "step": step}
