@@ -211,10 +211,16 @@ def _check(cfg: RecipeConfig, where: str) -> None:
                           "samples (greedy rollouts give every group one answer); eval.temperature may be 0")
     _check_resources(cfg, where)
     _check_reward(cfg, where)
-    from rlvr.tasks.registry import TASKS
+    from rlvr.tasks.registry import COMMON_TASK_KEYS, TASK_KEYS, TASKS, unused_task_keys
 
     if cfg.task.name not in TASKS:
         raise RecipeError(f"{where}: task.name = {cfg.task.name!r} is not a task; choose one of {sorted(TASKS)}")
+    unused = unused_task_keys(cfg.task)
+    if unused:  # silently accepted, it would also change the warm-up cache's hash
+        reads = [k for k in (*TASK_KEYS[cfg.task.name], *COMMON_TASK_KEYS) if k != "name"]
+        raise RecipeError(f"{where}: {', '.join('task.' + k for k in unused)} "
+                          f"{'is' if len(unused) == 1 else 'are'} not used by task {cfg.task.name} "
+                          f"(it reads: {', '.join(reads)})")
     allowed = _TASK_VERIFIERS.get(cfg.task.name)
     if allowed and cfg.reward.verifier not in allowed:
         raise RecipeError(f"{where}: reward.verifier = {cfg.reward.verifier!r} cannot check task "

@@ -292,7 +292,7 @@ def run_folder_problems(cfg: RecipeConfig, where: Where) -> List[str]:
     from rlvr.tracking.run_folder import unwritable
 
     out = Path(cfg.output_dir) if Path(cfg.output_dir).is_absolute() else where.base_dir / cfg.output_dir
-    problem = unwritable(out)
+    problem = f"{out} is a file, not a folder" if out.exists() and not out.is_dir() else unwritable(out)
     if problem:
         return [f"output_dir = {cfg.output_dir}: cannot write there ({problem}): choose a writable output_dir"]
     if cfg.run_name is None:

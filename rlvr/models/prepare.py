@@ -28,7 +28,10 @@ WARMUP_VERSION = 2
 
 def policy_cache_key(cfg: RecipeConfig) -> str:
     # max_new_tokens bounds the warm-up's greedy accuracy checks, so it shapes where SFT stops.
-    blob = json.dumps([asdict(cfg.model), asdict(cfg.warmup), asdict(cfg.task), cfg.rollout.max_new_tokens,
+    # Only task keys the task reads: one it ignores must not force a new warm-up.
+    from rlvr.tasks.registry import keys_read
+
+    blob = json.dumps([asdict(cfg.model), asdict(cfg.warmup), keys_read(cfg.task), cfg.rollout.max_new_tokens,
                        WARMUP_VERSION], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -164,3 +164,16 @@ def test_dry_run_of_a_ready_recipe(tmp_path, capsys, monkeypatch):
     assert main(["train", QUICKSTART, "--dry-run", f"output_dir={tmp_path / 'runs'}"]) == 0
     assert "passed every check" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_submit_runs_the_checks_before_uploading(capsys, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    assert main(["submit", QUICKSTART, "--dry-run", "task.name=gsm8k", "reward.verifier=math",
+                 "task.path=data/rlvr_test_missing_{split}.jsonl", "logging.wandb=true"]) == 2
+    err = capsys.readouterr().err
+    assert "3 problem(s)" in err and "data/rlvr_test_missing_train.jsonl does not exist" in err
+    assert "(--env WANDB_API_KEY=... for the job)" in err
+    # the key given to the job with --env is enough
+    assert main(["submit", QUICKSTART, "--dry-run", "logging.wandb=true", "--env", "WANDB_API_KEY=abc"]) == 0
