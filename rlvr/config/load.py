@@ -78,7 +78,7 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         if path:
             if not Path(path).is_file():
                 raise RecipeError(f"recipe file {path} does not exist")
-            layers.append(OmegaConf.load(path))
+            layers.append(_load_file(path))
         bad = [o for o in overrides if "=" not in o]
         if bad:
             raise RecipeError(f"{where}: override {bad[0]!r} must look like key=value")
@@ -99,6 +99,19 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         # Dr. GRPO's constant is the generation budget; written out so config.yaml shows it.
         cfg.algorithm.loss_agg_constant = cfg.rollout.max_new_tokens
     return cfg
+
+
+def _load_file(path: str):
+    """The recipe file as an OmegaConf node; a YAML syntax error names the file, line and column."""
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or _first_line(err)
+        raise RecipeError(f"recipe file {path}{at}: not valid YAML ({what}): check the indentation there "
+                          "(spaces, not tabs; keys of one section aligned) and quote values that contain "
+                          "': ', ' #', braces or brackets") from None
 
 
 def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1) -> str:
