@@ -14,6 +14,7 @@ USAGE = """usage: rlvr <command> [args]
 commands:
   train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder); --dry-run checks only
   submit RECIPE.yaml [key=value ...]  run `train` as a job on a running Ray cluster (--wait, --address)
+  cluster up|down [--dir DIR]         a one-machine Ray head beside other clusters (for submit)
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3);
          --paper | --sweep | --random N  the paper's set, the p* scaling fit, static labels vs ablations
@@ -129,6 +130,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return train_main(rest)
     if command == "build-model":
         return build_model_main(rest)
+    if command == "cluster":
+        from rlvr.controller.local_cluster import main as cluster_main
+
+        return cluster_main(rest)
     if command == "submit":
         from rlvr.controller.submit import main as submit_main
 
