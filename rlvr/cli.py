@@ -12,9 +12,10 @@ from typing import List, Optional
 USAGE = """usage: rlvr <command> [args]
 
 commands:
-  train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder)
+  train RECIPE.yaml [key=value ...]   run an RLVR training run (writes a run folder); --dry-run checks only
   submit RECIPE.yaml [key=value ...]  run `train` as a job on a running Ray cluster (--wait, --address)
   plan RECIPE.yaml [key=value ...]    per-GPU memory plan (trainer, reference, activations, engine) vs the card
+  cluster up|down [--dir DIR]         a one-machine Ray head beside other clusters (for submit)
   score IN.jsonl --verifier NAME ...  score responses offline with a verifier + reward design
   theory CONFIG.yaml --out DIR        exact log-linear policy-gradient simulator (paper Sec. 3);
          --paper | --sweep | --random N  the paper's set, the p* scaling fit, static labels vs ablations
@@ -44,7 +45,9 @@ def train_main(argv: List[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.lr=1e-4")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved recipe and exit without starting anything")
-    args = parser.parse_args(argv)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the recipe, its data, model, resources and wandb; start nothing")
+    args = parser.parse_intermixed_args(argv)  # options may come between the overrides
     cfg = _load_recipe_or_none(args.recipe, args.overrides)
     if cfg is None:
         return 2
@@ -52,6 +55,16 @@ def train_main(argv: List[str]) -> int:
         from rlvr.config import to_yaml
 
         print(to_yaml(cfg), end="")
+        return 0
+    from rlvr.controller.preflight import Where, report, run_checks
+
+    problems = run_checks(cfg, Where(query_cluster=args.dry_run))  # before Ray and before the run folder
+    if problems:
+        print(report(problems, args.recipe), file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(f"dry run: recipe {args.recipe} passed every check (recipe, data, model, resources, wandb, "
+              "run folder); nothing was started")
         return 0
     from rlvr.config import RecipeError
     from rlvr.controller.checkpoint import RunError
@@ -119,6 +132,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return train_main(rest)
     if command == "build-model":
         return build_model_main(rest)
+    if command == "cluster":
+        from rlvr.controller.local_cluster import main as cluster_main
+
+        return cluster_main(rest)
     if command == "submit":
         from rlvr.controller.submit import main as submit_main
 

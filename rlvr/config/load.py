@@ -79,7 +79,7 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         if path:
             if not Path(path).is_file():
                 raise RecipeError(f"recipe file {path} does not exist")
-            layers.append(OmegaConf.load(path))
+            layers.append(_load_file(path))
         bad = [o for o in overrides if "=" not in o]
         if bad:
             raise RecipeError(f"{where}: override {bad[0]!r} must look like key=value")
@@ -106,6 +106,19 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         # Dr. GRPO's constant is the generation budget; written out so config.yaml shows it.
         cfg.algorithm.loss_agg_constant = cfg.rollout.max_new_tokens
     return cfg
+
+
+def _load_file(path: str):
+    """The recipe file as an OmegaConf node; a YAML syntax error names the file, line and column."""
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or _first_line(err)
+        raise RecipeError(f"recipe file {path}{at}: not valid YAML ({what}): check the indentation there "
+                          "(spaces, not tabs; keys of one section aligned) and quote values that contain "
+                          "': ', ' #', braces or brackets") from None
 
 
 def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1) -> str:
@@ -218,10 +231,16 @@ def _check(cfg: RecipeConfig, where: str) -> None:
                           "samples (greedy rollouts give every group one answer); eval.temperature may be 0")
     _check_resources(cfg, where)
     _check_reward(cfg, where)
-    from rlvr.tasks.registry import TASKS
+    from rlvr.tasks.registry import COMMON_TASK_KEYS, TASK_KEYS, TASKS, unused_task_keys
 
     if cfg.task.name not in TASKS:
         raise RecipeError(f"{where}: task.name = {cfg.task.name!r} is not a task; choose one of {sorted(TASKS)}")
+    unused = unused_task_keys(cfg.task)
+    if unused:  # silently accepted, it would also change the warm-up cache's hash
+        reads = [k for k in (*TASK_KEYS[cfg.task.name], *COMMON_TASK_KEYS) if k != "name"]
+        raise RecipeError(f"{where}: {', '.join('task.' + k for k in unused)} "
+                          f"{'is' if len(unused) == 1 else 'are'} not used by task {cfg.task.name} "
+                          f"(it reads: {', '.join(reads)})")
     allowed = _TASK_VERIFIERS.get(cfg.task.name)
     shipped = set().union(*_TASK_VERIFIERS.values())  # a plug-in's verifier may check any task
     if allowed and cfg.reward.verifier in shipped and cfg.reward.verifier not in allowed:

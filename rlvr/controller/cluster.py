@@ -246,14 +246,34 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
     if kept:
         print(f"[rlvr] the job's runtime env sets {', '.join(f'{k}={v}' for k, v in kept.items())}; "
               "rlvr's defaults for these keys are not applied", file=sys.stderr, flush=True)
-    if cluster.address == "local":
-        num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
-        num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
-        with environ(env):
-            _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                              log_to_driver=True)
-    else:
-        ray.init(address=cluster.address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+    with quiet_token_auth_notice():
+        if cluster.address == "local":
+            num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
+            num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
+            with environ(env):
+                _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                                  log_to_driver=True)
+        else:
+            ray.init(address=cluster.address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+
+
+# Ray 2.60 logs this on every ray.init while RAY_AUTH_MODE is unset; auth itself is unchanged.
+TOKEN_AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def quiet_token_auth_notice() -> Iterator[None]:
+    """Drop Ray's "Token authentication is enabled" warning inside the block (token auth stays
+    on, as Ray sets it; a warning that token auth is *disabled* still shows)."""
+    import logging
+
+    quiet, logger = _DropMessage(TOKEN_AUTH_NOTICE), logging.getLogger(_AUTH_LOGGER)
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def reserve(layout, strategy: str, timeout_s: float = 600.0, log=print):

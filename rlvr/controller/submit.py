@@ -2,7 +2,8 @@
 
     rlvr submit RECIPE.yaml [key=value ...] [--address URL] [--wait] [--env KEY=VALUE ...]
 
-The recipe is checked here first (a bad key fails before anything is uploaded). The job's
+The recipe is checked here first (a bad key, a missing data file or wandb without a key for the
+job fails before anything is uploaded: rlvr/controller/preflight.py). The job's
 working dir is this repository (minus .git, virtual environments, run folders, caches and
 files over 50 MiB); its entrypoint is `PYTHON -m rlvr.cli train RECIPE cluster.address=auto
 key=value ...`, where PYTHON is this interpreter unless `--python` names the one on the
@@ -183,6 +184,12 @@ def build_job(args: argparse.Namespace) -> Tuple[str, Dict, List[str]]:
     env = parse_env(args.env)
     if env:
         runtime_env["env_vars"] = env
+    from rlvr.controller.preflight import Where, report, run_checks
+
+    # The job's own environment is the head's plus --env: wandb's key must come with the job.
+    problems = run_checks(cfg, Where(environ={**os.environ, **env}, base_dir=working_dir, submit=True))
+    if problems:
+        raise SubmitError(report(problems, args.recipe).removeprefix("error: "))
     if not Path(cfg.output_dir).is_absolute():
         print(f"note: output_dir={cfg.output_dir} is relative: the run folder is written inside the "
               "job's copy of the working dir on the head node (under Ray's temp dir); pass "

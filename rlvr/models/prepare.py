@@ -1,7 +1,8 @@
 """The initial policy of a run: a given HF folder, or the tiny model built and warmed up here.
 
 Built models are cached under `<output_dir>/_models/<hash of model+warm-up+task config>`, so
-the arms of a study (and reruns) start from the very same weights without re-training.
+the arms of a study (and reruns) start from the very same weights without re-training; a run
+writing elsewhere also uses a model cached under the default `runs/_models`.
 Runs started together in one output_dir may build the same cache: one builds it (in its own
 `<hash>.building-<pid>` folder, renamed into place under an flock on `<hash>.lock`) while the
 others wait on the lock and then use it. A cached folder missing any file is rebuilt.
@@ -28,9 +29,30 @@ WARMUP_VERSION = 2
 
 def policy_cache_key(cfg: RecipeConfig) -> str:
     # max_new_tokens bounds the warm-up's greedy accuracy checks, so it shapes where SFT stops.
-    blob = json.dumps([asdict(cfg.model), asdict(cfg.warmup), asdict(cfg.task), cfg.rollout.max_new_tokens,
+    # Only task keys the task reads: one it ignores must not force a new warm-up.
+    from rlvr.tasks.registry import keys_read
+
+    blob = json.dumps([asdict(cfg.model), asdict(cfg.warmup), keys_read(cfg.task), cfg.rollout.max_new_tokens,
                        WARMUP_VERSION], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cache_dirs(cfg: RecipeConfig) -> List[Path]:
+    """Folders searched for a cached built model, in order: `<output_dir>/_models` (where a
+    build goes), then the default output_dir's (runs/_models), so a study or a run writing
+    elsewhere starts from a model the quickstart's runs already warmed up."""
+    own, shared = Path(cfg.output_dir) / "_models", Path(RecipeConfig().output_dir) / "_models"
+    return [own] if own.absolute() == shared.absolute() else [own, shared]
+
+
+def find_cached_policy(cfg: RecipeConfig) -> Optional[Tuple[Path, Dict]]:
+    """(folder, warm-up info) of a complete cached model for the recipe, or None."""
+    key = policy_cache_key(cfg)
+    for folder in cache_dirs(cfg):
+        info = cached_policy(folder / key)
+        if info is not None:
+            return folder / key, info
+    return None
 
 
 def warmup_validation_size(cfg: RecipeConfig, num_train: int) -> int:
@@ -71,11 +93,11 @@ def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt
         log(f"initial policy: {folder}" + (f" (hub {info['hub_id']} @ {info['revision'][:12]})"
                                            if "hub_id" in info else ""))
         return folder, info
-    folder = Path(cfg.output_dir) / "_models" / policy_cache_key(cfg)
-    info = cached_policy(folder)
-    if info is not None:
-        log(f"initial policy: cached tiny model {folder}")
-        return str(folder), info
+    found = find_cached_policy(cfg)
+    if found is not None:
+        log(f"initial policy: cached tiny model {found[0]}")
+        return str(found[0]), found[1]
+    folder = cache_dirs(cfg)[0] / policy_cache_key(cfg)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.with_name(folder.name + ".lock"), "w") as lock:
         try:
@@ -93,14 +115,16 @@ def prepare_policy(cfg: RecipeConfig, train: List[Prompt], held_out: List[Prompt
         for stale in folder.parent.glob(folder.name + ".building*"):  # left by a run that died
             shutil.rmtree(stale, ignore_errors=True)
         tmp = folder.with_name(f"{folder.name}.building-{os.getpid()}")
-        info = _build_policy(cfg, tmp, train, held_out, verify, log)
+        info = _build_policy(cfg, tmp, train, held_out, verify, log, final=folder)
         tmp.rename(folder)  # atomic: readers see no folder or a complete one
+        log(f"initial policy: built tiny model {folder}")
     return str(folder), info
 
 
 def _build_policy(cfg: RecipeConfig, tmp: Path, train: List[Prompt], held_out: List[Prompt],
-                  verify: Callable, log: Callable[[str], None]) -> Dict:
-    """Build the tiny model and warm it up in `tmp`; WARMUP_INFO is written last."""
+                  verify: Callable, log: Callable[[str], None], final: Optional[Path] = None) -> Dict:
+    """Build the tiny model and warm it up in `tmp` (renamed to `final` by the caller, the
+    folder the messages name); WARMUP_INFO is written last."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -110,7 +134,7 @@ def _build_policy(cfg: RecipeConfig, tmp: Path, train: List[Prompt], held_out: L
     m = cfg.model
     build_tiny_model(tmp, hidden_size=m.hidden_size, num_layers=m.num_layers, num_heads=m.num_heads,
                      intermediate_size=m.intermediate_size, seed=cfg.warmup.seed)
-    log(f"built tiny model in {tmp}")
+    log(f"building tiny model {final or tmp}")
     info: Dict = {"source": "tiny", "steps": 0, "validation_accuracy": None, "eval_accuracy": None}
     if cfg.warmup.enabled:
         torch.set_num_threads(1)

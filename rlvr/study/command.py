@@ -7,8 +7,8 @@ into `<output_dir>/<arm>__seed<s>/`, seed-major (every arm at the first seed, th
 seed), so an interrupted study already compares every arm. A run whose folder holds a
 finished summary.json is skipped (the study resumes); an unfinished folder is moved to
 `_unfinished/` and the run starts over. All arms share the study's warm-up cache
-(`<output_dir>/_models/<hash>`), so arms that do not change model, warm-up or task start
-from the same weights. A failed run is recorded and the study goes on.
+(`<output_dir>/_models/<hash>`, or a model already cached under `runs/_models`), so arms that
+do not change model, warm-up or task start from the same weights. A failed run is recorded and the study goes on.
 
 Writes `<output_dir>/study.json`, `study.csv`, `eval_gt_accuracy.png` (see report.py) and
 prints the table. Exit status: 0, 1 if any run is not finished, 2 for a bad study file.
@@ -81,7 +81,7 @@ def plan_runs(study: Study) -> List[str]:
 
 
 def _print_plan(study: Study, actions: List[str]) -> None:
-    from rlvr.models.prepare import policy_cache_key
+    from rlvr.models.prepare import find_cached_policy, policy_cache_key
 
     print(f"study {study.name}: {len(study.arms)} arms x {len(study.seeds)} seeds = {len(study.runs)} runs "
           f"from {study.recipe} into {study.output_dir}")
@@ -90,7 +90,9 @@ def _print_plan(study: Study, actions: List[str]) -> None:
     words = {"skip": "finished, skip", "rerun": "unfinished folder, move aside and rerun", "run": "run"}
     policies: Dict[str, int] = {}  # initial policy folder -> runs starting from it
     for i, (run, action) in enumerate(zip(study.runs, actions), 1):
-        where = run.cfg.model.path or str(study.output_dir / "_models" / policy_cache_key(run.cfg))
+        cached = None if run.cfg.model.path else find_cached_policy(run.cfg)
+        where = run.cfg.model.path or (f"{cached[0]} (cached)" if cached else
+                                       f"{study.output_dir / '_models' / policy_cache_key(run.cfg)} (to build)")
         policies[where] = policies.get(where, 0) + 1
         print(f"  [{i}/{len(study.runs)}] {run.run_name}: {words[action]}")
     for where, count in policies.items():
@@ -159,6 +161,9 @@ def rerender(study_dir: Path) -> Dict[str, Any]:
     threshold, blocks, comparisons, interactions, primary_metric; no study file needed): from
     the run folders when any is there, else from the per-seed values study.json keeps."""
     study_json = Path(study_dir) / "study.json"
+    if not Path(study_dir).is_dir():
+        raise StudyError(f"{study_dir}: the folder does not exist (give the study's output folder, "
+                         "e.g. runs/studies/<study file stem>)")
     if not study_json.is_file():
         raise StudyError(f"{study_dir}: no study.json (run `rlvr study STUDY.yaml` first)")
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from rlvr.tasks import Prompt
 
@@ -87,6 +87,42 @@ TASKS: Dict[str, Callable[[Any, str, int], List[Prompt]]] = {
     "gsm8k": _file_backed("gsm8k"),
     "math": _file_backed("math"),
 }
+
+
+# The task section's keys each task reads (TaskConfig is one dataclass shared by all tasks);
+# a new task adds its entry here. Every task reads COMMON_TASK_KEYS (the controller does).
+COMMON_TASK_KEYS: Tuple[str, ...] = ("name", "seed", "train_size", "eval_size", "prompt_template",
+                                     "apply_chat_template")
+TASK_KEYS: Dict[str, Tuple[str, ...]] = {
+    "arithmetic": ("num_digits", "operations"),
+    "constraints": ("constraint_names", "sft_both_rate"),
+    "gsm8k": ("path", "question_key", "answer_key"),
+    "math": ("path", "question_key", "answer_key"),
+}
+
+
+def unused_task_keys(task_cfg: Any) -> List[str]:
+    """Keys of the task section (a TaskConfig) set away from the schema default that its task
+    does not read; [] for a task without a TASK_KEYS entry."""
+    from rlvr.config.schema import TaskConfig
+
+    reads = TASK_KEYS.get(task_cfg.name)
+    if reads is None:
+        return []
+    default = TaskConfig()
+    return [f.name for f in dataclasses.fields(TaskConfig) if f.name not in COMMON_TASK_KEYS
+            and f.name not in reads and getattr(task_cfg, f.name) != getattr(default, f.name)]
+
+
+def keys_read(task_cfg: Any) -> Dict[str, Any]:
+    """The task section as a dict with every key its task does not read at the schema default:
+    what may enter a hash of the task (rlvr.models.prepare.policy_cache_key)."""
+    from rlvr.config.schema import TaskConfig
+
+    values, default = dataclasses.asdict(task_cfg), dataclasses.asdict(TaskConfig())
+    for key in unused_task_keys(task_cfg):
+        values[key] = default[key]
+    return values
 
 
 def get_task_prompts(task_cfg: Any, split: str, count: int) -> List[Prompt]:

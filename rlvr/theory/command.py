@@ -73,20 +73,26 @@ def _fmt_steps(steps: int | None) -> str:
     return "never" if steps is None else str(steps)
 
 
+def reached_text(steps: int | None) -> str:
+    """'reached at step 168', or 'never reached'."""
+    return "never reached" if steps is None else f"reached at step {steps}"
+
+
 def summary_line(result: dict[str, Any], out_file: Path | None = None) -> str:
     """One-line console summary of a result dict."""
     traj = result["trajectory"]
     parts = [
         f"theory {result['name']}: E[r_G] {traj['gt_reward'][0]:.3f} -> {result['final_gt_reward']:.3f} "
-        f"over {traj['step'][-1]} steps; threshold {result['threshold']:g} reached at step "
-        f"{_fmt_steps(result['steps_to_threshold'])}"
+        f"over {traj['step'][-1]} steps; threshold {result['threshold']:g} {reached_text(result['steps_to_threshold'])}"
     ]
     errors = []
     for y, category in result["categories"].items():
         text = f"y{y} {category}"
         if result["ablation"] is not None:
             ab = result["ablation"][y]
-            text += f" (ablation: {ab['verdict']}, fixed reaches at {_fmt_steps(ab['steps_to_threshold'])})"
+            fixed = ab["steps_to_threshold"]
+            text += f" (ablation: {ab['verdict']}, fixed " + (
+                "never reaches it)" if fixed is None else f"reaches it at {fixed})")
         effect = ((result.get("shapley") or {}).get("errors") or {}).get(y)
         if effect:
             first = effect["by_setting"][0]

@@ -47,8 +47,8 @@ def plot_result(result: dict[str, Any], path: str | Path) -> Path:
     ax_p.legend(loc="best", fontsize="small")
     _step_axis(ax_p, steps)
     reached = result["steps_to_threshold"]
-    fig.suptitle(f"{result['name']}: threshold {result['threshold']:g} reached at step "
-                 f"{reached if reached is not None else 'never'}")
+    fig.suptitle(f"{result['name']}: threshold {result['threshold']:g} "
+                 + ("never reached" if reached is None else f"reached at step {reached}"))
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -119,7 +119,7 @@ def test_control_comparison_in_words_and_rlvr_report_rerenders(tmp_path, fake_tr
     assert json.loads((out / "study.json").read_text()) == report
     assert "recomputed from the per-seed values in study.json" in capsys.readouterr().err
     assert cli_main(["report", str(tmp_path / "nowhere")]) == 2
-    assert "no study.json" in capsys.readouterr().err
+    assert "nowhere: the folder does not exist" in capsys.readouterr().err
 
 
 def test_sampled_eval_metric_needs_sampled_evaluation(tmp_path, fake_train, capsys):

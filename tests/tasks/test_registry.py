@@ -64,7 +64,7 @@ def test_a_data_file_too_small_for_the_splits_names_file_split_rows_and_key(tmp_
 
 
 def test_rlvr_train_reports_a_too_small_data_file_in_one_line(tmp_path, capsys):
-    """It was a 29-line traceback; now exit status 2 and one line on stderr."""
+    """It was a 29-line traceback; now exit status 2 and one problem line on stderr."""
     from pathlib import Path
 
     from rlvr.cli import main
@@ -75,5 +75,9 @@ def test_rlvr_train_reports_a_too_small_data_file_in_one_line(tmp_path, capsys):
                  "reward.verifier=math", f"output_dir={tmp_path / 'runs'}"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert [line for line in err.splitlines() if not line.startswith("[rlvr]")] == [f"error: {path}: 30 records, but task.eval_size = 64 leaves none for the train split; "
-                   "lower task.eval_size below 30 or use a larger file"]
+    # caught by the checks before Ray starts (rlvr/controller/preflight.py): no run folder either
+    assert err.splitlines() == [
+        "error: recipe quickstart.yaml: 1 problem(s) to fix before the run can start:",
+        f"  - task.eval_size = 64 but {path} holds 30 records, so none are left for training: lower "
+        "task.eval_size below 30, or use a larger file"]
+    assert not (tmp_path / "runs").exists()
