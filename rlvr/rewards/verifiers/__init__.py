@@ -5,7 +5,9 @@
                        (scale in rlvr.rewards.verifiers.arithmetic)
     math               an explicit final answer (boxed, ####, "the answer is", a final display,
                        "<answer>;", or just the answer; else no_answer) compared by math-verify,
-                       plus fixes for its known misses (rlvr.rewards.verifiers.math_answers)
+                       plus fixes for its known misses, numbers in words, choice statements
+                       ("the correct option is (B)"); hedges ("(B) or (C)") are never credited
+                       (rlvr.rewards.verifiers.math_answers, docs/verifiers.md)
     constraints        IFBench-style: 1.0 iff every constraint in meta["constraints"] holds
                        (rlvr.rewards.verifiers.constraints)
 
