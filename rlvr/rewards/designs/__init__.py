@@ -66,6 +66,11 @@ class RewardDesign:
         """Proxy rewards of one prompt's group [G], starting from the ground truth."""
         return self.apply(group, [float(s.gt.score) for s in group])
 
+    def score_batch(self, groups: Sequence[Sequence[ScoredSample]]) -> List[List[float]]:
+        """Proxy rewards of every group [B][G] of one scoring call. Per-group designs need not
+        override it; a design that scores the whole call at once (a learned reward model) does."""
+        return [self.score_group(group) for group in groups]
+
     def score(self, sample: ScoredSample) -> float:
         """Proxy reward of one sample scored as a group of one."""
         return self.score_group([sample])[0]
@@ -186,3 +191,4 @@ def _check_field_types(design: RewardDesign, where: str) -> None:
 
 # Importing the modules registers their designs.
 from rlvr.rewards.designs import basic, causal, shaped, spurious, systematic, transforms  # noqa: E402,F401
+from rlvr.rewards.designs import reward_model  # noqa: E402,F401
