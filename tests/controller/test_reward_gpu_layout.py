@@ -11,9 +11,13 @@ def test_reward_share_goes_into_its_bundles_and_packs_with_the_others():
     assert plan_layout(1, 0.5, 1, 0.5, 1, 1, colocate=False, gpus_per_reward_worker=0.25).gpus == 2
 
 
-def test_colocate_puts_reward_shares_on_cards_of_their_own():
+def test_colocate_shares_a_card_when_there_is_room_else_takes_its_own():
+    layout = plan_layout(1, 0.5, 1, 0.4, 1, 1, colocate=True, gpus_per_reward_worker=0.1)
+    assert layout.gpus == 1 and layout.reward[0].bundle == 0 and layout.reward[0].num_gpus == 0.1
+    assert layout.bundles == [{"CPU": 3.0, "GPU": 1.0}]  # trainer, engine and reward worker on card 0
     layout = plan_layout(1, 0.5, 1, 0.4, 1, 2, colocate=True, gpus_per_reward_worker=0.5)
     assert layout.gpus == 2 and [s.num_gpus for s in layout.reward] == [0.5, 0.5]
+    assert [layout.bundles[s.bundle] for s in layout.reward] == [{"CPU": 1.0, "GPU": 0.5}] * 2
 
 
 def test_default_is_cpu_and_the_recipe_key_reaches_the_layout(tmp_path):
