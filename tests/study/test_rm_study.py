@@ -99,3 +99,14 @@ def test_report_files_and_table(tmp_path):
     assert json.loads((tmp_path / "out" / "rm_study.json").read_text())["n_reward_models"] == 5
     table = format_correlations(report)
     assert "HAcc - Acc" in table and "spearman" in table and "rm4" in table
+
+
+def test_shipped_reward_model_study_validates_with_at_least_twelve_reward_models():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / "studies" / "rm_metrics.yaml"
+    assert path.read_text().startswith("# rlvr study recipes/studies/rm_metrics.yaml\n") and is_rm_study(path)
+    study = RMStudy(path)
+    assert len(study.models) >= 12 and study.cfg.task.name == "arithmetic"
+    assert {rm.flip_rate for rm in study.models.values()} >= {0.0, 0.2, 0.45}
+    assert {rm.bias for rm in study.models.values()} == {"none", "off_by_one", "longer"}
