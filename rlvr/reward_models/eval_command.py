@@ -32,12 +32,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def evaluate_reward_model(cfg, rm_dir: str, num_prompts: int, normalize: Optional[str] = None,
-                          policy: str = "initial") -> Dict[str, Any]:
-    """rm_eval_metrics of the reward model on `num_prompts` x G samples of the policy."""
+                          policy: str = "initial", design_keys: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """rm_eval_metrics of the reward model on `num_prompts` x G samples of the policy. The design
+    is the recipe's reward_model keys (if it has one), then `design_keys`, then `normalize`."""
     from rlvr.reward_models.metrics import rm_eval_metrics, tensors
     from rlvr.reward_models.sampling import pick, policy_folder, recipe_prompts, scored_samples
 
     design = dict(cfg.reward.design) if cfg.reward.design.get("name") == "reward_model" else {}
+    design.update(design_keys or {})
     design.update(name="reward_model", path=str(rm_dir))
     if normalize:
         design["normalize"] = normalize

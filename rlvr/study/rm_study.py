@@ -150,8 +150,8 @@ def train_and_evaluate(study: RMStudy) -> Dict[str, Dict[str, Any]]:
             info = json.loads(info_path.read_text())
         if not eval_path.is_file():
             say(f"[rm {i}/{len(study.models)}] {name}: rm-eval on {study.eval_prompts} prompts")
-            result = evaluate_reward_model(study.cfg, str(folder), study.eval_prompts, study.design.get("normalize"))
-            result["design"] = study.design_for(name)
+            result = evaluate_reward_model(study.cfg, str(folder), study.eval_prompts,
+                                           design_keys=study.design_for(name))
             eval_path.write_text(json.dumps(result, indent=1) + "\n")
         records[name] = {"train": info, "eval": json.loads(eval_path.read_text())}
     return records
