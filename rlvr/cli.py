@@ -21,6 +21,8 @@ commands:
          --paper | --sweep | --random N  the paper's set, the p* scaling fit, static labels vs ablations
   study STUDY.yaml [--out DIR]        train a recipe per arm and seed, then compare the arms
   audit RECIPE.yaml [key=value ...]   profile the initial policy under the recipe's proxy (no training)
+  rm-train RECIPE.yaml [k=v] --out DIR  train a Bradley-Terry reward model with controlled flaws (rm.<knob>=v)
+  rm-eval RM_DIR RECIPE.yaml [k=v]    Acc, Acc-W, HAcc, HAcc-W, variance of a reward model under the initial policy
   report STUDY_DIR                    rewrite a study's report (intervals vs the control) from its folder
   build-model RECIPE.yaml [key=value]  build (or find cached) the tiny model + SFT warm-up only
 
@@ -101,7 +103,7 @@ def build_model_main(argv: List[str]) -> int:
     return 0
 
 
-OUT_COMMANDS = ("score", "study", "audit", "theory")  # commands whose --out names a file or folder
+OUT_COMMANDS = ("score", "study", "audit", "theory", "rm-train", "rm-eval")  # commands whose --out names a file or folder
 
 
 def out_problem(args: List[str]) -> Optional[str]:
@@ -160,6 +162,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rlvr.controller.audit_command import main as audit_main
 
         return audit_main(rest)
+    if command == "rm-train":
+        from rlvr.reward_models.train_command import main as rm_train_main
+
+        return rm_train_main(rest)
+    if command == "rm-eval":
+        from rlvr.reward_models.eval_command import main as rm_eval_main
+
+        return rm_eval_main(rest)
     if command == "report":
         from rlvr.study.command import report_main
 

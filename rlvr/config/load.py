@@ -29,7 +29,7 @@ _RANGES = [
     ("eval.samples_per_prompt", 0, None), ("eval.temperature", 0.0, None),
     ("eval.audit_prompts", 0, None),
     ("task.num_digits", 1, 6), ("task.train_size", 1, None), ("task.sft_both_rate", 0.0, 1.0), ("task.eval_size", 1, None),
-    ("reward.num_workers", 1, None), ("reward.timeout_s", 0.01, None),
+    ("reward.num_workers", 1, None), ("reward.timeout_s", 0.01, None), ("reward.num_gpus_per_worker", 0.0, 1.0),
     ("rollout.num_workers", 1, None), ("rollout.prompts_per_step", 1, None),
     ("rollout.samples_per_prompt", 1, None), ("rollout.max_new_tokens", 1, None),
     ("rollout.top_p", 0.0, 1.0),
@@ -295,9 +295,10 @@ def _check_resources(cfg: RecipeConfig, where: str) -> None:
             raise RecipeError(f"{where}: cluster.num_gpus declares an embedded (cluster.address=local) "
                               f"cluster's GPUs; with cluster.address = {cfg.cluster.address!r} unset it and "
                               "give actors GPUs with trainer.num_gpus_per_rank / rollout.num_gpus_per_worker")
-        if declared > 0 and t == 0 and r == 0:
+        if declared > 0 and t == 0 and r == 0 and cfg.reward.num_gpus_per_worker == 0:
             raise RecipeError(f"{where}: cluster.num_gpus = {declared} declares GPUs but no actor asks for one: "
-                              "set trainer.num_gpus_per_rank and/or rollout.num_gpus_per_worker")
+                              "set trainer.num_gpus_per_rank, rollout.num_gpus_per_worker and/or "
+                              "reward.num_gpus_per_worker")
 
 
 def _check_reward(cfg: RecipeConfig, where: str) -> None:

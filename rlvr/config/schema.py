@@ -56,6 +56,7 @@ class RewardConfig:
     num_workers: int = 1  # RewardWorker actors
     timeout_s: float = 5.0  # per-sample verifier timeout
     colocate: bool = False  # training samples scored inside the rollout worker (in-process verifiers only): no reward round trip
+    num_gpus_per_worker: float = 0  # GPU share of each RewardWorker, in [0, 1] (0 = CPU; 0.25 = a quarter of a card): where a reward_model design's model runs
 
 
 @dataclass

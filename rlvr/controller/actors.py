@@ -116,9 +116,13 @@ class ActorPool:
                 scheduling_strategy=slot_strategy(self.placement, slot.bundle, capture_child_tasks=tp > 1),
                 **({"runtime_env": {"env_vars": env}} if env else {}),
             ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs))
+        # a reward worker without a GPU share must not see the node's GPUs (a learned reward
+        # model's device: auto would take one)
+        hide_gpus = {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}} if layout.gpus else {}
         self.reward = [
-            RewardWorkerActor.options(num_cpus=slot.num_cpus,
-                                      scheduling_strategy=slot_strategy(self.placement, slot.bundle)).remote(
+            RewardWorkerActor.options(num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
+                                      scheduling_strategy=slot_strategy(self.placement, slot.bundle),
+                                      **({} if slot.num_gpus else hide_gpus)).remote(
                 cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s,
                 plugins=list(cfg.plugins))
             for slot in layout.reward]

@@ -21,7 +21,7 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "cluster.address", "cluster.num_cpus", "cluster.num_gpus", "cluster.colocate",
                      "cluster.placement_strategy", "trainer.num_gpus_per_rank",
                      "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size",
-                     "reward.colocate"}  # where samples are scored: the scores are the same
+                     "reward.colocate", "reward.num_gpus_per_worker"}  # where samples are scored: the scores are the same
 
 
 class RunError(RuntimeError):

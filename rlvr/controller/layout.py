@@ -90,11 +90,15 @@ def pack_gpus(fractions: Sequence[float]) -> int:
 
 
 def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per_shard: float,
-                tensor_parallel_size: int, num_reward_workers: int, colocate: bool) -> Layout:
+                tensor_parallel_size: int, num_reward_workers: int, colocate: bool,
+                gpus_per_reward_worker: float = 0.0) -> Layout:
     """The placement-group bundles and each actor's slot (see the module docstring).
 
     gpus_per_shard is rollout.num_gpus_per_worker: the share of a GPU each of an engine's
-    tensor_parallel_size shards takes. Every actor takes 1 logical CPU.
+    tensor_parallel_size shards takes. Every actor takes 1 logical CPU. gpus_per_reward_worker
+    (reward.num_gpus_per_worker) gives each reward worker's bundle a GPU share (a learned reward
+    model's); in the colocate layout reward worker k shares card k % G when the trainer's and
+    engine's shares there leave room, else gets a bundle (and a card) of its own.
     """
     M, N, T, R = num_ranks, num_engines, tensor_parallel_size, num_reward_workers
     t, r = float(gpus_per_rank), float(gpus_per_shard)
@@ -122,8 +126,31 @@ def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per
             bundles += [_bundle(1.0 if k == 0 else 0.0, r) for k in range(T)]
             rollout.append(EngineSlot(first, 1.0, actor_gpus, tuple(range(first, first + T)), r))
         gpus = pack_gpus([b.get("GPU", 0.0) for b in bundles])
-    reward = [Slot(len(bundles) + k, 1.0, 0.0) for k in range(R)]
-    bundles += [_bundle(1.0, 0.0) for _ in range(R)]
+    g = float(gpus_per_reward_worker)
+    reward: List[Slot] = []
+    if colocate and g:
+        # A reward worker joins card k % G when what already sits there leaves room for its share.
+        used = [0.0] * G
+        for i in range(M):
+            used[i] += t
+        for j in range(N):
+            for k in range(T):
+                used[j * T + k] += r
+        for k in range(R):
+            card = k % G
+            if used[card] + g <= 1.0 + EPS:
+                used[card] += g
+                bundles[card]["CPU"] = bundles[card].get("CPU", 0.0) + 1.0
+                reward.append(Slot(card, 1.0, g))
+            else:
+                reward.append(Slot(len(bundles), 1.0, g))
+                bundles.append(_bundle(1.0, g))
+        gpus = G + pack_gpus([b.get("GPU", 0.0) for b in bundles[G:]])
+    else:
+        reward = [Slot(len(bundles) + k, 1.0, g) for k in range(R)]
+        bundles += [_bundle(1.0, g) for _ in range(R)]
+        if g:
+            gpus = pack_gpus([b.get("GPU", 0.0) for b in bundles])
     return Layout(bundles, trainer, rollout, reward, gpus)
 
 
@@ -131,12 +158,12 @@ def layout_for(cfg) -> Layout:
     """plan_layout for a RecipeConfig."""
     return plan_layout(cfg.trainer.num_ranks, cfg.trainer.num_gpus_per_rank, cfg.rollout.num_workers,
                        cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size,
-                       cfg.reward.num_workers, cfg.cluster.colocate)
+                       cfg.reward.num_workers, cfg.cluster.colocate, cfg.reward.num_gpus_per_worker)
 
 
 # How to shrink each resource's request, for the error message.
 _FIX = {
-    "GPU": "lower trainer.num_gpus_per_rank / rollout.num_gpus_per_worker, trainer.num_ranks / "
+    "GPU": "lower trainer.num_gpus_per_rank / rollout.num_gpus_per_worker / reward.num_gpus_per_worker, trainer.num_ranks / "
            "rollout.num_workers / rollout.tensor_parallel_size, set cluster.colocate=true, or add GPUs",
     "CPU": "lower trainer.num_ranks / rollout.num_workers / reward.num_workers (one CPU each), "
            "or add CPUs",

@@ -70,7 +70,10 @@ class StepRunner:
     holds them) through RL steps; keeps the generations issued ahead of their step."""
 
     def __init__(self, cfg: RecipeConfig, actors, tokenizer):
+        from rlvr.rewards.designs import reads_prompt
+
         self.cfg, self.actors, self.tokenizer = cfg, actors, tokenizer
+        self._with_text = reads_prompt(cfg.reward.design)  # scored records carry the prompt text
         # Generations issued ahead of their step, by step: (prompts, epoch, launched calls),
         # and those already scored into a Rollout. The loop's plan gives a step's prompts.
         self._inflight: Dict[int, Any] = {}
@@ -92,6 +95,10 @@ class StepRunner:
         self._ready[step] = self.prepare(step, prompts, epoch, generated)
 
     # ---- generate and score -------------------------------------------------------------
+    def _reward_key(self, prompt: Prompt) -> tuple:
+        """What a sample record carries of its prompt: (id, gold, meta[, text if the design reads it])."""
+        return (prompt.id, prompt.gold, prompt.meta, *([prompt.text] if self._with_text else []))
+
     def launch(self, prompts: Sequence[Prompt], n: int, temperature: float, seed: int,
                receive_version=None, score_epoch=None):
         """Issue the generate calls (worker k gets prompts k, k + N, ...); with `receive_version`
@@ -105,7 +112,7 @@ class StepRunner:
         def score(chunk) -> Dict[str, Any]:
             """generate's `score` argument for these prompts, with reward.colocate."""
             return {} if score_epoch is None else {"score": {
-                "prompts": [(prompts[i].id, prompts[i].gold, prompts[i].meta) for i in chunk], "epoch": score_epoch}}
+                "prompts": [self._reward_key(prompts[i]) for i in chunk], "epoch": score_epoch}}
 
         futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
                                      temperature=temperature, top_p=self.cfg.rollout.top_p,
@@ -153,7 +160,7 @@ class StepRunner:
         from rlvr.rewards.worker import sample_records
 
         reward = self.actors.reward
-        records = sample_records([(p.id, p.gold, p.meta) for p in prompts], generations, epoch)
+        records = sample_records([self._reward_key(p) for p in prompts], generations, epoch)
         shards = split_round_robin(list(range(len(records))), len(reward))
         futures = [w.score.remote([r for i in shard for r in records[i]])
                    for w, shard in zip(reward, shards) if shard]

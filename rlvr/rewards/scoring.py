@@ -28,12 +28,13 @@ def score_samples(records: Sequence[Mapping[str, Any]], pool, design: RewardDesi
     """Score N records; returns N new dicts (same order).
 
     Input keys: prompt_id, sample_index, response, gold; optional num_tokens (default
-    len(response)), meta, constraints, step. Output: each record copied, with gt (float),
-    proxy (float), expected_proxy (E[proxy | prompt, response], float), systematic_proxy (the
-    expected proxy with the design's noise channel undone: what error labels compare with gt),
-    reason (str), answer (str or None) set, and gt_details (dict) when the
+    len(response)), meta, constraints, step, prompt (the prompt text). Output: each record
+    copied, with gt (float), proxy (float), expected_proxy (E[proxy | prompt, response], float),
+    systematic_proxy (the expected proxy with the design's noise channel undone: what error
+    labels compare with gt), reason (str), answer (str or None) set, and gt_details (dict) when the
     verifier reported details (e.g. constraints_held). The design sees each group (same
-    prompt_id, and same step when present) whole, in input order.
+    prompt_id, and same step when present) whole, in input order, and every group of the call
+    at once (`RewardDesign.score_batch`: a learned reward scores them in one batch).
     """
     gts: List[GroundTruth] = pool.verify_many(
         [(str(r["response"]), str(r["gold"]), record_meta(r)) for r in records])
@@ -41,9 +42,10 @@ def score_samples(records: Sequence[Mapping[str, Any]], pool, design: RewardDesi
     for i, record in enumerate(records):
         groups.setdefault(group_key(record), []).append(i)
     channels: List[Optional[tuple]] = [None] * len(records)
-    for members in groups.values():
-        group = [_scored_sample(records[i], gts[i]) for i in members]
-        values, expected, systematic = design.score_channels(group)
+    members_of = list(groups.values())
+    batch = [[_scored_sample(records[i], gts[i]) for i in members] for members in members_of]
+    for members, group, (values, expected, systematic) in zip(members_of, batch,
+                                                              design.score_batch_channels(batch)):
         if len(values) != len(group):
             raise ValueError(f"design {design.name!r} returned {len(values)} rewards for a "
                              f"group of {len(group)} samples")
@@ -72,4 +74,5 @@ def _scored_sample(record: Mapping[str, Any], gt: GroundTruth) -> ScoredSample:
         gold=str(record["gold"]),
         num_tokens=len(response) if num_tokens is None else int(num_tokens),
         gt=gt,
+        prompt=str(record.get("prompt") or ""),
     )

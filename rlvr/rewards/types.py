@@ -25,3 +25,4 @@ class ScoredSample:
     gold: str
     num_tokens: int
     gt: GroundTruth
+    prompt: str = ""  # the prompt text when the record carried it ("" otherwise); learned rewards read it

@@ -17,13 +17,14 @@ from rlvr.rewards.scoring import score_samples
 from rlvr.rewards.verifiers import VerifierPool
 
 
-def sample_records(prompts: Sequence[Tuple[str, str, Mapping[str, Any]]], generations, epoch: int = 0
-                   ) -> List[List[Dict[str, Any]]]:
-    """[prompt][sample] records to score for (prompt id, gold, meta) and their Generations. A
-    sample's reward-randomness key is (prompt id, sample_index = epoch * G + j)."""
-    return [[{"prompt_id": pid, "sample_index": epoch * len(group) + j, "response": g.text, "gold": gold,
-              "num_tokens": len(g.token_ids), "meta": meta} for j, g in enumerate(group)]
-            for (pid, gold, meta), group in zip(prompts, generations)]
+def sample_records(prompts: Sequence[Tuple], generations, epoch: int = 0) -> List[List[Dict[str, Any]]]:
+    """[prompt][sample] records to score for (prompt id, gold, meta[, prompt text]) and their
+    Generations. A sample's reward-randomness key is (prompt id, sample_index = epoch * G + j).
+    The prompt text, when given, rides along as "prompt" (a learned reward model reads it)."""
+    return [[{"prompt_id": p[0], "sample_index": epoch * len(group) + j, "response": g.text, "gold": p[1],
+              "num_tokens": len(g.token_ids), "meta": p[2], **({"prompt": p[3]} if len(p) > 3 else {})}
+             for j, g in enumerate(group)]
+            for p, group in zip(prompts, generations)]
 
 
 class RewardWorker:

@@ -208,6 +208,12 @@ def main(argv: List[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0)
+    from rlvr.study.rm_study import is_rm_study
+
+    if is_rm_study(Path(args.study)):  # kind: reward_models (rlvr/study/rm_study.py)
+        from rlvr.study.rm_study import main as rm_study_main
+
+        return rm_study_main(args.study, args.out, args.dry_run, args.report_only)
     try:
         study = load_study(args.study, args.out)
         actions = [] if args.report_only else plan_runs(study)

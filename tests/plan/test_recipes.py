@@ -13,7 +13,7 @@ SEVEN_B = {  # the 7B model of each recipe's model family
     "Qwen/Qwen2.5-Math-1.5B": "Qwen/Qwen2.5-Math-7B",
     "Qwen/Qwen2.5-0.5B-Instruct": "Qwen/Qwen2.5-7B-Instruct",
 }
-ONE_CARD = {"gpu_single.yaml"}  # a 7B model's trainer states (~150 GB) cannot fit one card
+ONE_CARD = {"gpu_single.yaml", "gpu_reward_model.yaml"}  # a 7B model's trainer states (~150 GB) cannot fit one card
 
 
 def load(recipe, *overrides):

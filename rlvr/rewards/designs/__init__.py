@@ -56,6 +56,7 @@ class RewardDesign:
     """
 
     name: typing.ClassVar[str] = "design"
+    reads_prompt: typing.ClassVar[bool] = False  # True: scored records must carry the prompt text ("prompt")
     errors: typing.ClassVar[str] = "systematic"
     """"systematic": the proxy is a function of (prompt, response); "stochastic": fresh draws per
     sample (a design whose kind depends on its fields overrides this with a property)."""
@@ -81,6 +82,11 @@ class RewardDesign:
     def score_group(self, group: Sequence[ScoredSample]) -> List[float]:
         """Proxy rewards of one prompt's group [G], starting from the ground truth."""
         return self.apply(group, [float(s.gt.score) for s in group])
+
+    def score_batch(self, groups: Sequence[Sequence[ScoredSample]]) -> List[List[float]]:
+        """Proxy rewards of every group [B][G] of one scoring call. Per-group designs need not
+        override it; a design that scores the whole call at once (a learned reward model) does."""
+        return [self.score_group(group) for group in groups]
 
     def score(self, sample: ScoredSample) -> float:
         """Proxy reward of one sample scored as a group of one."""
@@ -132,8 +138,24 @@ class RewardDesign:
         systematic = [(e - a) / b for e in expected] if b > 0 else list(expected)
         return proxy, expected, systematic
 
+    def score_batch_channels(self, groups: Sequence[Sequence[ScoredSample]]) -> List[Tuple[List[float], List[float], List[float]]]:
+        """score_channels of every group [B] of one scoring call. A design that scores a whole call
+        at once (it overrides score_batch: a learned reward model) is deterministic, so its proxy is
+        also its expected and systematic proxy."""
+        if type(self).score_batch is not RewardDesign.score_batch:
+            return [([float(v) for v in values],) * 3 for values in self.score_batch(groups)]
+        return [self.score_channels(group) for group in groups]
+
 
 DESIGNS: Dict[str, Callable[..., RewardDesign]] = {}
+
+
+def reads_prompt(spec: Mapping[str, Any]) -> bool:
+    """Whether the design a reward.design mapping builds reads the prompt text (decided from the
+    registry, without building it: a learned reward model loads weights)."""
+    cls = DESIGNS.get(spec.get("name"))
+    children = [d for d in spec.get("designs") or [] if isinstance(d, MappingABC)]
+    return bool(getattr(cls, "reads_prompt", False)) or any(reads_prompt(d) for d in children)
 
 
 def register_design(name: str):
@@ -252,3 +274,4 @@ def _check_field_types(design: RewardDesign, where: str) -> None:
 
 # Importing the modules registers their designs.
 from rlvr.rewards.designs import basic, causal, shaped, spurious, systematic, transforms  # noqa: E402,F401
+from rlvr.rewards.designs import reward_model  # noqa: E402,F401
