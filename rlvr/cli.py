@@ -68,13 +68,20 @@ def train_main(argv: List[str]) -> int:
         print(f"dry run: recipe {args.recipe} passed every check (recipe, data, model, resources, wandb, "
               "run folder); nothing was started")
         return 0
+    import dataclasses
+
     from rlvr.config import RecipeError
     from rlvr.controller.checkpoint import RunError
-    from rlvr.controller.loop import train
+    from rlvr.controller.loop import default_run_name, train
 
     from rlvr.rewards.errors import RewardConfigError
     from rlvr.tasks.loaders import TaskDataError
 
+    if cfg.run_name is None:  # named here so that a stop can print the command that resumes it
+        cfg = dataclasses.replace(cfg, run_name=default_run_name(cfg))
+    again = " ".join(["rlvr", "train", args.recipe,
+                      *[o for o in args.overrides if o.split("=", 1)[0] not in ("run_name", "resume")],
+                      f"run_name={cfg.run_name}", "resume=true"])
     try:
         summary = train(cfg)
     except (RecipeError, RewardConfigError, TaskDataError) as err:  # bad input: a message, not a traceback
@@ -83,6 +90,13 @@ def train_main(argv: List[str]) -> int:
     except RunError as err:  # a cause the user can fix (disk full): the message; summary.json has the traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:  # a second Ctrl-C, or one during start-up: no traceback
+        print(f"aborted ({err or 'SIGINT'}); if the run saved a checkpoint, continue it with: {again}",
+              file=sys.stderr)
+        return 130
+    if summary.get("status") == "stopped":
+        print(f"stopped after step {summary['steps']}; continue with: {again}", file=sys.stderr)
+        return 130
     return 0 if summary.get("status") == "finished" else 1
 
 

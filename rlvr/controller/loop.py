@@ -22,6 +22,7 @@ from rlvr.controller.actors import ActorPool
 from rlvr.controller.checkpoint import pending_generations, resume_point, save_checkpoint, set_aside
 from rlvr.controller.prompts import PromptSampler, chat_prompts, task_prompts
 from rlvr.controller.step import StepRunner
+from rlvr.controller.stop import StopSignals
 from rlvr.tasks import Prompt
 from rlvr.tracking.run_folder import RunFolder
 from rlvr.tracking.tracker import Tracker, progress
@@ -133,7 +134,9 @@ class Controller:
         if owns_summary:
             folder.write_summary(summary)
         tracker = None
+        stop = StopSignals()
         try:
+            stop.__enter__()
             train_prompts, eval_prompts, model_dir, warmup = self.inputs()
             summary.update(model_dir=model_dir, warmup=warmup)
             tracker = Tracker(folder, cfg.steps, cfg.logging.console,
@@ -179,6 +182,7 @@ class Controller:
                 summary["audit"] = state["audit"]
             evals = list(state["evals"])
             step_times, sync_times = [], []
+            stop.arm()
             for step in range(state["step"] + 1, cfg.steps + 1):
                 t0 = time.time()
                 metrics, samples = self.rl_step(step, *plan(step))
@@ -191,22 +195,34 @@ class Controller:
                 tracker.log(metrics)
                 if cfg.logging.log_samples_every and step % cfg.logging.log_samples_every == 0:
                     folder.write_samples(step, samples)
-                if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                stopping = stop.requested is not None and step < cfg.steps
+                if step == cfg.steps or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     self.checkpoint(folder, {**state, "step": step, "evals": evals})
-            summary.update({
-                "status": "finished", "steps": cfg.steps,
-                "final_eval_gt_accuracy": evals[-1], "best_eval_gt_accuracy": max(evals),
-                "sync_max_logprob_diff": self.sync_check(eval_prompts[0]),
-                "mean_step_s": sum(step_times) / max(1, len(step_times)),
-                "mean_weight_sync_s": sum(sync_times) / max(1, len(sync_times)),
-            })
+                if stopping:
+                    summary.update({"status": "stopped", "steps": step, "stopped_by": stop.requested,
+                                    "checkpoint": str(folder.checkpoint_dir(step))})
+                    break
+            else:
+                summary.update({
+                    "status": "finished", "steps": cfg.steps,
+                    "final_eval_gt_accuracy": evals[-1], "best_eval_gt_accuracy": max(evals),
+                    "sync_max_logprob_diff": self.sync_check(eval_prompts[0]),
+                })
+            summary.update({"mean_step_s": sum(step_times) / max(1, len(step_times)),
+                            "mean_weight_sync_s": sum(sync_times) / max(1, len(sync_times))})
         except BaseException as err:
-            summary.update({"status": "failed", "error": f"{type(err).__name__}: {err}",
+            aborted = isinstance(err, KeyboardInterrupt)
+            summary.update({"status": "aborted" if aborted else "failed", "error": f"{type(err).__name__}: {err}",
                             "traceback": traceback.format_exc()})
             raise
         finally:
+            stop.__exit__()
             summary["wall_s"] = time.time() - started
             self._close(folder, tracker, summary, owns_summary)
+        if summary["status"] == "stopped":
+            progress(f"stopped after step {summary['steps']} ({summary['stopped_by']}); checkpoint "
+                     f"{summary['checkpoint']}; continue it with resume=true")
+            return summary
         progress(f"done: held-out greedy gt accuracy {summary['initial_eval_gt_accuracy']:.3f} -> "
                  f"{summary['final_eval_gt_accuracy']:.3f} (best {summary['best_eval_gt_accuracy']:.3f}) "
                  f"in {summary['wall_s']:.0f} s; run folder {folder.path}")
