@@ -452,11 +452,17 @@ def send_weights(group: WeightGroup, version: int, buckets: Buckets, whole_bucke
                  dtype: torch.dtype) -> None:
     """Rank 0: one whole sync: header, then each bucket's tensors from `whole_buckets` (one
     sequence per bucket, in plan order). If `whole_buckets` raises or gives fewer buckets than the
-    plan, the receivers are told to fail (ABORT) and this raises."""
+    plan, the receivers are told to fail (ABORT) and this raises. `whole_buckets` is run to its end
+    (a generator that gathers each bucket's ZeRO-3 shards in a context releases the last one)."""
     send_header(group, version, buckets)
     try:
-        for bucket, tensors in zip(buckets, whole_buckets):
-            send_bucket(group, bucket, tensors, dtype)
+        given = 0
+        for tensors in whole_buckets:
+            if given == len(buckets):
+                raise RuntimeError(f"weight sync: version {version}: more buckets were given than the plan's "
+                                   f"{len(buckets)} (receivers told to fail)")
+            send_bucket(group, buckets[given], tensors, dtype)
+            given += 1
     except BaseException:
         abort_sync(group)
         raise

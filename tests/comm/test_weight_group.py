@@ -288,3 +288,30 @@ def test_a_receiver_fails_at_once_when_a_bucket_is_skipped_on_the_wire(shared_me
     group.close()
     assert len(errors) == 1 and "expected bucket 1 of 5" in str(errors[0]) and "sent bucket 2" in str(errors[0])
     assert wg._BUCKET == 1
+
+
+def test_send_weights_runs_a_gathering_generator_to_its_end():
+    # trainer ranks yield each bucket inside a ZeRO-3 gather context: the last one must be left too
+    import contextlib
+
+    tensors, buckets = _multi_bucket_model()
+    store, _, _ = host_store(30)
+    group = WeightGroup(0, 1, "gloo", store=store, timeout_s=30)
+    events = []
+
+    @contextlib.contextmanager
+    def gathered(index):
+        events.append(("enter", index))
+        yield
+        events.append(("exit", index))
+
+    def whole():
+        for index, bucket in enumerate(buckets):
+            with gathered(index):
+                yield [tensors[n] for n, _ in bucket]
+
+    send_weights(group, 1, buckets, whole(), torch.float32)
+    assert events == [(kind, i) for i in range(len(buckets)) for kind in ("enter", "exit")]
+    with pytest.raises(RuntimeError, match="more buckets were given than the plan's 5"):
+        send_weights(group, 2, buckets, ([tensors[n] for n, _ in b] for b in buckets + buckets[:1]), torch.float32)
+    group.close()
