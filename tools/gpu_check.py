@@ -15,6 +15,12 @@ trainer); peak device memory during the train steps and over the whole case (hos
 --cpu; the ipc engine's process is not counted). With --cpu the ipc hand-over goes through
 /dev/shm, the twin CI runs.
 
+A second table ("components", its own fresh process) shows: the collective weight sender's
+peak device memory over five syncs of a multi-bucket model (world size 1: NCCL on a GPU, gloo on
+CPU), which must stay within two buckets (rlvr/comm/weight_group.py double-buffers); and the
+HF engine's generation tokens/s eager and with CUDA graphs (static cache, which transformers
+compiles with torch.compile "reduce-overhead"; skipped on CPU, where there are none).
+
 With no CUDA (or --cpu) it runs the same cases on CPU with gloo and a tiny model, so the
 script itself is tested where no GPU is (tests/tools/test_gpu_check.py).
 """
@@ -336,6 +342,119 @@ def _run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: 
             "peak_gib": max(peak_gib, train_peak_gib, _peak_gib(device)), "train_peak_gib": train_peak_gib}
 
 
+# ---- components: sync sender memory, CUDA-graph generation (child process) -------------------------
+
+COMPONENTS = "components"  # the --case name of the component checks
+# The sender check's model: SYNC_LAYERS tensors of SYNC_TENSOR_MB in bf16, buckets of SYNC_BUCKET_MB
+# (several tensors a bucket): one buffer per bucket would hold the whole model, double-buffering two buckets.
+SYNC_SIZES = {"cuda": dict(layers=24, tensor_mb=16.0, bucket_mb=32.0), "cpu": dict(layers=24, tensor_mb=0.0625,
+                                                                                    bucket_mb=0.125)}
+
+
+def check_sender_memory(device_name: str, syncs: int = 5) -> Dict[str, object]:
+    """Peak memory the collective sender adds over `syncs` syncs of a multi-bucket model, against
+    two buckets. On CUDA: torch.cuda.max_memory_allocated over the model's baseline; on CPU: the
+    bytes of the sender's buffers (host peaks are too noisy)."""
+    import torch
+
+    from rlvr.comm.weight_group import WeightGroup, host_store, plan_tensor_buckets, send_weights
+
+    device = torch.device(device_name)
+    size = SYNC_SIZES[device.type]
+    rows = int(size["tensor_mb"] * 2**20 / 2 / 1024)  # bf16: 2 bytes per element, 1024 columns
+    tensors = {f"layers.{i}.weight": torch.randn(rows, 1024, device=device, dtype=torch.bfloat16)
+               for i in range(size["layers"])}
+    buckets = plan_tensor_buckets([(n, tuple(t.shape)) for n, t in tensors.items()], "bfloat16", size["bucket_mb"])
+    largest = max(sum(t.numel() for t in (tensors[n] for n, _ in b)) for b in buckets) * 2
+    store, _, _ = host_store(120)
+    group = WeightGroup(0, 1, "nccl" if device.type == "cuda" else "gloo", store=store, timeout_s=120)
+    try:
+        _sync(device)
+        base = torch.cuda.memory_allocated() if device.type == "cuda" else 0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        held = 0
+        for version in range(syncs):
+            send_weights(group, version, buckets, ([tensors[n] for n, _ in b] for b in buckets), torch.bfloat16)
+            held = max(held, group.send_buffer_bytes)
+        _sync(device)
+        peak = (torch.cuda.max_memory_allocated() - base) if device.type == "cuda" else held
+        allocated = group.send_buffers_allocated
+    finally:
+        group.close()
+    bound = 2 * largest + (2**20 if device.type == "cuda" else 0)  # two buckets (+ the control messages' blocks)
+    model_bytes = sum(t.numel() for t in tensors.values()) * 2
+    return {"value": peak / 2**20, "bound": bound / 2**20, "buckets": len(buckets),
+            "buffers_allocated": allocated, "model_mib": model_bytes / 2**20,
+            "ok": peak <= bound and allocated <= 2}
+
+
+def check_generation_speed(model_dir: str, device_name: str, prompts: int, samples: int, new_tokens: int,
+                           cuda_graphs: bool, calls: int = 3) -> Dict[str, object]:
+    """Median generation tokens/s of the HF engine over `calls` calls after one warm-up call (which
+    compiles and captures the graphs when `cuda_graphs`)."""
+    import torch
+
+    HFEngine = _import_hf_engine()
+    device = torch.device(device_name)
+    engine = HFEngine(model_dir, dtype="bfloat16", device=device_name, cuda_graphs=cuda_graphs)
+    prompt_ids = _prompts(engine.tokenizer, prompts)
+    t0 = time.perf_counter()
+    engine.generate(prompt_ids, samples, new_tokens, seed=0)  # warm-up: compilation, graph capture
+    warmup_s = time.perf_counter() - t0
+    rates = []
+    for call in range(calls):
+        _sync(device)
+        t0 = time.perf_counter()
+        groups = engine.generate(prompt_ids, samples, new_tokens, seed=1 + call)
+        _sync(device)
+        rates.append(sum(len(g.token_ids) for group in groups for g in group) / (time.perf_counter() - t0))
+    del engine
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"value": statistics.median(rates), "warmup_s": warmup_s, "ok": True}
+
+
+def run_components(model_dir: str, device_name: str, prompts: int, samples: int, new_tokens: int) -> Dict[str, Dict]:
+    """Each component check's row: {"value", "ok", ...} or {"error"} or {"skipped": reason}."""
+    rows: Dict[str, Dict] = {}
+    checks = [("sync sender peak MiB (5 syncs)", lambda: check_sender_memory(device_name)),
+              ("hf generate tok/s, eager", lambda: check_generation_speed(
+                  model_dir, device_name, prompts, samples, new_tokens, cuda_graphs=False))]
+    if device_name.startswith("cuda"):
+        checks.append(("hf generate tok/s, CUDA graphs", lambda: check_generation_speed(
+            model_dir, device_name, prompts, samples, new_tokens, cuda_graphs=True)))
+    else:
+        checks.append(("hf generate tok/s, CUDA graphs", lambda: {"skipped": "CUDA graphs need a GPU"}))
+    for name, check in checks:
+        try:
+            rows[name] = check()
+        except Exception as err:  # noqa: BLE001 - reported in the table
+            import traceback
+
+            traceback.print_exc()
+            rows[name] = {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
+    return rows
+
+
+def format_components(rows: Dict[str, Dict]) -> str:
+    """The component table: check | status | value | detail."""
+    header, lines = ["component", "status", "value", "detail"], []
+    for name, row in rows.items():
+        if "error" in row:
+            lines.append([name, "FAIL", "", row["error"][:80]])
+        elif "skipped" in row:
+            lines.append([name, "skipped", "", row["skipped"]])
+        else:
+            detail = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in row.items() if k not in ("value", "ok"))
+            lines.append([name, "ok" if row["ok"] else "FAIL", f"{row['value']:.2f}", detail])
+    widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule] + [line(r) for r in lines])
+
+
 # ---- the parent: build, run cases, print the table -----------------------------------------------
 
 COLUMNS = [("gen tok/s", "gen_tokens_per_s", "{:.0f}"), ("lp gap mean", "gap_mean", "{:.2e}"),
@@ -385,6 +504,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="samples per prompt (default 8 GPU, 2 CPU)")
     parser.add_argument("--new-tokens", type=int, default=None, help="tokens per response (default 64 GPU, 4 CPU)")
     parser.add_argument("--case-timeout", type=float, default=200.0, help="seconds per case")
+    parser.add_argument("--no-components", action="store_true", help="skip the component table (sync sender "
+                        "memory, generation with and without CUDA graphs)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--block-imports", default="", help="comma-separated modules to make unimportable "
                         "(emulates the bare GPU machine; the test passes ray,omegaconf,vllm)")
@@ -401,6 +522,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.unpack_wheels:
         for wheel in unpack_wheels(Path(args.unpack_wheels), Path(args.site)):
             print(f"[gpu_check] unpacked {wheel}", flush=True)
+        return 0
+    if args.case == COMPONENTS:  # child: the component checks, one JSON line
+        result = run_components(args.model_dir, args.device, args.prompts, args.samples, args.new_tokens)
+        print(RESULT_TAG + json.dumps(result), flush=True)
         return 0
     if args.case:  # child: one case, one JSON line
         try:
@@ -459,13 +584,37 @@ def main(argv: Optional[List[str]] = None) -> int:
             except subprocess.TimeoutExpired:
                 results[case] = {"error": f"timed out after {args.case_timeout:.0f} s"}
             print(f"[gpu_check] case {case}: {time.perf_counter() - t0:.0f} s", flush=True)
+        components: Dict[str, Dict] = {}
+        if not args.no_components:
+            t0 = time.perf_counter()
+            print("[gpu_check] components ...", flush=True)
+            command = [sys.executable, str(Path(__file__).resolve()), "--case", COMPONENTS, "--model-dir", tmp,
+                       "--device", "cuda" if on_gpu else "cpu", "--prompts", str(prompts),
+                       "--samples", str(samples), "--new-tokens", str(new_tokens),
+                       "--block-imports", ",".join(blocked)]
+            try:
+                out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.case_timeout)
+                lines = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_TAG)]
+                components = (json.loads(lines[-1][len(RESULT_TAG):]) if lines
+                              else {"components": {"error": f"exit {out.returncode}, no result"}})
+                if any("error" in row for row in components.values()):
+                    sys.stderr.write(out.stderr[-4000:])
+            except subprocess.TimeoutExpired:
+                components = {"components": {"error": f"timed out after {args.case_timeout:.0f} s"}}
+            print(f"[gpu_check] components: {time.perf_counter() - t0:.0f} s", flush=True)
     print()
     print(format_table(results, "GPU" if on_gpu else "host"))
+    if components:
+        print()
+        print(format_components(components))
     print(f"\n{_versions()}; {'cuda' if on_gpu else 'cpu'}; total {time.perf_counter() - started:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"versions": _versions(), "device": "cuda" if on_gpu else "cpu",
-                                               "size": size, "results": results}, indent=2))
-    return 1 if any("error" in r for r in results.values()) else 0
+                                               "size": size, "results": results, "components": components},
+                                              indent=2))
+    failed = any("error" in r for r in results.values()) or any(
+        "error" in r or r.get("ok") is False for r in components.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

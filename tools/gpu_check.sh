@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: bash tools/gpu_check.sh [--cpu] [--cases zero2,zero3+ckpt] [--json out.json]
 #   Hardware: one CUDA GPU; software: python with torch and transformers only (no network, no
-#   ray/vllm/deepspeed/omegaconf). Prints a table in under 8 minutes (tools/gpu_check.py).
+#   ray/vllm/deepspeed/omegaconf). Prints two tables in under 10 minutes (tools/gpu_check.py).
 # Before, on a machine with network and the project's .venv (CPU torch), bring the wheels:
 #   bash tools/gpu_check.sh --fetch-wheels      # fills .gpu_wheels/ (gitignored, ~20 MB)
 # and copy the checkout with .gpu_wheels/ to the GPU machine.
@@ -37,4 +37,4 @@ if [ -d "$WHEELS" ]; then
 fi
 export PYTHONPATH="$PWD:$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$PWD/$WHEELS/torch_extensions}"
-timeout 480 "$PY" tools/gpu_check.py "$@"
+timeout 600 "$PY" tools/gpu_check.py "$@"

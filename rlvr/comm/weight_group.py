@@ -5,15 +5,24 @@ built directly from a dedicated TCPStore and a ProcessGroupGloo (CPU) / ProcessG
 It joins no global torch.distributed world, so a process keeps its DeepSpeed or vLLM default
 group beside it. This module is imported inside vLLM's worker: it depends on torch only.
 
-Wire protocol of one sync: a header int64[3] = (version, number of buckets, total elements),
-then one flat tensor per bucket in the engine's dtype, holding the bucket's tensors in order.
-Sender and receivers hold the same bucket plan (computed once by the trainer at set-up).
+Wire protocol of one sync: for each bucket, a control message int64[6] = (kind, version,
+number of buckets, total elements, bucket index, bucket elements), then (socket mode) one flat
+tensor in the engine's dtype holding the bucket's tensors in plan order. Sender and receivers
+hold the same bucket plan (computed once by the trainer at set-up); every control repeats the
+plan's size, so a receiver checks the plan on the first one and then that each bucket is the
+next one: a skipped or repeated bucket fails at once instead of after the receive timeout.
+A sender that stops part-way (its caller raised, or it skipped a bucket) broadcasts an ABORT
+control, and the receivers raise at once too. A sync of an empty plan is one EMPTY control.
+
+Sender memory: the sender packs buckets into two buffers of the largest bucket, used in turn
+(double-buffering: bucket k+1 is packed while k is on the wire on a GPU), never one per bucket.
 
 Shared-memory mode (gloo, every member on one host, checked when the group forms): the
 buckets' bytes do not travel through sockets. Rank 0 packs each bucket into a shared file
-every member mapped at join (unlinked at once, so nothing is left behind), and broadcasts a
-small "bucket ready" instead of the bucket: int64[4] = header + the first bucket's size, then
-int64[1] = the size for each further bucket; receivers read views of the file, copying nothing.
+every member mapped at join (unlinked at once, so nothing is left behind), and the control
+message alone says "bucket ready"; receivers read views of the file, copying nothing. The
+file holds one region per bucket (the model once, in host RAM), because a loader may keep
+views of earlier buckets until a layer is complete.
 Each receiver first sends rank 0 a one-number "previous sync done", and rank 0 rewrites the
 file only after every receiver's: one message each way per sync for a one-bucket plan.
 Bit-exact with the socket mode: the same packed tensor is read.
@@ -26,7 +35,7 @@ import mmap
 import os
 import secrets
 import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -147,13 +156,23 @@ class WeightGroup:
         if backend == "gloo" and shared_memory and self.world_size > 1:
             self._shm = _SharedFile.join(prefixed, self.rank, self.world_size)
         self.barrier()  # NCCL connects lazily; this makes a broken group fail here, not mid-sync
-        self._send_plan: Dict[tuple, Tuple[torch.Tensor, List[torch.Tensor]]] = {}
-        self._header: Optional[torch.Tensor] = None  # shared-memory mode: sent with the first bucket
+        self._send_buffers: List[torch.Tensor] = []  # rank 0, socket mode: at most two, used in turn
+        self.send_buffers_allocated = 0  # how many send buffers were ever allocated (reuse check)
+        self._outgoing: Optional[_OutgoingSync] = None  # rank 0: the sync whose buckets are being sent
+        self._incoming_first: Optional[List[int]] = None  # receivers: the header's (first bucket's) control
 
     @property
     def shared_memory(self) -> bool:
         """True when buckets travel through a shared file instead of the sockets."""
         return self._shm is not None
+
+    @property
+    def send_buffer_bytes(self) -> int:
+        """Bytes rank 0 holds to send buckets: its two buffers (socket/NCCL mode) or the shared file
+        (shared-memory mode, one region per bucket)."""
+        if self._shm is not None:
+            return self._shm.end if self.rank == SENDER else 0
+        return sum(b.numel() * b.element_size() for b in self._send_buffers)
 
     def broadcast(self, tensor: torch.Tensor) -> None:
         """Rank 0's `tensor` into every member's `tensor` (same shape and dtype everywhere)."""
@@ -181,7 +200,8 @@ class WeightGroup:
         shm, self._shm = getattr(self, "_shm", None), None
         if shm is not None:
             shm.close()
-        self._send_plan = {}
+        self._send_buffers = []
+        self._outgoing = None
         self._store = None
 
 
@@ -289,11 +309,6 @@ def _broadcast_options():
     return options
 
 
-def _header(version: int, buckets: Buckets, device) -> torch.Tensor:
-    total = sum(math.prod(shape) for bucket in buckets for _, shape in bucket)
-    return torch.tensor([int(version), len(buckets), total], dtype=torch.int64, device=device)
-
-
 def _bucket_key(bucket: List[TensorSpec], dtype: torch.dtype) -> tuple:
     return (bucket[0][0] if bucket else "", len(bucket), sum(math.prod(shape) for _, shape in bucket), dtype)
 
@@ -314,97 +329,210 @@ def _views(flat: torch.Tensor, bucket: List[TensorSpec]) -> List[torch.Tensor]:
     return [view for _, view in unflatten(flat, bucket)]
 
 
+# control message kinds (first element of every int64[6] control)
+_BUCKET, _EMPTY, _ABORT = 1, 2, 3
+
+
+def _plan_size(buckets: Buckets) -> Tuple[int, int]:
+    """(number of buckets, total elements) of a plan."""
+    return len(buckets), sum(math.prod(shape) for bucket in buckets for _, shape in bucket)
+
+
+def _bucket_numel(bucket: List[TensorSpec]) -> int:
+    return sum(math.prod(shape) for _, shape in bucket)
+
+
+class _OutgoingSync:
+    """Rank 0's sync in progress: which bucket of the plan must go next."""
+
+    def __init__(self, version: int, buckets: Buckets):
+        self.version, self.buckets, self.next = int(version), buckets, 0
+        self.size = _plan_size(buckets)
+
+    def control(self, kind: int, index: int, numel: int, device) -> torch.Tensor:
+        return torch.tensor([kind, self.version, *self.size, index, numel], dtype=torch.int64, device=device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until `device` finished its queued work (a GPU's broadcasts are asynchronous); no-op on CPU.
+    Timers of a sync read the clock after this."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _send_buffer(group: "WeightGroup", sync: _OutgoingSync, dtype: torch.dtype) -> torch.Tensor:
+    """One of the sender's two buffers, each as large as the plan's largest bucket, taken in turn.
+
+    Reusing a buffer two buckets later is safe on a GPU too: `broadcast` waits on the current
+    stream for the collective, so the pack into it is ordered after that bucket left."""
+    capacity = max(_bucket_numel(bucket) for bucket in sync.buckets)
+    if any(b.dtype != dtype or b.numel() != capacity for b in group._send_buffers):
+        group._send_buffers = []  # another plan or dtype: start over (the old ones are freed)
+    slot = sync.next % 2
+    if slot == len(group._send_buffers):
+        group._send_buffers.append(torch.empty(capacity, dtype=dtype, device=group.device))
+        group.send_buffers_allocated += 1
+    return group._send_buffers[slot]
+
+
+def abort_sync(group: "WeightGroup") -> bool:
+    """Rank 0: tell the receivers the sync in progress will not finish (they raise at once).
+    Returns True when there was one to abort."""
+    sync, group._outgoing = group._outgoing, None
+    if sync is None:
+        return False
+    group.broadcast(sync.control(_ABORT, sync.next, 0, group.device))
+    return True
+
+
 def send_bucket(group: WeightGroup, bucket: List[TensorSpec], tensors: Sequence[torch.Tensor],
                 dtype: torch.dtype) -> None:
-    """Rank 0: broadcast one bucket's whole `tensors` (in plan order) as one flat `dtype` tensor.
+    """Rank 0: broadcast the next bucket of the sync `send_header` began: its whole `tensors` (in
+    plan order) as one flat `dtype` tensor.
 
-    Checked against the plan first: gloo aborts the process on a size mismatch instead of raising.
-    The flat buffer (a shared-memory region in that mode) is allocated once per bucket and reused.
+    Checked first (gloo aborts the process on a size mismatch instead of raising): the bucket
+    must be the plan's next one and `tensors` its sizes; otherwise the receivers are told to
+    fail (ABORT) and this raises. After the plan's last bucket the device is synchronized, so a
+    timer read next covers the transfer, not only its enqueue.
     """
-    _check_bucket(bucket, tensors, dtype)
-    key = _bucket_key(bucket, dtype)
-    planned = group._send_plan.get(key)
-    if planned is None:
-        numel = key[2]
-        flat = (group._shm.view(key, numel, dtype, grow=True) if group.shared_memory
-                else torch.empty(numel, dtype=dtype, device=group.device))
-        planned = group._send_plan[key] = (flat, _views(flat, bucket))
-    flat, views = planned
-    pack(views, tensors)
+    sync = group._outgoing
+    if sync is None:
+        raise RuntimeError("weight sync: send_bucket without a sync in progress; call send_header first "
+                           "(or the plan's buckets were all sent already)")
+    index = sync.next
+    if index >= len(sync.buckets) or list(bucket) != list(sync.buckets[index]):
+        abort_sync(group)
+        where = bucket[0][0] if bucket else "?"
+        raise RuntimeError(f"weight sync: version {sync.version}: the bucket starting at {where} is not bucket "
+                           f"{index} of the plan; buckets must go once each, in plan order (receivers told to fail)")
+    try:
+        _check_bucket(bucket, tensors, dtype)
+    except RuntimeError:
+        abort_sync(group)
+        raise
+    numel = _bucket_numel(bucket)
     if group.shared_memory:
-        header, group._header = group._header, None
-        size = torch.tensor([flat.numel()], dtype=torch.int64)
-        group.broadcast(size if header is None else torch.cat([header, size]))  # "bucket ready"
+        flat = group._shm.view(_bucket_key(bucket, dtype), numel, dtype, grow=True)
     else:
+        flat = _send_buffer(group, sync, dtype)[:numel]
+    pack(_views(flat, bucket), tensors)
+    group.broadcast(sync.control(_BUCKET, index, numel, group.device))  # shared memory: "bucket ready"
+    if not group.shared_memory:
         group.broadcast(flat)
+    sync.next += 1
+    if sync.next == len(sync.buckets):
+        group._outgoing = None
+        synchronize(group.device)
 
 
 def send_header(group: WeightGroup, version: int, buckets: Buckets) -> None:
-    """Rank 0: announce a sync of `version`; every bucket follows via `send_bucket`, in plan order.
+    """Rank 0: begin a sync of `version`; every bucket follows via `send_bucket`, in plan order.
 
-    Shared-memory mode: waits until every receiver finished the previous sync (the file is about
-    to be rewritten); the header itself goes out with the first bucket."""
-    header = _header(version, buckets, group.device)
-    if not group.shared_memory:
-        group.broadcast(header)
-        return
-    done = torch.zeros(1, dtype=torch.int64)
-    for rank in range(1, group.world_size):
-        group.receive_from(rank, done)
+    Nothing goes on the wire yet (each bucket's control carries the header), except for an empty
+    plan. A previous sync left unfinished is aborted first and this raises. Shared-memory mode:
+    waits until every receiver finished the previous sync (the file is about to be rewritten)."""
+    unfinished = group._outgoing
+    if unfinished is not None:
+        abort_sync(group)
+        raise RuntimeError(f"weight sync: version {unfinished.version} sent {unfinished.next} of its "
+                           f"{len(unfinished.buckets)} buckets before version {version} began (receivers told "
+                           "to fail); send every bucket of a sync (send_weights does)")
+    if group.shared_memory:
+        done = torch.zeros(1, dtype=torch.int64)
+        for rank in range(1, group.world_size):
+            group.receive_from(rank, done)
+    sync = _OutgoingSync(version, buckets)
     if buckets:
-        group._header = header
+        group._outgoing = sync
     else:  # nothing follows: the header goes alone
-        group.broadcast(torch.cat([header, torch.zeros(1, dtype=torch.int64)]))
+        group.broadcast(sync.control(_EMPTY, 0, 0, group.device))
+
+
+def send_weights(group: WeightGroup, version: int, buckets: Buckets, whole_buckets: Iterable[Sequence[torch.Tensor]],
+                 dtype: torch.dtype) -> None:
+    """Rank 0: one whole sync: header, then each bucket's tensors from `whole_buckets` (one
+    sequence per bucket, in plan order). If `whole_buckets` raises or gives fewer buckets than the
+    plan, the receivers are told to fail (ABORT) and this raises. `whole_buckets` is run to its end
+    (a generator that gathers each bucket's ZeRO-3 shards in a context releases the last one)."""
+    send_header(group, version, buckets)
+    try:
+        given = 0
+        for tensors in whole_buckets:
+            if given == len(buckets):
+                raise RuntimeError(f"weight sync: version {version}: more buckets were given than the plan's "
+                                   f"{len(buckets)} (receivers told to fail)")
+            send_bucket(group, buckets[given], tensors, dtype)
+            given += 1
+    except BaseException:
+        abort_sync(group)
+        raise
+    sync = group._outgoing
+    if sync is not None:
+        abort_sync(group)
+        raise RuntimeError(f"weight sync: version {version}: {sync.next} of {len(buckets)} buckets were given "
+                           "(receivers told to fail)")
+
+
+def _receive_control(group: WeightGroup) -> List[int]:
+    control = torch.zeros(6, dtype=torch.int64, device=group.device)
+    group.broadcast(control)
+    return control.tolist()
+
+
+def _check_not_aborted(control: List[int]) -> None:
+    if control[0] == _ABORT:
+        raise RuntimeError(f"weight sync: the trainer aborted version {control[1]} after {control[4]} of "
+                           f"{control[2]} buckets (its own error says why)")
 
 
 def receive_header(group: WeightGroup, buckets: Buckets) -> int:
     """Receivers: the version rank 0 sends; raises if its plan differs from `buckets`.
 
-    Shared-memory mode: tells rank 0 this member is done with the previous sync first, then
-    waits for the header, which comes with the first bucket's "ready"."""
-    header = _header(-1, buckets, group.device)
-    expected = header[1:].tolist()
+    The header is the first bucket's control message (kept for receive_buckets). Shared-memory
+    mode: tells rank 0 this member is done with the previous sync first."""
     if group.shared_memory:
         group.send_to_sender(torch.ones(1, dtype=torch.int64))
-        message = torch.zeros(4, dtype=torch.int64)
-        group.broadcast(message)
-        header, group._first_ready = message[:3], int(message[3])
-    else:
-        group.broadcast(header)
-    if header[1:].tolist() != expected:
-        raise RuntimeError(f"weight sync: the trainer sends {header[1].item()} buckets of {header[2].item()} "
+    control = _receive_control(group)
+    _check_not_aborted(control)
+    expected = list(_plan_size(buckets))
+    if control[2:4] != expected:
+        raise RuntimeError(f"weight sync: the trainer sends {control[2]} buckets of {control[3]} "
                            f"elements, this engine expects {expected[0]} of {expected[1]}; both sides must "
                            "use the plan the trainer made at set-up")
-    return int(header[0])
+    group._incoming_first = control
+    return int(control[1])
 
 
 def receive_buckets(group: WeightGroup, buckets: Buckets, dtype: torch.dtype) -> Iterator[Tuple[str, torch.Tensor]]:
     """Receivers: (name, tensor of its full shape) for every tensor of every bucket, as they arrive.
 
-    Each bucket lands in a buffer of its own, valid until this sync's receive ends: loaders may
-    keep the yielded views until a layer is complete, not across syncs. Socket mode: a fresh
-    buffer per bucket; shared-memory mode: views of the shared file, nothing copied (one file
-    serves every engine: loaders copy out of the views and never write into them).
+    Each bucket's control must name the next bucket of the version the header gave, else this
+    raises at once (a bucket skipped, repeated or aborted by the sender). Each bucket lands in a
+    buffer of its own, valid until this sync's receive ends: loaders may keep the yielded views
+    until a layer is complete, not across syncs. Socket mode: a fresh buffer per bucket (freed
+    once the loader drops it); shared-memory mode: views of the shared file, nothing copied (one
+    file serves every engine: loaders copy out of the views and never write into them).
     """
+    first, group._incoming_first = getattr(group, "_incoming_first", None), None
+    if first is None:
+        raise RuntimeError("weight sync: receive_buckets without receive_header first")
+    version = first[1]
     for index, bucket in enumerate(buckets):
-        numels = [math.prod(shape) for _, shape in bucket]
+        control = first if index == 0 else _receive_control(group)
+        _check_not_aborted(control)
+        numel = _bucket_numel(bucket)
+        if control[0] != _BUCKET or control[1] != version or control[4] != index or control[5] != numel:
+            raise RuntimeError(f"weight sync: expected bucket {index} of {len(buckets)} ({numel} elements) of "
+                               f"version {version}, the trainer sent bucket {control[4]} ({control[5]} elements) "
+                               f"of version {control[1]}: a bucket was skipped or sent twice")
         if group.shared_memory:
-            if index == 0:  # its "ready" came with the header
-                ready = getattr(group, "_first_ready", -1)
-            else:
-                message = torch.zeros(1, dtype=torch.int64)
-                group.broadcast(message)
-                ready = int(message[0])
             key = _bucket_key(bucket, dtype)
-            flat = group._shm.view(key, sum(numels), dtype, grow=False)
-            if ready != flat.numel():
-                raise RuntimeError(f"weight sync: the trainer's bucket at {bucket[0][0]} holds {ready} "
-                                   f"elements, this engine's plan {flat.numel()}")
+            flat = group._shm.view(key, numel, dtype, grow=False)
             views = group._shm.tensor_views.get(key)
             if views is None:  # the file's regions never move: their views are made once
                 views = group._shm.tensor_views[key] = _views(flat, bucket)
             yield from zip((name for name, _ in bucket), views)
             continue
-        flat = torch.empty(sum(numels), dtype=dtype, device=group.device)
+        flat = torch.empty(numel, dtype=dtype, device=group.device)
         group.broadcast(flat)
         yield from unflatten(flat, bucket)

@@ -101,6 +101,11 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
     if cfg.rollout.weight_sync == "auto":
         # written out so config.yaml (and a resume's drift check) shows the mode that ran
         cfg.rollout.weight_sync = default_weight_sync(cfg.cluster.colocate, cfg.rollout.tensor_parallel_size)
+    from rlvr.rollout.engine_options import resolve_rollout_options, rollout_option_problems
+
+    resolve_rollout_options(cfg)  # auto engine options written out, as weight_sync above
+    for problem in rollout_option_problems(cfg)[:1]:
+        raise RecipeError(f"{where}: {problem}")
     _check(cfg, where)
     if cfg.algorithm.loss_agg == "dr_grpo" and cfg.algorithm.loss_agg_constant == 0:
         # Dr. GRPO's constant is the generation budget; written out so config.yaml shows it.

@@ -9,7 +9,7 @@ object_store: rank 0's whole state dict goes through Ray's object store (shared 
 from __future__ import annotations
 
 import time
-from typing import Any, List, Sequence
+from typing import Any, Callable, List, Sequence
 
 from rlvr.tracking.tracker import progress
 
@@ -48,8 +48,20 @@ class ObjectStoreSync:
         pass
 
 
+def weight_group_ranks(sizes: Sequence[int]) -> tuple:
+    """(first rank of each engine, world size) of a weight group: rank 0 is the trainer, then each
+    engine's `sizes[i]` workers (its tensor-parallel shards) in turn: engines x TP + 1 in all."""
+    firsts, rank = [], 1
+    for size in sizes:
+        if int(size) < 1:
+            raise ValueError(f"weight sync: an engine brings {size} workers to the weight group")
+        firsts.append(rank)
+        rank += int(size)
+    return firsts, rank
+
+
 class CollectiveSync:
-    """Trainer rank 0 and every rollout worker in one weight group (rank 1 + i = worker i)."""
+    """Trainer rank 0 and every rollout engine's workers in one weight group (weight_group_ranks)."""
 
     def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
                  timeout_s: float = DEFAULT_TIMEOUT_S):
@@ -57,10 +69,11 @@ class CollectiveSync:
         start = time.time()
         info = trainer.collect("open_weight_sync", trainer.submit(
             "open_weight_sync", [(dtype, bucket_mb, timeout_s)] * trainer.num_ranks))[0]
-        world = 1 + len(self.rollout)
+        sizes = _wait_all([(f"rollout worker {i}", w.weight_group_size.remote()) for i, w in enumerate(self.rollout)])
+        first_ranks, world = weight_group_ranks(sizes)
         joins = [(f"rollout worker {i}", w.join_weight_group.remote(
-                      info["host"], info["port"], 1 + i, world, info["backend"], info["buckets"], dtype, timeout_s))
-                 for i, w in enumerate(self.rollout)]
+                      info["host"], info["port"], first, world, info["backend"], info["buckets"], dtype, timeout_s))
+                 for i, (w, first) in enumerate(zip(self.rollout, first_ranks))]
         # ranks join concurrently: the group forms only when all of them are in
         trainer_refs = trainer.submit("join_weight_sync", [(world, info["backend"], timeout_s)] * trainer.num_ranks)
         _wait_all(joins + [(f"trainer rank {r}", ref) for r, ref in enumerate(trainer_refs)])
@@ -137,3 +150,34 @@ def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, buc
     if mode == "object_store":
         return ObjectStoreSync(trainer, rollout)
     raise ValueError(f"rollout.weight_sync = {mode!r} must be collective, ipc or object_store")
+
+
+def _call_all_ray(workers: Sequence[Any], method: str) -> List[Any]:
+    return _wait_all([(f"rollout worker {i}", getattr(w, method).remote()) for i, w in enumerate(workers)])
+
+
+class EngineSleep:
+    """rollout.sleep_while_training: colocated engines sleep while the trainer steps (their weights
+    off the GPU, the KV cache freed) and wake before the weight sync. A no-op when off.
+
+    The RL step calls `before_train()` after the rollouts it trains on are generated (and before
+    the train call), and `before_sync()` after training and before the weight sync; each returns
+    the seconds the engines took (perf/engine_sleep_s, perf/engine_wake_s). `call_all(workers,
+    method)` runs a method on every worker and waits (Ray actors by default).
+    """
+
+    def __init__(self, rollout: Sequence[Any], enabled: bool, call_all: Callable = _call_all_ray):
+        self.rollout, self.enabled, self._call_all = list(rollout), bool(enabled), call_all
+
+    def before_train(self) -> float:
+        return self._run("sleep")
+
+    def before_sync(self) -> float:
+        return self._run("wake_up")
+
+    def _run(self, method: str) -> float:
+        if not self.enabled:
+            return 0.0
+        start = time.perf_counter()
+        self._call_all(self.rollout, method)
+        return time.perf_counter() - start

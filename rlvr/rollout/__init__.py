@@ -1,5 +1,17 @@
-"""Rollout engines (transformers, vLLM) behind one interface, and the RolloutWorker actor."""
-from rlvr.rollout.engine import BACKENDS, Generation, RolloutEngine, make_engine
-from rlvr.rollout.worker import RolloutWorker, RolloutWorkerActor
+"""Rollout engines (transformers, vLLM) behind one interface, and the RolloutWorker actor.
 
-__all__ = ["BACKENDS", "Generation", "RolloutEngine", "make_engine", "RolloutWorker", "RolloutWorkerActor"]
+Names are imported on first use, so `rlvr.rollout.engine_options` (read by the config loader)
+does not pull in torch and Ray.
+"""
+import importlib
+
+_HOMES = {"BACKENDS": "engine", "Generation": "engine", "RolloutEngine": "engine", "make_engine": "engine",
+          "RolloutWorker": "worker", "RolloutWorkerActor": "worker"}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"rlvr.rollout.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'rlvr.rollout' has no attribute {name!r}")

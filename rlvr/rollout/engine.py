@@ -61,6 +61,24 @@ class RolloutEngine(abc.ABC):
     def leave_weight_group(self) -> None:
         """Leave the weight-sync group (idempotent)."""
 
+    def weight_group_size(self) -> int:
+        """Members this engine brings to the weight group (one per worker process that loads weights)."""
+        return 1
+
+    # Sleep mode (rollout.sleep_while_training): free the GPU while a colocated trainer steps.
+    @property
+    def can_sleep(self) -> bool:
+        """Whether sleep()/wake_up() work (vLLM on a GPU, built with sleep mode)."""
+        return False
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory (weights offloaded, KV cache dropped) until wake_up."""
+        raise NotImplementedError(f"{type(self).__name__} has no sleep mode; set rollout.sleep_while_training = false")
+
+    def wake_up(self) -> None:
+        """Bring weights and KV cache back after sleep; generation may resume."""
+        raise NotImplementedError(f"{type(self).__name__} has no sleep mode")
+
     # ipc weight sync (rlvr/comm/tensor_handles.py): a trainer rank on this machine (and GPU) hands
     # over `buckets` of (name, shape) in `dtype`, one flat shared tensor per bucket, in plan order.
     def weights_device(self) -> torch.device:

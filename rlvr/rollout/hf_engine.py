@@ -18,10 +18,16 @@ class HFEngine(RolloutEngine):
     """Batched transformers sampling; every prompt x sample is one row of one left-padded batch."""
 
     def __init__(self, model_dir: str, *, seed: int = 0, dtype: str = "float32",
-                 device: Optional[str] = None):
+                 device: Optional[str] = None, cuda_graphs: bool = False):
+        """`cuda_graphs`: decode with a static KV cache, which transformers compiles with
+        torch.compile(mode="reduce-overhead") (CUDA graphs) on a GPU; each new batch shape compiles
+        once. Refused on CPU."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"hf engine: cuda_graphs needs a CUDA device, this engine is on {self.device}")
+        self._generate_extra = {"cache_implementation": "static"} if cuda_graphs else {}
         self.seed = seed
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -54,7 +60,7 @@ class HFEngine(RolloutEngine):
                 input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
                 max_new_tokens=max_new_tokens, min_new_tokens=0, eos_token_id=stops,
                 pad_token_id=self.pad_id, return_dict_in_generate=True, output_logits=True,
-                use_cache=True, **sampling)
+                use_cache=True, **sampling, **self._generate_extra)
         new_tokens = out.sequences[:, width:].cpu()
         # log softmax(logits / T): the distribution sampled from, as the trainer computes it (top-p
         # is not applied, so with top_p < 1 these are the untruncated distribution's log-probs)

@@ -37,6 +37,11 @@ def _load_in_place(worker, weights) -> None:
         worker.model_runner.model.load_weights(weights=weights)
 
 
+def shard_rank(worker) -> int:
+    """This worker's rank within its engine (its tensor-parallel rank; 0 with one worker)."""
+    return int(getattr(worker, "rank", 0) or 0)
+
+
 class WeightReloadExtension:
     """Take new weights in place: from a safetensors file, or from the collective weight group."""
 
@@ -48,16 +53,21 @@ class WeightReloadExtension:
         _load_in_place(self, iter(weights.items()))
         return len(weights)
 
-    def rlvr_join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
-                               buckets: list, dtype: str, timeout_s: float) -> None:
-        """Join the weight-sync group (rlvr/comm/weight_group.py) from inside the worker."""
+    def rlvr_join_weight_group(self, host: str, port: int, first_rank: int, world_size: int, backend: str,
+                               buckets: list, dtype: str, timeout_s: float) -> int:
+        """Join the weight-sync group (rlvr/comm/weight_group.py) from inside this worker, as rank
+        `first_rank` + this worker's tensor-parallel rank; returns the rank taken.
+
+        Every shard receives every full tensor; the model's loader keeps this shard's part."""
         import torch
 
         from rlvr.comm.weight_group import WeightGroup
 
         self.rlvr_leave_weight_group()
+        rank = int(first_rank) + shard_rank(self)
         self._rlvr_sync = (WeightGroup(rank, world_size, backend, host=host, port=port, timeout_s=timeout_s),
                            buckets, getattr(torch, dtype))
+        return rank
 
     def rlvr_receive_weights(self) -> int:
         """Receive one sync and load it in place as the buckets arrive; returns the version sent."""

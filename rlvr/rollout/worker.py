@@ -12,10 +12,14 @@ import ray
 import torch
 
 from rlvr.rollout.engine import make_engine
+from rlvr.rollout.sleep import SleepState
 
 
 class RolloutWorker:
     """Samples responses with the policy at `policy_version` and takes new weights in place."""
+
+    # never asleep and unable to sleep (so never changed) until __init__ gives the worker its own
+    _sleep = SleepState(can_sleep=False)
 
     def __init__(self, model_dir: str, backend: str = "hf", seed: int = 0,
                  engine_kwargs: Optional[Dict[str, Any]] = None):
@@ -23,8 +27,17 @@ class RolloutWorker:
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
         self.backend = backend
+        start = time.perf_counter()
         self.engine = make_engine(backend, model_dir, seed=seed, **(engine_kwargs or {}))
+        self.engine_start_s = time.perf_counter() - start  # model load, KV cache, CUDA graphs
+        self._sleep = SleepState(self.engine.can_sleep)
         self._policy_version = 0
+
+    def ready_info(self) -> Dict[str, Any]:
+        """What the controller logs once the worker is up: {"backend", "policy_version",
+        "engine_start_s" (seconds to build the engine), "weight_group_size"}."""
+        return {"backend": self.backend, "policy_version": self._policy_version,
+                "engine_start_s": self.engine_start_s, "weight_group_size": self.engine.weight_group_size()}
 
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
@@ -42,6 +55,7 @@ class RolloutWorker:
         and "score_s".
         """
         received = {} if receive_version is None else {"receive_s": self.receive_weights(receive_version)}
+        self._sleep.require_awake("generate")
         start = time.perf_counter()
         generations = self.engine.generate(prompts, n, max_new_tokens, temperature=temperature,
                                            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids)
@@ -71,6 +85,7 @@ class RolloutWorker:
 
     def update_weights(self, state_dict: Dict[str, torch.Tensor], version: int) -> float:
         """Load a full HF-named state dict in place and stamp `version`; returns seconds taken."""
+        self._sleep.require_awake("update_weights")
         start = time.perf_counter()
         self.engine.load_weights(state_dict)
         self._policy_version = version
@@ -78,11 +93,17 @@ class RolloutWorker:
 
     def join_weight_group(self, host: str, port: int, rank: int, world_size: int, backend: str,
                           buckets: list, dtype: str, timeout_s: float = 600.0) -> None:
-        """Join the collective weight-sync group as `rank` (rlvr/comm/weight_group.py)."""
+        """Join the collective weight-sync group from rank `rank` on (rlvr/comm/weight_group.py): the
+        engine takes `weight_group_size()` ranks, one per tensor-parallel shard."""
         self.engine.join_weight_group(host, port, rank, world_size, backend, buckets, dtype, timeout_s)
+
+    def weight_group_size(self) -> int:
+        """Ranks this worker's engine takes in the weight group (its tensor-parallel size)."""
+        return self.engine.weight_group_size()
 
     def receive_weights(self, version: int) -> float:
         """Receive trainer rank 0's broadcast of `version`, load it in place, stamp it; returns seconds."""
+        self._sleep.require_awake("receive_weights")
         start = time.perf_counter()
         sent = self.engine.receive_weights()
         if sent != version:
@@ -110,6 +131,7 @@ class RolloutWorker:
     def receive_ipc_bucket(self, version: int, index: int, handle) -> float:
         """Load bucket `index` from the trainer's shared buffer in place; after the last bucket the
         engine holds `version` (stamped). Returns seconds; the buffer is free again on return."""
+        self._sleep.require_awake("receive_ipc_bucket")
         start = time.perf_counter()
         if self.engine.load_ipc_bucket(index, handle):
             self._policy_version = version
@@ -117,7 +139,27 @@ class RolloutWorker:
 
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:
         """Teacher-forced logprob of each response token under the current weights."""
+        self._sleep.require_awake("score")
         return self.engine.score(prompt_ids, response_ids)
+
+    def sleep(self) -> float:
+        """rollout.sleep_while_training: free the engine's GPU memory while the trainer steps; seconds.
+        Until wake_up, generate/score/weight loads raise. Asleep already: nothing to do."""
+        start = time.perf_counter()
+        if self._sleep.sleep():
+            self.engine.sleep()
+        return time.perf_counter() - start
+
+    def wake_up(self) -> float:
+        """Bring the engine back (before the weight sync); seconds. Awake already: nothing to do."""
+        start = time.perf_counter()
+        if self._sleep.asleep:
+            self.engine.wake_up()
+            self._sleep.wake_up()
+        return time.perf_counter() - start
+
+    def is_asleep(self) -> bool:
+        return self._sleep.asleep
 
     def policy_version(self) -> int:
         return self._policy_version

@@ -26,6 +26,12 @@ def test_cpu_mode_prints_the_table_without_ray_or_omegaconf(tmp_path):
     assert row["post_sync_gap"] < 1e-3  # the engine holds the trainer's weights
     assert row["ipc_gap"] < 1e-3 and row["ipc_s"] > 0  # so does the engine fed by handle from another process
     assert row["step_s"] > 0 and row["peak_gib"] >= row["train_peak_gib"] > 0
+    components = json.loads(out.read_text())["components"]
+    sender = components["sync sender peak MiB (5 syncs)"]
+    assert sender["ok"] and sender["buckets"] > 2 and sender["buffers_allocated"] == 2
+    assert components["hf generate tok/s, eager"]["value"] > 0
+    assert components["hf generate tok/s, CUDA graphs"] == {"skipped": "CUDA graphs need a GPU"}
+    assert "| component" in run.stdout and "| skipped " in run.stdout
 
 
 @pytest.mark.gpu
@@ -37,13 +43,16 @@ def test_gpu_mode_on_cuda(tmp_path):
         pytest.skip("needs a CUDA GPU")
     out = tmp_path / "result.json"
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--json", str(out)],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=480)
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     for case, row in json.loads(out.read_text())["results"].items():
         assert row["ratio_off"] == 0.0, case
         assert 0.0 < row["gap_mean"] < 0.05, case
         assert row["post_sync_gap"] < 0.05, case
         assert row["ipc_gap"] < 0.05 and row["ipc_buckets"] > 1, case  # CUDA IPC, the buffer reused
+    components = json.loads(out.read_text())["components"]
+    assert components["sync sender peak MiB (5 syncs)"]["ok"]  # within two buckets
+    assert all("error" not in row for row in components.values()), components
 
 
 def _fake_wheel(folder: Path, filename: str, module: str, text: str) -> None:
@@ -73,3 +82,21 @@ def test_table_marks_a_failed_case(load_tool):
     lines = table.splitlines()
     assert "train peak GPU GiB" in lines[0] and "| peak GPU GiB" in lines[0] and "| ok " in lines[2]
     assert "FAIL: RuntimeError: NCCL error" in lines[3]
+
+
+def test_sender_memory_check_on_cpu_stays_within_two_buckets(load_tool):
+    tool = load_tool("gpu_check.py")
+    row = tool.check_sender_memory("cpu", syncs=3)
+    # 24 tensors of 64 KiB in buckets of 128 KiB: 12 buckets, two buffers of one bucket held
+    assert row["buckets"] == 12 and row["buffers_allocated"] == 2 and row["ok"]
+    assert abs(row["value"] - 0.25) < 0.01 and row["model_mib"] == 1.5
+
+
+def test_component_table_marks_failures_and_skips(load_tool):
+    tool = load_tool("gpu_check.py")
+    table = tool.format_components({
+        "sync sender peak MiB (5 syncs)": {"value": 70.0, "bound": 65.0, "buckets": 12, "ok": False},
+        "hf generate tok/s, eager": {"error": "RuntimeError: CUDA out of memory"},
+        "hf generate tok/s, CUDA graphs": {"skipped": "CUDA graphs need a GPU"}}).splitlines()
+    assert "| FAIL " in table[2] and "bound 65.00" in table[2] and "70.00" in table[2]
+    assert "CUDA out of memory" in table[3] and "| skipped " in table[4]
