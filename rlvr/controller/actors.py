@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any, List
 
 from rlvr.config import RecipeConfig
+from rlvr.controller.weight_sync import EngineSleep
 from rlvr.tracking.tracker import progress
 
 
@@ -27,6 +28,8 @@ class ActorPool:
         self.rollout: List[Any] = []  # RolloutWorker actors
         self.reward: List[Any] = []  # RewardWorker actors
         self.weight_sync = None  # rlvr/controller/weight_sync.py, once the actors are ready
+        self.engine_sleep = EngineSleep([], enabled=False)  # rollout.sleep_while_training, once ready
+        self.engine_start_s = 0.0  # the slowest rollout engine's build
         self._cluster_start = None  # BackgroundStart, kept: `end` releases its thread
         self._launched = None  # the model folder the actors were launched with
         self._pending_ready: List[Any] = []
@@ -73,9 +76,10 @@ class ActorPool:
         if self._launched != model_dir:
             self.launch(model_dir)
         self.trainer.wait_ready()
-        ray.get([w.policy_version.remote() for w in self.rollout] + self._pending_ready)
+        ready = ray.get([w.ready_info.remote() for w in self.rollout] + self._pending_ready) or []
         self._pending_ready = []
-        progress("all actors ready")
+        self.engine_start_s = max((info["engine_start_s"] for info in ready[:len(self.rollout)]), default=0.0)
+        progress(f"all actors ready (rollout engines built in {self.engine_start_s:.1f} s)")
 
     def launch(self, model_dir: str) -> None:
         """Create the trainer ranks, rollout and reward workers without waiting for them."""
@@ -83,6 +87,7 @@ class ActorPool:
 
         from rlvr.controller.cluster import slot_strategy
         from rlvr.rewards.worker import RewardWorkerActor
+        from rlvr.rollout.engine_options import engine_kwargs
         from rlvr.rollout.worker import RolloutWorkerActor
         from rlvr.trainer.group import TrainerGroup
 
@@ -90,8 +95,13 @@ class ActorPool:
         self.reserve()
         layout = self.layout
         M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
-        progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({cfg.rollout.backend}), "
-                 f"{R} reward worker(s)")
+        engine = cfg.rollout.backend
+        if engine == "vllm":  # the engine options that decide its speed and memory, as they will run
+            options = engine_kwargs(cfg.rollout, cfg.model.dtype)
+            engine += (f": {'eager' if options['enforce_eager'] else 'CUDA graphs'}, max_num_seqs "
+                       f"{options['max_num_seqs']}, prefix caching {'on' if options['enable_prefix_caching'] else 'off'}"
+                       f"{', sleeps while training' if options['sleep_mode'] else ''}")
+        progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({engine}), {R} reward worker(s)")
 
         def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
             self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
@@ -107,9 +117,7 @@ class ActorPool:
                     "VLLM_RAY_PER_WORKER_GPUS": str(slot.gpus_per_shard)} if tp > 1 else {})
             if tp == 1 and not slot.num_gpus and layout.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU engine in a GPU run: Ray would show it every GPU
-            kwargs = {"dtype": cfg.model.dtype, "max_model_len": cfg.rollout.max_model_len,
-                      "gpu_memory_utilization": cfg.rollout.gpu_memory_utilization,
-                      **({"tensor_parallel_size": tp} if tp > 1 else {})}
+            kwargs = engine_kwargs(cfg.rollout, cfg.model.dtype, tp)
             # tp > 1: vLLM's Ray executor starts one worker per shard bundle of this placement group.
             self.rollout.append(RolloutWorkerActor.options(
                 num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
@@ -146,6 +154,7 @@ class ActorPool:
         cfg = self.cfg
         self.weight_sync = make_weight_sync(cfg.rollout.weight_sync, self.trainer, self.rollout,
                                             cfg.model.dtype, cfg.rollout.sync_bucket_mb)
+        self.engine_sleep = EngineSleep(self.rollout, cfg.rollout.sleep_while_training)
 
     def sync_weights(self, version: int) -> float:
         """Trainer weights -> every rollout engine, stamped `version` (rollout.weight_sync); seconds."""

@@ -302,6 +302,7 @@ class StepRunner:
         if overlap and self._ahead(nxt) and nxt not in self._inflight:
             self.launch_step(nxt, *self._plan(nxt))  # the engines' current weights: version step - 1
         fused = self._fused_sync()
+        sleep_s = actors.engine_sleep.before_train()  # rollout.sleep_while_training: free the shared GPUs
         t1 = time.time()
         refs = actors.trainer.train_step(rollout.batch, temperature=cfg.rollout.temperature,
                                          broadcast_version=step if fused else None, wait=False)
@@ -323,11 +324,14 @@ class StepRunner:
             if receives:
                 sync_s = min(sync_s, max(ray.get(receives)))  # the later of the two waited for nothing
         else:
+            wake_s = actors.engine_sleep.before_sync()  # weights back on the GPU before they are overwritten
             sync_s = actors.sync_weights(step)
             if self._ahead(later) and later not in self._inflight:
                 self.launch_step(later, *self._plan(later))
         metrics: Dict[str, Any] = {"step": step, **rollout.metrics, **train_metrics,
                                    "perf/train_s": t_train, "perf/weight_sync_s": sync_s}
+        if actors.engine_sleep.enabled:  # never with the fused sync: sleep needs colocated engines
+            metrics.update({"perf/engine_sleep_s": sleep_s, "perf/engine_wake_s": wake_s})
         if "policy/kl_to_ref" in metrics and "policy/kl_to_init" not in metrics:
             metrics["policy/kl_to_init"] = metrics["policy/kl_to_ref"]
         return metrics, rollout.samples

@@ -85,18 +85,20 @@ class WeightSender:
         shards in turn, so at most one bucket is whole at a time. All ranks must call; returns seconds."""
         import time
 
-        from rlvr.comm.weight_group import send_bucket, send_header, wire_dtype
+        from rlvr.comm.weight_group import send_weights, synchronize, wire_dtype
 
-        start = time.perf_counter()
         dtype, buckets = self._plan
-        if self.rank == 0:
-            if self._group is None:
-                raise RuntimeError("broadcast_weights before join_weight_sync: set up the weight group first")
-            send_header(self._group, version, buckets)
-        for _, bucket, members in self._whole_buckets():
-            if self.rank == 0:
-                send_bucket(self._group, bucket, members, wire_dtype(dtype))
-        return time.perf_counter() - start
+        if self.rank == 0 and self._group is None:
+            raise RuntimeError("broadcast_weights before join_weight_sync: set up the weight group first")
+        synchronize(self.device)  # the update's queued GPU work is not the broadcast's
+        start = time.perf_counter()
+        whole = (members for _, _, members in self._whole_buckets())
+        if self.rank == 0:  # every bucket once, in order; the receivers are told to fail if not
+            send_weights(self._group, version, buckets, whole, wire_dtype(dtype))
+        else:
+            for _ in whole:  # ZeRO-3: this rank's part of each bucket's gather
+                pass
+        return time.perf_counter() - start  # send_weights synchronized the device after the last bucket
 
     def leave_group(self) -> None:
         """Close this rank's weight group membership (idempotent)."""
