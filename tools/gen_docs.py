@@ -210,6 +210,15 @@ def render_recipes() -> str:
            "merges overrides on top, and `--print-config` shows the result. Ranges and choices are checked "
            "when the recipe loads, before Ray starts.",
            "",
+           "Models and data: `model.path` takes a local HF folder or a hub id (e.g. "
+           "`Qwen/Qwen2.5-0.5B-Instruct`, fetched once into the HF cache, honouring `HF_HOME` and "
+           "`HF_HUB_OFFLINE`); unset, rlvr builds and warms up its tiny model, cached under "
+           "`<output_dir>/_models/<hash>` (`rlvr build-model RECIPE` builds only that). Tasks: "
+           "`arithmetic` and `constraints` are generated; `gsm8k` and `math` read a local JSONL, JSON "
+           "or parquet file named by `task.path`, which `python tools/prepare_data.py openai/gsm8k "
+           "--config main --split train --out data/gsm8k_train.jsonl` writes from a HF dataset or a "
+           "local file.",
+           "",
            HEADER.format(cmd=COMMAND, src="rlvr/config/schema.py and the design and verifier registries")]
     for title, rows in recipe_keys():
         out += [f"## {title}" if title else "## Top-level keys", "",
