@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # later the `[rlvr] done: held-out greedy gt accuracy A -> B (best C)` line it printed, and
 # beside it "validation accuracy V" for the warm-up.
 COMMAND = re.compile(r"^\$ \.venv/bin/rlvr (train recipes/quickstart\.yaml steps=[^\n]*)$", re.M)
-DONE = re.compile(r"done: held-out greedy gt accuracy ([0-9.]+) -> ([0-9.]+) \(best ([0-9.]+)\)")
-VALIDATION = re.compile(r"validation accuracy ([0-9.]+)")
+DONE = re.compile(r"done: held-out greedy gt accuracy (\d\.\d{3}) -> (\d\.\d{3}) \(best (\d\.\d{3})\)")
+VALIDATION = re.compile(r"validation accuracy (\d\.\d{3})")
 
 
 def readme_short_form():
