@@ -57,3 +57,12 @@ def test_the_readme_is_a_front_door():
     assert "../shared" not in text and not any("../shared" in p.read_text() for p in PAGES)
     for command in ("bash tools/install.sh", ".venv/bin/python -m pytest -q"):  # what .ci/run calls
         assert command in text
+
+
+def test_every_docs_page_is_in_the_readmes_table_of_contents_and_says_what_it_is_for():
+    readme = (ROOT / "README.md").read_text()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in readme, f"docs/{page.name} is missing from README.md's table of contents"
+        lines = [line for line in page.read_text().splitlines() if line.strip()]
+        assert lines[0].startswith("# ") and not lines[1].startswith(("#", "|", "```")), (
+            f"docs/{page.name}: start with a title and one line saying what the page is for")
