@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from rlvr.rewards.labels import ONLINE_LABELS, family
+from rlvr.rewards.labels import LABELS, family
 
 METRICS: Dict[str, str] = {
     "step": "the RL step the row belongs to (0: the evaluation before training)",
@@ -31,6 +31,14 @@ METRICS: Dict[str, str] = {
     "reward/gt_flat_proxy_varied_groups": "share of groups where the ground truth is flat but the proxy varies",
     "reward/verifier_error_rate": "share of samples the verifier could not judge (timeout, unparsable answer or gold)",
     "reward/kl_penalty_mean": "with algorithm.kl_in=reward: mean KL penalty subtracted from the proxy",
+    # noise kept apart from error (docs/labels.md): expected = E[proxy | prompt, response]
+    "reward/systematic_error_rate": "share of samples whose systematic proxy (noise undone) differs from the ground truth",
+    "reward/signal_scale": "slope of the expected proxy on the ground truth (1 - rho0 - rho1 under flip noise)",
+    "reward/signal_var": "mean within-group variance of the expected proxy (the signal the policy can follow)",
+    "reward/noise_var": "mean variance of the proxy around its expected value (the design's noise)",
+    "reward/snr": "reward/signal_var / reward/noise_var (inf without noise)",
+    "reward/proxy_variance": "rlvr rm-eval: mean over prompts of the proxy's within-prompt variance under the policy",
+    "reward/proxy_gt_correlation": "rlvr rm-eval: correlation of the proxy with the ground truth over the policy's samples",
     # online error labels (a diagnostic heuristic, rlvr/rewards/labels.py)
     "errors/harmful": "share of samples whose error the online heuristic labels harmful",
     "errors/benign": "share of samples whose error the online heuristic labels benign",
@@ -65,10 +73,12 @@ METRICS: Dict[str, str] = {
     "perf/weight_sync_s": "handing the step's weights to the engines (rank 0's send under collective sync)",
     "perf/weight_receive_s": "collective sync: the slowest engine's receive, waiting included",
     "perf/controller_s": "the driver's own work on the step's samples, waits excluded",
+    "perf/engine_sleep_s": "with rollout.sleep_while_training: putting the engines to sleep before the update",
+    "perf/engine_wake_s": "with rollout.sleep_while_training: waking the engines before the weight sync",
 }
 
 # Fine labels, logged beside the families: errors/harmful_hacking, errors/benign_I, ...
-for _label in ONLINE_LABELS:
+for _label in LABELS:
     if family(_label) != _label:
         METRICS.setdefault(f"errors/{_label}", f"share of samples the online heuristic labels {_label}")
 

@@ -12,10 +12,6 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 # Pages other branches are writing at the same time; a link to one is checked once it exists.
 # Remove this set after they are merged.
-PENDING = {"docs/statistics.md", "docs/labels.md", "docs/verifiers.md", "docs/gpu.md", "docs/weight_sync.md",
-           "docs/reward_models.md"}
-
-
 def links(text: str):
     return LINK.findall(CODE.sub("", text))
 
@@ -44,8 +40,6 @@ def test_every_relative_link_resolves_inside_the_repository(page):
         resolved = (page.parent / path).resolve() if path else page
         where = f"{page.relative_to(ROOT)}: link {target}"
         assert resolved.is_relative_to(ROOT), f"{where} points outside the repository"
-        if not resolved.exists() and str(resolved.relative_to(ROOT)) in PENDING:
-            continue
         assert resolved.exists(), f"{where}: {resolved.relative_to(ROOT)} does not exist"
         if anchor and resolved.suffix == ".md":
             assert anchor in anchors(resolved.read_text()), f"{where}: no heading #{anchor} in {resolved.name}"
