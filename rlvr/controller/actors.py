@@ -17,6 +17,12 @@ from rlvr.controller.weight_sync import EngineSleep
 from rlvr.tracking.tracker import progress
 
 
+def rehearsal(cfg: RecipeConfig) -> bool:
+    """An embedded cluster with declared GPUs (cluster.num_gpus set): GPU shares are placement
+    only, and actors may run on CPU (how the CPU tests rehearse a GPU layout)."""
+    return cfg.cluster.address == "local" and cfg.cluster.num_gpus is not None
+
+
 def engines_start_first(cfg: RecipeConfig, gpus: float) -> bool:
     """Whether the rollout engines must finish starting before the trainer ranks start: when they
     share GPU cards (vLLM sizes its KV cache from the free memory it measures while starting)."""
@@ -113,7 +119,7 @@ class ActorPool:
         def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
             self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                         placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
-                                        dtype=cfg.model.dtype, wait=False)
+                                        dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg))
 
         shared_cards = engines_start_first(cfg, layout.gpus)
         if not shared_cards:  # everything starts at once, the slowest (DeepSpeed) first

@@ -197,10 +197,11 @@ def gpu_problems(cfg: RecipeConfig, where: Where) -> List[str]:
         return []
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and cfg.cluster.num_gpus is None:  # declared GPUs: a rehearsal on CPU
         cpu = "set them to 0" + (" and cluster.colocate = false" if cfg.cluster.colocate else "")
         return [f"{_gpu_keys(cfg)} but torch {torch.__version__} has no CUDA on this machine: {cpu} to run on "
-                "CPU, or run where torch sees a GPU (a CUDA build of torch and a driver)"]
+                "CPU, or run where torch sees a GPU (a CUDA build of torch and a driver); cluster.num_gpus = N "
+                "rehearses the GPU layout on CPU"]
     have = cfg.cluster.num_gpus if cfg.cluster.num_gpus is not None else torch.cuda.device_count()
     if need > have:
         return [f"the run needs {need} GPU(s) ({_gpu_keys(cfg)}, trainer.num_ranks = {cfg.trainer.num_ranks}, "

@@ -95,8 +95,11 @@ def test_gpus_asked_where_torch_has_no_cuda(tmp_path, monkeypatch):
     cfg = load_recipe(QUICKSTART, ["trainer.num_gpus_per_rank=1"])
     assert preflight.gpu_problems(cfg, where(tmp_path)) == [
         f"trainer.num_gpus_per_rank = 1 but torch {torch.__version__} has no CUDA on this machine: set them to 0 "
-        "to run on CPU, or run where torch sees a GPU (a CUDA build of torch and a driver)"]
+        "to run on CPU, or run where torch sees a GPU (a CUDA build of torch and a driver); cluster.num_gpus = N "
+        "rehearses the GPU layout on CPU"]
     assert preflight.gpu_problems(load_recipe(QUICKSTART), where(tmp_path)) == []
+    rehearsal = load_recipe(QUICKSTART, ["trainer.num_gpus_per_rank=1", "cluster.num_gpus=1"])
+    assert preflight.gpu_problems(rehearsal, where(tmp_path)) == []  # declared GPUs: placement only, on CPU
 
 
 def test_the_memory_plan_is_checked_where_a_gpu_is_asked_for(tmp_path):

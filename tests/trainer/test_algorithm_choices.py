@@ -186,3 +186,17 @@ def test_the_reference_model_exists_only_for_a_kl_term_or_when_kl_to_init_is_ask
     assert not uses_reference(AlgorithmConfig())  # the default: no frozen copy of the policy
     assert uses_reference(AlgorithmConfig(kl_coef=0.1))
     assert uses_reference(AlgorithmConfig(log_kl_to_init=True))
+
+
+def test_a_rank_given_a_gpu_where_torch_has_no_cuda_fails_instead_of_training_on_cpu(tiny_model_dir):
+    import torch
+
+    from rlvr.trainer.policy_trainer import PolicyTrainer
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    import re
+
+    with pytest.raises(RuntimeError, match=re.escape(f"trainer rank 0 was given a GPU but torch {torch.__version__} "
+                                                     "cannot use CUDA")):
+        PolicyTrainer(0, 1, "127.0.0.1", 1, tiny_model_dir, {}, {}, expect_cuda=True, env={})
