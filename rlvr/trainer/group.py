@@ -89,8 +89,8 @@ class TrainerGroup:
                  num_cpus_per_rank: float = 1, num_gpus_per_rank: float = 0,
                  startup_timeout_s: float = 900.0, dtype: str = "float32", wait: bool = True,
                  expect_cuda: Optional[bool] = None):
-        """expect_cuda: ranks given a GPU fail without CUDA (default: whenever num_gpus_per_rank > 0;
-        False for a layout rehearsed on CPU with declared GPUs)."""
+        """expect_cuda: ranks given a GPU (num_gpus_per_rank > 0) fail without CUDA, unless it is
+        False (a layout rehearsed on CPU with declared GPUs)."""
         if num_ranks < 1:
             raise ValueError(f"trainer.num_ranks = {num_ranks} must be >= 1")
         self.num_ranks = int(num_ranks)
@@ -136,7 +136,7 @@ class TrainerGroup:
                      # Ray gives each GPU actor exactly its own device, visible as cuda:0.
                      local_rank=0 if num_gpus_per_rank else rank, num_threads=num_threads,
                      dtype=dtype,  # model.dtype: bfloat16 = DeepSpeed bf16 mixed precision
-                     env=env, expect_cuda=bool(num_gpus_per_rank) if expect_cuda is None else expect_cuda)
+                     env=env, expect_cuda=bool(num_gpus_per_rank) and expect_cuda is not False)
             self.actors.append(actor)
         self._rendezvous = (startup_timeout_s, master_addr, master_port)
         print(f"[rlvr.trainer] starting {self.num_ranks} trainer rank(s), rendezvous "
