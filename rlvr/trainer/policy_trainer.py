@@ -355,9 +355,10 @@ class PolicyTrainer:
         return {"held": int(held), "full": int(sum(getattr(p, "ds_numel", p.numel()) for p in params))}
 
     def ping(self) -> Dict[str, Any]:
-        """Who this rank is, and `startup`: where its start-up time went (PhaseClock.report)."""
+        """Who this rank is (num_threads: torch's thread count now), and `startup`: where its start-up time went (PhaseClock.report)."""
         return {"rank": self.rank, "world_size": self.world_size, "pid": os.getpid(),
                 "zero_stage": self.cfg.zero_stage, "device": str(self.device),
+                "num_threads": torch.get_num_threads(),
                 "startup": getattr(self, "startup", {})}
 
     def close(self) -> None:

@@ -49,6 +49,7 @@ SYSTEMS = {
     "bare": ("bare", 1, "bare single-process loop, 1 thread"),
     "rlvr": ("rlvr", None, "rlvr sync (actors, 1 thread each)"),
     "rlvr_overlap": ("rlvr", None, "rlvr rollout.overlap=true, reward.colocate=true"),
+    "rlvr_threads": ("rlvr", None, "rlvr sync, cluster.threads_per_actor=auto"),
     "trl": ("trl", None, "TRL GRPOTrainer, default threads"),
     "trl_1t": ("trl", 1, "TRL GRPOTrainer, 1 thread"),
 }
@@ -103,6 +104,13 @@ def overlap_supported() -> bool:
     from rlvr.config.schema import RolloutConfig
 
     return "overlap" in {f.name for f in dataclasses.fields(RolloutConfig)}
+
+
+def threads_supported() -> bool:
+    """Whether this checkout's schema has cluster.threads_per_actor (the rlvr_threads arm runs only then)."""
+    from rlvr.config.schema import ClusterConfig
+
+    return "threads_per_actor" in {f.name for f in dataclasses.fields(ClusterConfig)}
 
 
 def machine_info() -> Dict[str, Any]:
@@ -248,7 +256,7 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     return _result(spec, marks, accuracy, {k: statistics.mean(v) for k, v in stages.items()})
 
 
-def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
+def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool, extra: Sequence[str] = ()) -> Dict[str, Any]:
     """rlvr's own loop (Controller.run, as `rlvr train` runs it), stamped at each step's log line."""
     from rlvr.controller import loop
 
@@ -262,7 +270,7 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
     from rlvr.rewards.verifiers import runs_in_process
 
     colocate = runs_in_process(load_recipe(spec["recipe"], spec["overrides"]).reward.verifier)
-    extra = ["algorithm.log_kl_to_init=false",
+    extra = [*extra, "algorithm.log_kl_to_init=false",
              *(["rollout.overlap=true", "algorithm.recompute_logprobs=false"] if overlap else []),
              *(["reward.colocate=true"] if overlap and colocate else [])]
     cfg, *_ = load_workload(spec, seed, extra)
@@ -412,7 +420,8 @@ def run_arm(system: str, spec: Dict[str, Any], seed: int) -> Dict[str, Any]:
     if kind == "bare":
         return run_bare(spec, seed, threads)
     if kind == "rlvr":
-        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap")
+        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap",
+                        extra=["cluster.threads_per_actor=auto"] if system == "rlvr_threads" else [])
     return run_trl(spec, seed, threads)
 
 
@@ -584,6 +593,8 @@ def choose_systems(requested: Optional[str], log: Callable[[str], None]) -> List
     for s in names:
         if s == "rlvr_overlap" and not overlap_supported():
             why = "this checkout's schema has no rollout.overlap"
+        elif s == "rlvr_threads" and not threads_supported():
+            why = "this checkout's schema has no cluster.threads_per_actor"
         elif SYSTEMS[s][0] == "trl" and versions()["trl"] == "not installed":
             why = "trl is not installed (pip install -e \".[bench]\")"
         else:
