@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import torch
@@ -143,7 +144,10 @@ class PolicyTrainer:
         reference) is of softmax(logits / T), the distribution the engine sampled from.
         With `broadcast_version` the new weights then go to the engines (broadcast_weights, all
         ranks) and `perf/weight_broadcast_s` gives rank 0's seconds for it.
+        `perf/train_compute_s`: this rank's seconds in this call before any broadcast (what the
+        controller's perf/train_s holds beyond it is the Ray call and the batch's transport).
         """
+        started = time.perf_counter()
         if len(batch) == 0:
             raise ValueError(f"rank {self.rank}: train_step got an empty shard")
         if not temperature > 0:
@@ -235,6 +239,7 @@ class PolicyTrainer:
         metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
             torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
+        metrics["perf/train_compute_s"] = time.perf_counter() - started
         if broadcast_version is not None:  # the weight sync fused into this call: no round trip of its own
             metrics["perf/weight_broadcast_s"] = self.broadcast_weights(broadcast_version)
         return metrics

@@ -61,6 +61,7 @@ STAGE_FLOORS = {
     "reward": "in-process scoring (the same RewardWorker.score)",
     "controller": "advantages + make_train_batch",
     "train": "one forward/backward/AdamW step",
+    "train_compute": "one forward/backward/AdamW step (rlvr: inside the trainer actor, before the broadcast)",
     "weight_sync": "copy_ of the state_dict into the generating model",
     "after_step": "nothing (no files written)",
     "step": "the whole bare step",
