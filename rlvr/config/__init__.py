@@ -5,7 +5,11 @@ __all__ = ["RecipeConfig", "RecipeError", "load_recipe", "to_yaml"]
 
 
 def __getattr__(name: str):
-    if name in ("RecipeError", "load_recipe", "to_yaml"):
+    if name == "RecipeError":
+        from rlvr.config.errors import RecipeError
+
+        return RecipeError
+    if name in ("load_recipe", "to_yaml"):
         import importlib
 
         return getattr(importlib.import_module("rlvr.config.load"), name)

@@ -12,11 +12,9 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlvr.config.errors import RecipeError
 from rlvr.config.schema import RecipeConfig
 
-
-class RecipeError(ValueError):
-    """A recipe is invalid; the message names the file and the key."""
 
 
 # (key, low, high): inclusive numeric ranges; None = unbounded on that side.

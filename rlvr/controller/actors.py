@@ -17,6 +17,13 @@ from rlvr.controller.weight_sync import EngineSleep
 from rlvr.tracking.tracker import progress
 
 
+def engines_start_first(cfg: RecipeConfig, gpus: float) -> bool:
+    """Whether the rollout engines must finish starting before the trainer ranks start: when they
+    share GPU cards (vLLM sizes its KV cache from the free memory it measures while starting)."""
+    return bool(gpus) and (cfg.cluster.colocate or 0 < cfg.trainer.num_gpus_per_rank < 1
+                           or 0 < cfg.rollout.num_gpus_per_worker < 1)
+
+
 class ActorPool:
     """Holds the cluster start, placement group, layout and actors of one run."""
 
@@ -108,7 +115,8 @@ class ActorPool:
                                         placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
                                         dtype=cfg.model.dtype, wait=False)
 
-        if not layout.gpus:  # the slowest to start (DeepSpeed) goes first
+        shared_cards = engines_start_first(cfg, layout.gpus)
+        if not shared_cards:  # everything starts at once, the slowest (DeepSpeed) first
             start_trainer()
         self.rollout = []
         for i, slot in enumerate(layout.rollout):
@@ -139,9 +147,7 @@ class ActorPool:
             self._pending_ready = [w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
                                                            cfg.reward.timeout_s, list(cfg.plugins))
                                    for w in self.rollout]
-        if layout.gpus:
-            # vLLM measures free GPU memory while it starts: on a shared card let the engines
-            # finish before trainer ranks allocate (and free) memory beside them.
+        if shared_cards:
             ray.get([w.policy_version.remote() for w in self.rollout] + self._pending_ready)
             start_trainer()
         self._launched = model_dir

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence
 
-from rlvr.config.load import RecipeError
+from rlvr.config.errors import RecipeError
 
 EPS = 1e-9  # float slack when adding GPU fractions
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from rlvr.config.load import RecipeError
+from rlvr.config.errors import RecipeError
 
 # A hub repo id: "name" or "org/name" of letters, digits, '.', '_', '-'.
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -5,7 +5,7 @@ does not pull in torch and Ray.
 """
 import importlib
 
-_HOMES = {"BACKENDS": "engine", "Generation": "engine", "RolloutEngine": "engine", "make_engine": "engine",
+_HOMES = {"BACKENDS": "backends", "Generation": "engine", "RolloutEngine": "engine", "make_engine": "backends",
           "RolloutWorker": "worker", "RolloutWorkerActor": "worker"}
 
 __all__ = list(_HOMES)

@@ -11,8 +11,6 @@ from typing import Dict, List, Optional
 
 import torch
 
-BACKENDS = ("hf", "vllm")
-
 
 @dataclass
 class Generation:
@@ -121,24 +119,3 @@ def check_full_state_dict(state_dict: Dict[str, torch.Tensor], expected: set, op
             f"{backend} engine load_weights: state dict must hold every model parameter under its "
             f"HF name (as in model.state_dict()); missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-
-
-def make_engine(backend: str, model_dir: str, *, seed: int = 0, dtype: str = "float32",
-                gpu_memory_utilization: float = 0.5, max_model_len: int = 256,
-                **backend_kwargs) -> RolloutEngine:
-    """Build the rollout engine named by `rollout.backend` ("hf" | "vllm") over an HF model folder.
-
-    `gpu_memory_utilization` and `max_model_len` only matter to vLLM; `backend_kwargs` go to the
-    backend's constructor (e.g. `device` for hf, `kv_cache_memory_bytes` for vllm).
-    """
-    if backend == "hf":
-        from rlvr.rollout.hf_engine import HFEngine
-
-        return HFEngine(model_dir, seed=seed, dtype=dtype, **backend_kwargs)
-    if backend == "vllm":
-        from rlvr.rollout.vllm_engine import VLLMEngine
-
-        return VLLMEngine(model_dir, seed=seed, dtype=dtype,
-                          gpu_memory_utilization=gpu_memory_utilization,
-                          max_model_len=max_model_len, **backend_kwargs)
-    raise ValueError(f"rollout.backend = {backend!r} is not a rollout engine; use one of {list(BACKENDS)}")

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import ray
 import torch
 
-from rlvr.rollout.engine import make_engine
+from rlvr.rollout.backends import make_engine
 from rlvr.rollout.sleep import SleepState
 
 

@@ -6,14 +6,11 @@ problem, and every run of a study sees the same prompts.
 from __future__ import annotations
 
 import random
-import re
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
-from rlvr.rewards.types import GroundTruth
 from rlvr.tasks import Prompt
 
 ANSWER_END = ";"
-_ANSWER = re.compile(r"^\s*(-?\d+)\s*;")
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
@@ -57,18 +54,3 @@ def arithmetic_prompts(seed: int, split: str, count: int, num_digits: int = 2,
             taken.add((a, op, b))
             out.append(Prompt(f"train-{len(out)}", f"{a}{op}{b}=", str(answer)))
     return out
-
-
-def extract_answer(response: str) -> Optional[str]:
-    """The integer before the first ';', or None when the response has no final answer."""
-    m = _ANSWER.match(response)
-    return str(int(m.group(1))) if m else None
-
-
-def verify_arithmetic(response: str, gold: str) -> GroundTruth:
-    """Exact match of the final answer; 1.0 correct, 0.0 otherwise."""
-    answer = extract_answer(response)
-    if answer is None:
-        return GroundTruth(0.0, "no_answer", None)
-    ok = answer == str(int(gold))
-    return GroundTruth(1.0 if ok else 0.0, "ok" if ok else "wrong", answer)

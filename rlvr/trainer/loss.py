@@ -35,16 +35,19 @@ def sequence_token_stats(logits: Tensor, input_ids: Tensor):
 
 
 def abs_gap(engine_logprobs: Tensor, trainer_logprobs: Tensor, mask: Tensor):
-    """(sum, max) of |engine - trainer| log-prob over the masked tokens, as floats."""
+    """(sum, max) of |engine - trainer| log-prob over the masked tokens, as float64 0-d tensors
+    on the inputs' device (read once per step: no host-device sync per micro-batch)."""
     gap = torch.where(mask.bool(), (engine_logprobs.float() - trainer_logprobs.float()).abs(),
                       torch.zeros_like(trainer_logprobs, dtype=torch.float32))
-    return float(gap.sum()), float(gap.max()) if gap.numel() else 0.0
+    largest = gap.max() if gap.numel() else gap.new_zeros(())
+    return gap.sum().double(), largest.double()
 
 
 def micro_batch_loss(alg: AlgorithmConfig, token_stats: Callable, policy, reference, mb: TrainBatch,
                      trainer_old: Optional[Tensor], own_old: bool = False, weights: Optional[Tensor] = None,
                      ref_cache: Optional[Dict[int, Tensor]] = None):
-    """(Weighted loss of one micro-batch under `policy`, token-sums of its metrics, detached [B, T] log-probs).
+    """(Weighted loss of one micro-batch under `policy`, token-sums of its metrics (float64 0-d
+    tensors on the device), detached [B, T] log-probs).
 
     The loss is sum(weights * per-token loss), `weights` [B, T] from aggregation_weights
     (times world_size: DeepSpeed averages gradients over ranks); default: token-sum. Old
@@ -69,7 +72,9 @@ def micro_batch_loss(alg: AlgorithmConfig, token_stats: Callable, policy, refere
         loss_tok = loss_tok * tis
     if alg.entropy_coef > 0:
         loss_tok = loss_tok - alg.entropy_coef * entropy
-    kl_sum = kl_init_sum = 0.0
+    # metric token-sums stay on the device as float64 (the sums a Python float would make):
+    # train_step reads them once per step, not with a sync per value per micro-batch
+    kl_sum = kl_init_sum = logprobs.new_zeros((), dtype=torch.float64)
     if reference is not None:
         cache = ref_cache if ref_cache is not None else {}
         if id(mb) not in cache:
@@ -79,19 +84,19 @@ def micro_batch_loss(alg: AlgorithmConfig, token_stats: Callable, policy, refere
         if alg.kl_coef > 0 and alg.kl_in == "loss":
             kl_tok = kl_penalty(logprobs, ref_logprobs, alg.kl_estimator)
             loss_tok = loss_tok + alg.kl_coef * kl_tok
-            kl_sum = float(masked_sum(kl_tok.detach(), mask))
-        kl_init_sum = float(masked_sum(kl_estimator(logprobs.detach(), ref_logprobs), mask))
+            kl_sum = masked_sum(kl_tok.detach(), mask).double()
+        kl_init_sum = masked_sum(kl_estimator(logprobs.detach(), ref_logprobs), mask).double()
     total = masked_sum(loss_tok * weights, mask)
     with torch.no_grad():
         parts = {
-            "loss": float(total),
-            "policy/entropy": float(masked_sum(entropy, mask)),
-            "policy/clip_fraction": float(masked_sum(clipped, mask)),
-            "policy/ratio_mean": float(masked_sum(ratio, mask)),
+            "loss": total.detach().double(),
+            "policy/entropy": masked_sum(entropy, mask).double(),
+            "policy/clip_fraction": masked_sum(clipped, mask).double(),
+            "policy/ratio_mean": masked_sum(ratio, mask).double(),
             # k3 of KL(old || current): samples come from the old (behaviour) policy.
-            "policy/approx_kl": float(masked_sum(kl_estimator(old, logprobs), mask)),
+            "policy/approx_kl": masked_sum(kl_estimator(old, logprobs), mask).double(),
             "policy/kl_to_ref": kl_sum,
             "policy/kl_to_init": kl_init_sum,
-            "policy/tis_weight_mean": float(masked_sum(tis, mask)) if tis is not None else 0.0,
+            "policy/tis_weight_mean": masked_sum(tis, mask).double() if tis is not None else kl_sum.new_zeros(()),
         }
     return total, parts, logprobs.detach()

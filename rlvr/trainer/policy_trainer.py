@@ -183,13 +183,14 @@ class PolicyTrainer:
         updates = epochs * n_mini
         separate_pass = self.alg.recompute_logprobs and updates > 1
         own_old = self.alg.recompute_logprobs and not separate_pass
-        mismatch_sum, mismatch_max = 0.0, 0.0
+        # on-device float64 sums (loss.py): read once, in the all-reduce below
+        mismatch_sum, mismatch_max = torch.zeros(2, dtype=torch.float64, device=self.device)
         trainer_old: Dict[int, Optional[Tensor]] = {id(mb): None for mb in flat}
         if separate_pass:
             for mb in flat:
                 trainer_old[id(mb)] = old = self._recompute_logprobs(mb)
                 gap_sum, gap_max = abs_gap(mb.old_logprobs, old, mb.response_mask)
-                mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+                mismatch_sum, mismatch_max = mismatch_sum + gap_sum, torch.maximum(mismatch_max, gap_max)
         ref_cache: Dict[int, Tensor] = {}
 
         sums = {name: 0.0 for name in METRIC_NAMES
@@ -214,7 +215,7 @@ class PolicyTrainer:
                     if epoch == 0 and not separate_pass:
                         # no update has happened yet: this forward is the pre-update policy's
                         gap_sum, gap_max = abs_gap(mb.old_logprobs, logprobs, mb.response_mask)
-                        mismatch_sum, mismatch_max = mismatch_sum + gap_sum, max(mismatch_max, gap_max)
+                        mismatch_sum, mismatch_max = mismatch_sum + gap_sum, torch.maximum(mismatch_max, gap_max)
                 if local_norm:
                     grad_norms.append(self._local_grad_norm())  # grads are all-reduced by now
                 self.engine.step()
@@ -223,8 +224,8 @@ class PolicyTrainer:
                     grad_norms.append(float(norm) if norm is not None else float("nan"))
 
         names = sorted(sums)
-        totals = self._all_reduce(torch.tensor([sums[n] for n in names] + [mismatch_sum, loss_sum],
-                                               dtype=torch.float64))
+        totals = self._all_reduce(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.device)
+                                               for v in [sums[n] for n in names] + [mismatch_sum, loss_sum]]))
         denom = max(global_tokens, 1.0) * epochs
         metrics = {n: float(v) / denom for n, v in zip(names, totals[:-2].tolist())}
         metrics["loss"] = float(totals[-1]) / self.world_size / updates
@@ -237,7 +238,7 @@ class PolicyTrainer:
         metrics["policy/grad_norm"] = sum(grad_norms) / len(grad_norms)
         metrics["policy/logprob_mismatch_mean"] = float(totals[-2]) / max(global_tokens, 1.0)
         metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
-            torch.tensor([mismatch_max], dtype=torch.float64), op=dist.ReduceOp.MAX)[0])
+            mismatch_max.reshape(1), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
         metrics["perf/train_compute_s"] = time.perf_counter() - started
         if broadcast_version is not None:  # the weight sync fused into this call: no round trip of its own

@@ -60,3 +60,20 @@ def test_a_failed_ray_start_is_raised_by_inputs_and_its_thread_released(monkeypa
     controller.end_cluster()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_engines_start_before_the_trainer_only_where_they_share_its_gpus():
+    from dataclasses import replace
+
+    from rlvr.config.schema import RecipeConfig
+    from rlvr.controller.actors import engines_start_first
+
+    base = RecipeConfig()
+    own_cards = replace(base, trainer=replace(base.trainer, num_gpus_per_rank=1),
+                        rollout=replace(base.rollout, num_gpus_per_worker=1))
+    assert not engines_start_first(own_cards, gpus=2)  # separate cards: all start at once
+    assert engines_start_first(replace(own_cards, cluster=replace(base.cluster, colocate=True)), gpus=1)
+    shared = replace(own_cards, trainer=replace(base.trainer, num_gpus_per_rank=0.5),
+                     rollout=replace(base.rollout, num_gpus_per_worker=0.4))
+    assert engines_start_first(shared, gpus=1)
+    assert not engines_start_first(base, gpus=0)  # CPU: nothing to measure

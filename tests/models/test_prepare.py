@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rlvr.config import load_recipe
 from rlvr.models.prepare import WARMUP_INFO, cached_policy, policy_cache_key, prepare_policy
-from rlvr.tasks.arithmetic import arithmetic_prompts, verify_arithmetic
+from rlvr.rewards.verifiers.arithmetic import verify_arithmetic
+from rlvr.tasks.arithmetic import arithmetic_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["task.train_size=200", "task.eval_size=16", "warmup.steps=20", "warmup.check_every=10",
@@ -19,7 +20,8 @@ BUILD = """
 import sys
 from rlvr.config import load_recipe
 from rlvr.models.prepare import prepare_policy
-from rlvr.tasks.arithmetic import arithmetic_prompts, verify_arithmetic
+from rlvr.rewards.verifiers.arithmetic import verify_arithmetic
+from rlvr.tasks.arithmetic import arithmetic_prompts
 cfg = load_recipe(None, sys.argv[1:])
 folder, info = prepare_policy(cfg, arithmetic_prompts(0, "train", 200), arithmetic_prompts(0, "eval", 16),
                               lambda text, gold, meta: verify_arithmetic(text, gold), log=lambda m: print(m, flush=True))

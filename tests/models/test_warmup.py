@@ -4,7 +4,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rlvr.models.tiny import build_tiny_model
 from rlvr.models.warmup import sft_batch, sft_warmup
 from rlvr.tasks import Prompt
-from rlvr.tasks.arithmetic import arithmetic_prompts, verify_arithmetic as verify_answer
+from rlvr.rewards.verifiers.arithmetic import verify_arithmetic as verify_answer
+from rlvr.tasks.arithmetic import arithmetic_prompts
 
 
 def verify_arithmetic(text, gold, meta):

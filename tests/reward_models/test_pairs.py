@@ -5,7 +5,7 @@ import random
 import pytest
 
 from rlvr.reward_models.pairs import build_pairs, candidate_pairs, class_response, measure_pairs
-from rlvr.tasks.arithmetic import verify_arithmetic
+from rlvr.rewards.verifiers.arithmetic import verify_arithmetic
 
 
 def groups(num_prompts=50, seed=0):

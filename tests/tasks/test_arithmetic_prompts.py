@@ -1,6 +1,7 @@
 import pytest
 
-from rlvr.tasks.arithmetic import arithmetic_prompts, extract_answer, verify_arithmetic
+from rlvr.rewards.verifiers.arithmetic import extract_answer, verify_arithmetic
+from rlvr.tasks.arithmetic import arithmetic_prompts
 
 
 def test_prompts_are_deterministic_and_splits_disjoint():

@@ -1,4 +1,4 @@
-"""Measure the quickstart's wall-clock time and peak memory (the README's targets).
+"""Measure the quickstart's wall-clock time and peak memory (targets and results: docs/performance.md).
 
     .venv/bin/python tools/bench/quickstart_resources.py [key=value ...]
 

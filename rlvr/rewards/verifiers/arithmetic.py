@@ -17,14 +17,32 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import re
+
 from rlvr.rewards.types import GroundTruth
-from rlvr.tasks.arithmetic import extract_answer, verify_arithmetic
+
+_ANSWER = re.compile(r"^\s*(-?\d+)\s*;")  # the arithmetic task's final answer: "<int>;" (rlvr/tasks/arithmetic.py)
+
+
+def extract_answer(response: str) -> Optional[str]:
+    """The integer before the first ';', or None when the response has no final answer."""
+    m = _ANSWER.match(response)
+    return str(int(m.group(1))) if m else None
+
+
+def verify_arithmetic(response: str, gold: str) -> GroundTruth:
+    """Exact match of the final answer; 1.0 correct, 0.0 otherwise."""
+    answer = extract_answer(response)
+    if answer is None:
+        return GroundTruth(0.0, "no_answer", None)
+    ok = answer == str(int(gold))
+    return GroundTruth(1.0 if ok else 0.0, "ok" if ok else "wrong", answer)
 
 GRADES = {"exact": 1.0, "close": 0.5, "partial": 0.25, "wrong": 0.0, "no_answer": 0.0}
 
 
 def verify_exact(response: str, gold: str, meta: Optional[Mapping[str, Any]] = None) -> GroundTruth:
-    """1.0 iff the final answer equals the gold (rlvr.tasks.arithmetic.verify_arithmetic)."""
+    """1.0 iff the final answer equals the gold (verify_arithmetic)."""
     return verify_arithmetic(response, gold)
 
 

@@ -1,0 +1,44 @@
+"""The study results the README and docs/studies.md quote are kept in docs/results/<study>/
+(study.json, study.csv: per-seed values) and `rlvr report` re-renders the quoted numbers from
+those files alone, so the prose cannot drift from the data."""
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rlvr.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def report(study: str, tmp_path, capsys) -> str:
+    folder = tmp_path / study
+    shutil.copytree(ROOT / "docs" / "results" / study, folder)  # no run folders: study.json alone
+    capsys.readouterr()
+    assert main(["report", str(folder)]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_readmes_flip_table_is_what_the_kept_flip_study_reports(tmp_path, capsys):
+    out = report("flip_ci", tmp_path, capsys)
+    rows = re.findall(r"^\| (.+?) \| (\d\.\d+) ± (\d\.\d+) \|\s*\**([-+]\d\.\d+ \[[-+]?\d\.\d+, [-+]?\d\.\d+\])?\**"
+                      r"(?:, p = (\d\.\d+))?\s*\|$", (ROOT / "README.md").read_text(), re.M)
+    arms = {"ground truth (control)": "ground_truth", "flip, fp 0.4": "flip_fp0.4", "flip, fn 0.2": "flip_fn0.2"}
+    assert [r[0] for r in rows] == list(arms)
+    for label, mean, sd, diff, p in rows:
+        line = next(row for row in out.splitlines() if row.startswith(arms[label] + " "))
+        assert line.split()[3] == f"{mean}±{sd}", label  # the final-accuracy column
+        if diff:
+            compared = next(row for row in out.splitlines() if row.startswith(f"{arms[label]} - ground_truth"))
+            assert f"{diff.replace('+0', '0')} p={p}" in compared.replace("+0", "0"), (label, compared)
+
+
+@pytest.mark.parametrize("study, quoted", [("graded_rare", "+0.034 [-0.029, 0.096] p=0.25"),
+                                           ("graded_common", "+0.118 [0.017, 0.219] p=0.25")])
+def test_the_graded_studies_in_the_docs_are_what_their_kept_files_report(study, quoted, tmp_path, capsys):
+    out = report(study, tmp_path, capsys)
+    assert quoted in out
+    docs = (ROOT / "docs" / "studies.md").read_text()
+    diff = quoted.split(" p=")[0].replace("[0.", "[+0.").replace(", 0.", ", +0.")
+    assert diff in docs, diff
