@@ -255,6 +255,12 @@ def _check(cfg: RecipeConfig, where: str) -> None:
 
 def _check_resources(cfg: RecipeConfig, where: str) -> None:
     """GPU shares, tensor parallelism and colocation that no cluster could place sensibly."""
+    from rlvr.controller.threads import actor_threads
+
+    try:
+        actor_threads(cfg.cluster.threads_per_actor, cfg.rollout.overlap, 1, 1)
+    except ValueError as err:
+        raise RecipeError(f"{where}: {err}") from None
     t, r, tp = cfg.trainer.num_gpus_per_rank, cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size
     if tp > 1 and cfg.rollout.backend != "vllm":
         raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} needs rollout.backend = vllm")

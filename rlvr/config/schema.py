@@ -131,6 +131,7 @@ class ClusterConfig:
     num_gpus: Optional[int] = None  # GPUs an embedded (address=local) cluster declares; None = detect when actors ask for GPUs, else 0
     colocate: bool = False  # trainer ranks and rollout engine shards share GPUs: one whole-GPU bundle each, rank i and shard i on card i
     placement_strategy: str = "PACK"  # placement group strategy for trainer and rollout bundles
+    threads_per_actor: str = "1"  # torch threads of each trainer rank and rollout worker: an integer >= 1, or auto (synchronous loop: the node's cores / the most actors of one stage, idle threads sleeping; with rollout.overlap: 1)
     gpu_memory_gb: Optional[float] = None  # memory of each GPU in GB (1e9 bytes) for the memory plan (rlvr plan); None = detect with torch.cuda, else 80
 
 

@@ -100,6 +100,7 @@ class ActorPool:
 
         from rlvr.controller.cluster import slot_strategy
         from rlvr.rewards.worker import RewardWorkerActor
+        from rlvr.controller.threads import actor_threads
         from rlvr.rollout.engine_options import engine_kwargs
         from rlvr.rollout.worker import RolloutWorkerActor
         from rlvr.trainer.group import TrainerGroup
@@ -108,18 +109,22 @@ class ActorPool:
         self.reserve()
         layout = self.layout
         M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
+        # auto counts this machine's cores: meant for the embedded cluster (cluster.threads_per_actor)
+        threads = actor_threads(cfg.cluster.threads_per_actor, cfg.rollout.overlap, M, N)
         engine = cfg.rollout.backend
         if engine == "vllm":  # the engine options that decide its speed and memory, as they will run
             options = engine_kwargs(cfg.rollout, cfg.model.dtype)
             engine += (f": {'eager' if options['enforce_eager'] else 'CUDA graphs'}, max_num_seqs "
                        f"{options['max_num_seqs']}, prefix caching {'on' if options['enable_prefix_caching'] else 'off'}"
                        f"{', sleeps while training' if options['sleep_mode'] else ''}")
-        progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({engine}), {R} reward worker(s)")
+        progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({engine}), {R} reward worker(s)"
+                 + (f"; {threads} threads each" if threads > 1 else ""))
 
         def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
             self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                         placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
-                                        dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg))
+                                        dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg),
+                                        num_threads=threads)
 
         shared_cards = engines_start_first(cfg, layout.gpus)
         if not shared_cards:  # everything starts at once, the slowest (DeepSpeed) first
@@ -137,7 +142,8 @@ class ActorPool:
                 num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
                 scheduling_strategy=slot_strategy(self.placement, slot.bundle, capture_child_tasks=tp > 1),
                 **({"runtime_env": {"env_vars": env}} if env else {}),
-            ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs))
+            ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs,
+                     num_threads=threads))
         # a reward worker without a GPU share must not see the node's GPUs (a learned reward
         # model's device: auto would take one)
         hide_gpus = {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}} if layout.gpus else {}

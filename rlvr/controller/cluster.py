@@ -12,10 +12,13 @@ from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from rlvr.config.schema import ClusterConfig
 
-# One thread per process: on a 2-core machine two OpenMP threads per actor fight each other.
+# One thread per process unless cluster.threads_per_actor says otherwise (rlvr/controller/threads.py):
+# on a 2-core machine two busy-waiting OpenMP threads per actor fight each other (steps 20-50x
+# slower when another process holds a core). Passive waiting: an actor's idle threads sleep.
 ACTOR_ENV: Dict[str, str] = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
     "TOKENIZERS_PARALLELISM": "false",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in the actor's process: 3-5 s start, not 30
     "RAY_USAGE_STATS_ENABLED": "0",

@@ -4,7 +4,6 @@ A plain class so it runs and tests without Ray; `RolloutWorkerActor` is the Ray 
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -22,10 +21,13 @@ class RolloutWorker:
     _sleep = SleepState(can_sleep=False)
 
     def __init__(self, model_dir: str, backend: str = "hf", seed: int = 0,
-                 engine_kwargs: Optional[Dict[str, Any]] = None):
-        # one thread per process: two OpenMP threads on a shared 2-core machine busy-wait each other
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+                 engine_kwargs: Optional[Dict[str, Any]] = None, num_threads: int = 1):
+        """`num_threads`: torch threads of this process (cluster.threads_per_actor, resolved by
+        rlvr.controller.threads.actor_threads); 1 by default: two busy-waiting OpenMP threads on a
+        shared 2-core machine slow each other down."""
+        from rlvr.controller.threads import apply_threads
+
+        self.num_threads = apply_threads(int(num_threads))
         self.backend = backend
         start = time.perf_counter()
         self.engine = make_engine(backend, model_dir, seed=seed, **(engine_kwargs or {}))
@@ -35,9 +37,11 @@ class RolloutWorker:
 
     def ready_info(self) -> Dict[str, Any]:
         """What the controller logs once the worker is up: {"backend", "policy_version",
-        "engine_start_s" (seconds to build the engine), "weight_group_size"}."""
+        "engine_start_s" (seconds to build the engine), "weight_group_size", "num_threads" (torch's
+        thread count in this process now)}."""
         return {"backend": self.backend, "policy_version": self._policy_version,
-                "engine_start_s": self.engine_start_s, "weight_group_size": self.engine.weight_group_size()}
+                "engine_start_s": self.engine_start_s, "weight_group_size": self.engine.weight_group_size(),
+                "num_threads": torch.get_num_threads()}
 
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,

@@ -70,6 +70,7 @@ METRICS: Dict[str, str] = {
     "perf/rollout_tokens_per_s": "response tokens generated per second of perf/rollout_s",
     "perf/reward_s": "scoring the step's samples",
     "perf/train_s": "from issuing train_step to its result (with rank 0's broadcast under collective sync)",
+    "perf/train_compute_s": "the trainer rank's own seconds in train_step before any broadcast (perf/train_s minus it: the Ray call, the batch's transport and the broadcast)",
     "perf/weight_sync_s": "handing the step's weights to the engines (rank 0's send under collective sync)",
     "perf/weight_receive_s": "collective sync: the slowest engine's receive, waiting included",
     "perf/controller_s": "the driver's own work on the step's samples, waits excluded",

@@ -88,9 +88,11 @@ class TrainerGroup:
                  algorithm: Mapping[str, Any], placement_group=None,
                  num_cpus_per_rank: float = 1, num_gpus_per_rank: float = 0,
                  startup_timeout_s: float = 900.0, dtype: str = "float32", wait: bool = True,
-                 expect_cuda: Optional[bool] = None):
+                 expect_cuda: Optional[bool] = None, num_threads: Optional[int] = None):
         """expect_cuda: ranks given a GPU (num_gpus_per_rank > 0) fail without CUDA, unless it is
-        False (a layout rehearsed on CPU with declared GPUs)."""
+        False (a layout rehearsed on CPU with declared GPUs). num_threads: torch threads per rank
+        (cluster.threads_per_actor, resolved by rlvr.controller.threads.actor_threads); None: one
+        per logical CPU of the rank."""
         if num_ranks < 1:
             raise ValueError(f"trainer.num_ranks = {num_ranks} must be >= 1")
         self.num_ranks = int(num_ranks)
@@ -115,7 +117,7 @@ class TrainerGroup:
             master_addr, master_port = ray.get(
                 _master_address.options(scheduling_strategy=strategies[0]).remote())
 
-        num_threads = max(1, int(num_cpus_per_rank))
+        num_threads = max(1, int(num_threads if num_threads is not None else num_cpus_per_rank))
         env = {"OMP_NUM_THREADS": str(num_threads)}
         self._store = None
         if master_addr == "127.0.0.1":  # a loopback-only cluster: the driver hosts the rendezvous

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import torch
@@ -143,7 +144,10 @@ class PolicyTrainer:
         reference) is of softmax(logits / T), the distribution the engine sampled from.
         With `broadcast_version` the new weights then go to the engines (broadcast_weights, all
         ranks) and `perf/weight_broadcast_s` gives rank 0's seconds for it.
+        `perf/train_compute_s`: this rank's seconds in this call before any broadcast (what the
+        controller's perf/train_s holds beyond it is the Ray call and the batch's transport).
         """
+        started = time.perf_counter()
         if len(batch) == 0:
             raise ValueError(f"rank {self.rank}: train_step got an empty shard")
         if not temperature > 0:
@@ -236,6 +240,7 @@ class PolicyTrainer:
         metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
             mismatch_max.reshape(1), op=dist.ReduceOp.MAX)[0])
         metrics["trainer/response_tokens"] = global_tokens
+        metrics["perf/train_compute_s"] = time.perf_counter() - started
         if broadcast_version is not None:  # the weight sync fused into this call: no round trip of its own
             metrics["perf/weight_broadcast_s"] = self.broadcast_weights(broadcast_version)
         return metrics
@@ -356,9 +361,10 @@ class PolicyTrainer:
         return {"held": int(held), "full": int(sum(getattr(p, "ds_numel", p.numel()) for p in params))}
 
     def ping(self) -> Dict[str, Any]:
-        """Who this rank is, and `startup`: where its start-up time went (PhaseClock.report)."""
+        """Who this rank is (num_threads: torch's thread count now), and `startup`: where its start-up time went (PhaseClock.report)."""
         return {"rank": self.rank, "world_size": self.world_size, "pid": os.getpid(),
                 "zero_stage": self.cfg.zero_stage, "device": str(self.device),
+                "num_threads": torch.get_num_threads(),
                 "startup": getattr(self, "startup", {})}
 
     def close(self) -> None:

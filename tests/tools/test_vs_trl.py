@@ -83,3 +83,41 @@ def test_tiny_run_of_the_bare_and_rlvr_arms_prints_both_tables(tmp_path):
         assert runs["rlvr"]["stages"][stage] >= 0.0 and runs["bare"]["stages"][stage] >= 0.0
     assert runs["rlvr"]["stages"]["step"] >= runs["rlvr"]["stages"]["train"]
     assert not list(tmp_path.glob("vs_trl-*")), "the bench's work folder (rlvr run folders, logs) is left behind"
+
+
+def test_load_processes_run_during_every_arm_and_are_stopped_after_it(load_tool):
+    import psutil
+
+    bench = load_tool("bench/vs_trl.py")
+    seen = []
+
+    def run_one(system, seed, rnd):
+        busy = [p for p in psutil.Process().children() if "getppid" in " ".join(p.cmdline())]
+        seen.append((system, seed, rnd, sorted(p.pid for p in busy)))
+        assert all(p.status() != psutil.STATUS_ZOMBIE for p in busy)
+        return {"samples_per_s": 1.0, "cpu_s_per_step": 0.1, "eval_accuracy": 0.5}
+
+    runs = bench.run_rounds(["rlvr", "trl"], [0], 2, run_one, load=2)
+    assert [(s, r) for s, _, r, _ in seen] == [("rlvr", 1), ("trl", 1), ("rlvr", 2), ("trl", 2)]
+    assert all(len(pids) == 2 for *_, pids in seen)  # two load processes during every arm
+    assert len({pid for *_, pids in seen for pid in pids}) == 8  # fresh ones per arm: the others were stopped
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for *_, pids in seen for pid in pids)
+    assert all(r["load"] == 2 for r in runs)
+    bench.run_rounds(["rlvr"], [0], 1, lambda *a: seen.append(a) or {"samples_per_s": 1.0, "cpu_s_per_step": 0.1,
+                                                                       "eval_accuracy": 0.5}, load=0)
+    with pytest.raises(SystemExit, match="--load"):
+        bench.BackgroundLoad(-1)
+
+
+def test_a_load_process_ends_by_itself_when_the_bench_dies():
+    import psutil
+
+    parent = subprocess.run([sys.executable, "-c", "import subprocess, sys\n"
+                             f"sys.path.insert(0, {str(ROOT / 'tools' / 'bench')!r})\n"
+                             "import vs_trl\n"
+                             "load = vs_trl.BackgroundLoad(1).__enter__()\n"
+                             "print(load.procs[0].pid)\n"],  # exits without stopping it
+                            capture_output=True, text=True, check=True)
+    child = psutil.Process(int(parent.stdout.split()[-1]))
+    child.wait(timeout=10)  # its parent is gone: the busy loop notices within half a second

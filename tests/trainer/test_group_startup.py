@@ -23,7 +23,8 @@ class _NoTask:
 def test_ranks_start_concurrently_and_report_their_phases(ray_cluster, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(group_mod, "_master_address", _NoTask())
     created = time.time()
-    group = TrainerGroup(2, tiny_model_dir, TRAINER, dict(kl_coef=0.0), num_cpus_per_rank=0.5, wait=False)
+    group = TrainerGroup(2, tiny_model_dir, TRAINER, dict(kl_coef=0.0), num_cpus_per_rank=0.5, wait=False,
+                         num_threads=2)  # cluster.threads_per_actor, apart from the logical CPUs
     returned = time.time()
     try:
         assert len(group.actors) == 2 and group.startup == []
@@ -36,6 +37,7 @@ def test_ranks_start_concurrently_and_report_their_phases(ray_cluster, tiny_mode
         # wait=False returned before any rank was ready: the caller can start other actors meanwhile
         assert returned < min(info["ready"] for info in group.startup)
         assert group.state_digests()[0] == group.state_digests()[1]
+        assert [info["num_threads"] for info in group.ping()] == [2, 2]  # each rank runs with what it was given
     finally:
         group.shutdown()
 

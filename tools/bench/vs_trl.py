@@ -1,5 +1,5 @@
 # Run: .venv/bin/python tools/bench/vs_trl.py [--steps 30 --prompts 32 --samples 8 --rounds 3 --seeds 0,1,2
-#        --systems bare,rlvr,rlvr_overlap,trl,trl_1t --json out.json] [recipe key=value ...]
+#        --systems bare,rlvr,rlvr_overlap,trl,trl_1t --load 2 --json out.json] [recipe key=value ...]
 # (TRL arms need the bench extra: pip install -e ".[bench]"; expected hardware: any CPU, 2 cores or more)
 """rlvr beside TRL's GRPOTrainer and a bare single-process loop, on the quickstart workload.
 
@@ -19,6 +19,10 @@ startup (process start to step 1); held-out greedy ground-truth accuracy after t
 are printed beside their floors measured by the bare loop: HF generate in-process, scoring
 in-process, one forward/backward/AdamW step, a copy_ of the state_dict into the
 generating model, and batch building.
+
+`--load N` starts N CPU-bound processes before every arm and stops them after it (each also
+ends by itself if the bench dies), so a busy machine is reproducible: run once without and once
+with it to get both tables.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ SYSTEMS = {
     "bare": ("bare", 1, "bare single-process loop, 1 thread"),
     "rlvr": ("rlvr", None, "rlvr sync (actors, 1 thread each)"),
     "rlvr_overlap": ("rlvr", None, "rlvr rollout.overlap=true, reward.colocate=true"),
+    "rlvr_threads": ("rlvr", None, "rlvr sync, cluster.threads_per_actor=auto"),
     "trl": ("trl", None, "TRL GRPOTrainer, default threads"),
     "trl_1t": ("trl", 1, "TRL GRPOTrainer, 1 thread"),
 }
@@ -56,6 +61,7 @@ STAGE_FLOORS = {
     "reward": "in-process scoring (the same RewardWorker.score)",
     "controller": "advantages + make_train_batch",
     "train": "one forward/backward/AdamW step",
+    "train_compute": "one forward/backward/AdamW step (rlvr: inside the trainer actor, before the broadcast)",
     "weight_sync": "copy_ of the state_dict into the generating model",
     "after_step": "nothing (no files written)",
     "step": "the whole bare step",
@@ -99,6 +105,13 @@ def overlap_supported() -> bool:
     from rlvr.config.schema import RolloutConfig
 
     return "overlap" in {f.name for f in dataclasses.fields(RolloutConfig)}
+
+
+def threads_supported() -> bool:
+    """Whether this checkout's schema has cluster.threads_per_actor (the rlvr_threads arm runs only then)."""
+    from rlvr.config.schema import ClusterConfig
+
+    return "threads_per_actor" in {f.name for f in dataclasses.fields(ClusterConfig)}
 
 
 def machine_info() -> Dict[str, Any]:
@@ -244,7 +257,7 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     return _result(spec, marks, accuracy, {k: statistics.mean(v) for k, v in stages.items()})
 
 
-def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
+def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool, extra: Sequence[str] = ()) -> Dict[str, Any]:
     """rlvr's own loop (Controller.run, as `rlvr train` runs it), stamped at each step's log line."""
     from rlvr.controller import loop
 
@@ -258,7 +271,7 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool) -> Dict[str, Any]:
     from rlvr.rewards.verifiers import runs_in_process
 
     colocate = runs_in_process(load_recipe(spec["recipe"], spec["overrides"]).reward.verifier)
-    extra = ["algorithm.log_kl_to_init=false",
+    extra = [*extra, "algorithm.log_kl_to_init=false",
              *(["rollout.overlap=true", "algorithm.recompute_logprobs=false"] if overlap else []),
              *(["reward.colocate=true"] if overlap and colocate else [])]
     cfg, *_ = load_workload(spec, seed, extra)
@@ -408,11 +421,66 @@ def run_arm(system: str, spec: Dict[str, Any], seed: int) -> Dict[str, Any]:
     if kind == "bare":
         return run_bare(spec, seed, threads)
     if kind == "rlvr":
-        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap")
+        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap",
+                        extra=["cluster.threads_per_actor=auto"] if system == "rlvr_threads" else [])
     return run_trl(spec, seed, threads)
 
 
 # ---- the driver --------------------------------------------------------------------------
+
+# A CPU-bound busy loop that ends by itself once its parent (the bench) is gone, even after a SIGKILL.
+BUSY_LOOP = ("import os, sys, time\n"
+             "parent = int(sys.argv[1])  # the bench's pid, passed: it may be gone before this line runs\n"
+             "while os.getppid() == parent:\n"
+             "    end = time.time() + 0.5\n"
+             "    while time.time() < end:\n"
+             "        pass\n")
+
+
+class BackgroundLoad:
+    """`--load N`: N CPU-bound processes running inside the block (one arm), stopped at its end,
+    so that "under load" is the same for every arm and every round. N = 0: nothing."""
+
+    def __init__(self, processes: int):
+        if processes < 0:
+            raise SystemExit(f"--load = {processes} must be >= 0")
+        self.count, self.procs = processes, []
+
+    def __enter__(self) -> "BackgroundLoad":
+        self.procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for _ in range(self.count)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+
+
+def run_rounds(systems: Sequence[str], seeds: Sequence[int], rounds: int, run_one: Callable[..., Dict[str, Any]],
+               load: int = 0, log: Callable[[str], None] = lambda message: None) -> List[Dict[str, Any]]:
+    """Every arm once per round per seed (interleaved), each under `load` background processes;
+    run_one(system, seed, round) gives the arm's result."""
+    out = []
+    for seed in seeds:
+        for rnd in range(1, rounds + 1):
+            for system in systems:
+                started = time.time()
+                with BackgroundLoad(load):
+                    result = run_one(system, seed, rnd)
+                result.update(system=system, seed=seed, round=rnd, load=load)
+                out.append(result)
+                log(f"seed {seed} round {rnd}/{rounds} {system}{f' (load {load})' if load else ''}: "
+                    f"{result['samples_per_s']:.0f} samples/s, {result['cpu_s_per_step']:.3f} CPU-s/step, "
+                    f"gt accuracy {result['eval_accuracy']:.3f} ({time.time() - started:.0f} s)")
+    return out
 
 def arm_env(threads: Optional[int]) -> Dict[str, str]:
     """The environment of one arm's subprocess: thread settings made explicit, none inherited."""
@@ -526,6 +594,8 @@ def choose_systems(requested: Optional[str], log: Callable[[str], None]) -> List
     for s in names:
         if s == "rlvr_overlap" and not overlap_supported():
             why = "this checkout's schema has no rollout.overlap"
+        elif s == "rlvr_threads" and not threads_supported():
+            why = "this checkout's schema has no cluster.threads_per_actor"
         elif SYSTEMS[s][0] == "trl" and versions()["trl"] == "not installed":
             why = "trl is not installed (pip install -e \".[bench]\")"
         else:
@@ -550,6 +620,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output-dir", default="runs",
                         help="where the warmed-up model is cached (the recipe's output_dir)")
     parser.add_argument("--json", default=None, help="write every arm's numbers and the summary here")
+    parser.add_argument("--load", type=int, default=0,
+                        help="CPU-bound background processes running during every arm (a busy machine)")
     parser.add_argument("--keep-runs", action="store_true", help="keep rlvr's run folders")
     parser.add_argument("--arm-timeout", type=float, default=1800.0, help="seconds one arm may take")
     parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
@@ -574,7 +646,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"machine: {machine['cpus_logical']} logical CPUs ({machine['cpus_physical']} physical), "
           f"{machine['cpu_model']}; {machine['platform']}, Python {machine['python']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
-    print("load average before: " + " ".join(f"{x:.2f}" for x in load_before), flush=True)
+    print("load average before: " + " ".join(f"{x:.2f}" for x in load_before)
+          + (f"; every arm runs beside {args.load} CPU-bound background process(es) (--load)" if args.load else ""),
+          flush=True)
 
     output_dir = str(Path(args.output_dir).resolve())
     spec = {"recipe": str(Path(args.recipe).resolve()), "overrides": list(args.overrides), "steps": args.steps,
@@ -594,17 +668,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vs_trl-", dir=output_dir))
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    runs = []
-    for seed in seeds:
-        for rnd in range(1, args.rounds + 1):
-            for system in systems:
-                started = time.time()
-                result = launch(system, spec_path, seed, work / f"{system}-s{seed}-r{rnd}.log", args.arm_timeout)
-                result.update(system=system, seed=seed, round=rnd)
-                runs.append(result)
-                log(f"seed {seed} round {rnd}/{args.rounds} {system}: {result['samples_per_s']:.0f} samples/s, "
-                    f"{result['cpu_s_per_step']:.3f} CPU-s/step, gt accuracy {result['eval_accuracy']:.3f} "
-                    f"({time.time() - started:.0f} s)")
+    runs = run_rounds(systems, seeds, args.rounds, lambda system, seed, rnd: launch(
+        system, spec_path, seed, work / f"{system}-s{seed}-r{rnd}.log", args.arm_timeout), load=args.load, log=log)
     load_after = os.getloadavg()
     summary = summarize(runs, systems)
     print("load average after: " + " ".join(f"{x:.2f}" for x in load_after))
@@ -613,7 +678,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "versions": versions(), "load_before": load_before, "load_after": load_after,
-            "spec": spec, "seeds": seeds, "rounds": args.rounds, "systems": systems, "warmup": warmup,
+            "spec": spec, "seeds": seeds, "rounds": args.rounds, "load": args.load, "systems": systems, "warmup": warmup,
             "runs": runs, "summary": summary}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0
