@@ -132,6 +132,25 @@ def _sleep_forever(_actor_self):
     time.sleep(3600)
 
 
+def _wait_dead(actor, timeout_s: float = 30.0) -> None:
+    """Return once calls to a killed actor fail (ray.kill takes effect asynchronously)."""
+    import ray
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            ray.get(actor.__ray_call__.remote(_noop), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except Exception:  # noqa: BLE001 - a timeout: look again
+            pass
+        time.sleep(0.1)
+
+
+def _noop(_actor_self):
+    return None
+
+
 def inject(actors, plan: Dict[int, List[tuple]], step: int) -> None:
     """Do the test hook's faults due at `step` to ActorPool `actors` (each once)."""
     import ray
@@ -142,5 +161,6 @@ def inject(actors, plan: Dict[int, List[tuple]], step: int) -> None:
         progress(f"test hook: {action} {role} {index} at step {step}")
         if action == "kill":
             ray.kill(actor, no_restart=True)
+            _wait_dead(actor)
         else:  # queued before the step's calls: they wait behind it, as behind a frozen engine
             actor.__ray_call__.remote(_sleep_forever)

@@ -75,6 +75,21 @@ def generations_from_json(data: Dict[str, Any]) -> Dict[str, Any]:
             "num_tokens": sum(len(g.token_ids) for group in groups for g in group)}
 
 
+def _drop_if_hung(actor, name: str, err: BaseException) -> None:
+    """A hung actor is lost: killed (named in the log) so the run's teardown does not wait on it."""
+    from rlvr.controller.faults import StageTimeout
+    from rlvr.tracking.tracker import progress
+
+    if isinstance(err, StageTimeout):
+        import ray
+
+        progress(f"{name} hung ({err}); killing it")
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - a stand-in, or gone already
+            pass
+
+
 class StepRunner:
     """Drives the actors (`actors`: .rollout, .reward, .trainer, .weight_sync, as ActorPool
     holds them) through RL steps; keeps the generations issued ahead of their step."""
@@ -157,6 +172,7 @@ class StepRunner:
             workers = getattr(actors, role)
             if workers[index] is used:  # not replaced yet (an earlier call may have found the loss)
                 if not actors.faults.allow(err, name):
+                    _drop_if_hung(used, name, err)
                     raise err
                 if role == "rollout" and self.cfg.rollout.overlap and self._plan is not None:
                     # the lost call's weights (the version before the trainer's current one) exist
