@@ -44,6 +44,7 @@ _RANGES = [
     ("algorithm.clip_ratio_c", 0.0, None), ("algorithm.loss_agg_constant", 0, None),
     ("algorithm.entropy_coef", 0.0, None), ("algorithm.tis_cap", 0.0, None),
     ("cluster.gpu_memory_gb", 1.0, None),
+    ("cluster.max_restarts", 0, None), ("cluster.restart_timeout_s", 0.001, None), ("cluster.stage_timeout_s", 0.0, None),
 ]
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16"}),  # float16 would need loss scaling in the trainer

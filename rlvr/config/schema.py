@@ -133,6 +133,9 @@ class ClusterConfig:
     placement_strategy: str = "PACK"  # placement group strategy for trainer and rollout bundles
     threads_per_actor: str = "1"  # torch threads of each trainer rank and rollout worker: an integer >= 1, or auto (synchronous loop: the node's cores / the most actors of one stage, idle threads sleeping; with rollout.overlap: 1)
     gpu_memory_gb: Optional[float] = None  # memory of each GPU in GB (1e9 bytes) for the memory plan (rlvr plan); None = detect with torch.cuda, else 80
+    max_restarts: int = 0  # recoveries from a lost actor the run may make (>= 0): a replaced rollout/reward worker or a trainer-group restart from its last checkpoint counts one each (docs/faults.md); 0 = fail fast
+    restart_timeout_s: float = 300.0  # seconds a recovery waits for the cluster to offer a lost actor's resources again (> 0)
+    stage_timeout_s: Optional[float] = None  # a step stage (generate, score, train) with no call finishing for this many seconds counts as a lost worker (a hang); None or 0 = never
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any, List
 
 from rlvr.config import RecipeConfig
+from rlvr.controller.faults import FaultLog
 from rlvr.controller.weight_sync import EngineSleep
 from rlvr.tracking.tracker import progress
 
@@ -43,9 +44,12 @@ class ActorPool:
         self.weight_sync = None  # rlvr/controller/weight_sync.py, once the actors are ready
         self.engine_sleep = EngineSleep([], enabled=False)  # rollout.sleep_while_training, once ready
         self.engine_start_s = 0.0  # the slowest rollout engine's build
+        self.threads = 1  # torch threads per trainer rank and rollout worker (cluster.threads_per_actor)
         self._cluster_start = None  # BackgroundStart, kept: `end` releases its thread
         self._launched = None  # the model folder the actors were launched with
         self._pending_ready: List[Any] = []
+        self.version = 0  # the policy version the engines hold (a replaced engine gets it too)
+        self.faults = FaultLog(cfg.cluster.max_restarts)  # recoveries from lost actors (docs/faults.md)
 
     # ---- the cluster --------------------------------------------------------------------
     def begin(self) -> None:
@@ -98,11 +102,8 @@ class ActorPool:
         """Create the trainer ranks, rollout and reward workers without waiting for them."""
         import ray
 
-        from rlvr.controller.cluster import slot_strategy
-        from rlvr.rewards.worker import RewardWorkerActor
         from rlvr.controller.threads import actor_threads
         from rlvr.rollout.engine_options import engine_kwargs
-        from rlvr.rollout.worker import RolloutWorkerActor
         from rlvr.trainer.group import TrainerGroup
 
         cfg = self.cfg
@@ -110,7 +111,7 @@ class ActorPool:
         layout = self.layout
         M, N, R = len(layout.trainer), len(layout.rollout), len(layout.reward)
         # auto counts this machine's cores: meant for the embedded cluster (cluster.threads_per_actor)
-        threads = actor_threads(cfg.cluster.threads_per_actor, cfg.rollout.overlap, M, N)
+        self.threads = threads = actor_threads(cfg.cluster.threads_per_actor, cfg.rollout.overlap, M, N)
         engine = cfg.rollout.backend
         if engine == "vllm":  # the engine options that decide its speed and memory, as they will run
             options = engine_kwargs(cfg.rollout, cfg.model.dtype)
@@ -129,31 +130,8 @@ class ActorPool:
         shared_cards = engines_start_first(cfg, layout.gpus)
         if not shared_cards:  # everything starts at once, the slowest (DeepSpeed) first
             start_trainer()
-        self.rollout = []
-        for i, slot in enumerate(layout.rollout):
-            tp = len(slot.shard_bundles)
-            env = ({"VLLM_RAY_BUNDLE_INDICES": ",".join(map(str, slot.shard_bundles)),
-                    "VLLM_RAY_PER_WORKER_GPUS": str(slot.gpus_per_shard)} if tp > 1 else {})
-            if tp == 1 and not slot.num_gpus and layout.gpus:
-                env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU engine in a GPU run: Ray would show it every GPU
-            kwargs = engine_kwargs(cfg.rollout, cfg.model.dtype, tp)
-            # tp > 1: vLLM's Ray executor starts one worker per shard bundle of this placement group.
-            self.rollout.append(RolloutWorkerActor.options(
-                num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
-                scheduling_strategy=slot_strategy(self.placement, slot.bundle, capture_child_tasks=tp > 1),
-                **({"runtime_env": {"env_vars": env}} if env else {}),
-            ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs,
-                     num_threads=threads))
-        # a reward worker without a GPU share must not see the node's GPUs (a learned reward
-        # model's device: auto would take one)
-        hide_gpus = {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}} if layout.gpus else {}
-        self.reward = [
-            RewardWorkerActor.options(num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
-                                      scheduling_strategy=slot_strategy(self.placement, slot.bundle),
-                                      **({} if slot.num_gpus else hide_gpus)).remote(
-                cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s,
-                plugins=list(cfg.plugins))
-            for slot in layout.reward]
+        self.rollout = [self._rollout_actor(i, model_dir) for i in range(N)]
+        self.reward = [self._reward_actor(j) for j in range(R)]
         self._pending_ready = []
         if cfg.reward.colocate:  # training samples are scored where they are generated
             self._pending_ready = [w.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
@@ -163,6 +141,124 @@ class ActorPool:
             ray.get([w.policy_version.remote() for w in self.rollout] + self._pending_ready)
             start_trainer()
         self._launched = model_dir
+
+    def _rollout_actor(self, i: int, model_dir: str):
+        """Rollout worker i, created in its slot of the placement group (not waited for)."""
+        from rlvr.controller.cluster import slot_strategy
+        from rlvr.rollout.engine_options import engine_kwargs
+        from rlvr.rollout.worker import RolloutWorkerActor
+
+        cfg, layout = self.cfg, self.layout
+        slot = layout.rollout[i]
+        tp = len(slot.shard_bundles)
+        env = ({"VLLM_RAY_BUNDLE_INDICES": ",".join(map(str, slot.shard_bundles)),
+                "VLLM_RAY_PER_WORKER_GPUS": str(slot.gpus_per_shard)} if tp > 1 else {})
+        if tp == 1 and not slot.num_gpus and layout.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU engine in a GPU run: Ray would show it every GPU
+        kwargs = engine_kwargs(cfg.rollout, cfg.model.dtype, tp)
+        # tp > 1: vLLM's Ray executor starts one worker per shard bundle of this placement group.
+        return RolloutWorkerActor.options(
+            num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
+            scheduling_strategy=slot_strategy(self.placement, slot.bundle, capture_child_tasks=tp > 1),
+            **({"runtime_env": {"env_vars": env}} if env else {}),
+        ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs,
+                 num_threads=self.threads)
+
+    def _reward_actor(self, j: int):
+        """Reward worker j, created in its slot of the placement group (not waited for)."""
+        from rlvr.controller.cluster import slot_strategy
+        from rlvr.rewards.worker import RewardWorkerActor
+
+        cfg, layout = self.cfg, self.layout
+        slot = layout.reward[j]
+        # a reward worker without a GPU share must not see the node's GPUs (a learned reward
+        # model's device: auto would take one)
+        hide_gpus = {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}} if layout.gpus else {}
+        return RewardWorkerActor.options(num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
+                                         scheduling_strategy=slot_strategy(self.placement, slot.bundle),
+                                         **({} if slot.num_gpus else hide_gpus)).remote(
+            cfg.reward.verifier, dict(cfg.reward.design), timeout_s=cfg.reward.timeout_s,
+            plugins=list(cfg.plugins))
+
+    # ---- recoveries (docs/faults.md) -----------------------------------------------------
+    def _wait_placement(self) -> None:
+        """Wait up to cluster.restart_timeout_s for the placement group: Ray re-creates the
+        bundles of a lost node on nodes that offer their resources, if any do."""
+        timeout = self.cfg.cluster.restart_timeout_s
+        if self.placement is not None and not self.placement.wait(timeout_seconds=timeout):
+            raise RuntimeError(f"the cluster did not offer the run's resources again within "
+                               f"cluster.restart_timeout_s = {timeout} s (a lost node not replaced?)")
+
+    def node_of(self, role: str, index: int) -> str:
+        """The node (id, first 12 hex digits) of `role` actor `index`'s placement group bundle, or "?"."""
+        try:
+            import ray
+
+            slots = {"trainer": self.layout.trainer, "rollout": self.layout.rollout, "reward": self.layout.reward}
+            bundle = slots[role][index].bundle
+            node = ray.util.placement_group_table(self.placement)["bundles_to_node_id"].get(bundle)
+            return (node or "?")[:12]
+        except Exception:  # noqa: BLE001 - the record is best effort; the recovery is not
+            return "?"
+
+    def replace_worker(self, role: str, index: int, version: int) -> None:
+        """A new `role` ("rollout" | "reward") worker `index` in the lost one's slot (its placement
+        group bundle, re-created by Ray if its node went), ready, and for a rollout worker holding
+        the trainer's current weights stamped `version` (the weight group re-formed with it)."""
+        import ray
+
+        workers = getattr(self, role)
+        try:
+            ray.kill(workers[index], no_restart=True)  # a hung one must not come back
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        self._wait_placement()
+        timeout = self.cfg.cluster.restart_timeout_s
+        if role == "reward":
+            workers[index] = self._reward_actor(index)
+            ray.get(workers[index].stats.remote(), timeout=timeout)
+            return
+        if self.cfg.rollout.weight_sync not in ("collective", "object_store"):
+            raise RuntimeError(f"rollout.weight_sync = {self.cfg.rollout.weight_sync}: a rollout worker is "
+                               "not replaced in place (the actors restart from the last checkpoint)")
+        worker = workers[index] = self._rollout_actor(index, self._launched)
+        ready = [worker.ready_info.remote()]
+        if self.cfg.reward.colocate:
+            cfg = self.cfg
+            ready.append(worker.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
+                                                      cfg.reward.timeout_s, list(cfg.plugins)))
+        ray.get(ready, timeout=timeout)
+        from rlvr.controller.weight_sync import ObjectStoreSync
+
+        if isinstance(self.weight_sync, ObjectStoreSync):
+            self.weight_sync.rollout = list(workers)
+            ray.get(worker.update_weights.remote(self.trainer.full_state_dict_ref(), version), timeout=timeout)
+        else:  # a weight group with a lost member cannot send: every member leaves, a new one forms
+            self.weight_sync.close()
+            self.open_weight_sync()
+            self.weight_sync.sync(version)
+        self.engine_sleep = EngineSleep(self.rollout, self.cfg.rollout.sleep_while_training)
+
+    def restart(self) -> None:
+        """Every actor anew (the trainer group restarts from the initial model; the caller
+        restores a checkpoint): the old ones killed without waiting on them (some may hang),
+        the placement group waited for up to cluster.restart_timeout_s."""
+        import ray
+
+        model_dir = self._launched
+        for actor in self.rollout + self.reward + (self.trainer.actors if self.trainer is not None else []):
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if self.trainer is not None:
+            self.trainer.shutdown(graceful=False)
+        self.weight_sync = None
+        self.rollout, self.reward, self.trainer = [], [], None
+        self._wait_placement()
+        self.launch(model_dir)
+        self.wait_ready(model_dir)
+        self.open_weight_sync()
 
     # ---- weights to the engines ---------------------------------------------------------
     def open_weight_sync(self) -> None:
@@ -178,6 +274,7 @@ class ActorPool:
         """Trainer weights -> every rollout engine, stamped `version` (rollout.weight_sync); seconds."""
         start = time.time()
         self.weight_sync.sync(version)
+        self.version = version
         return time.time() - start
 
     # ---- the end ------------------------------------------------------------------------

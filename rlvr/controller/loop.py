@@ -8,6 +8,7 @@ evaluation.py (held-out eval, audit, sync check), checkpoint.py (save, resume).
 """
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -19,7 +20,8 @@ from typing import Any, Dict, Sequence
 from rlvr.config import RecipeConfig, to_yaml
 from rlvr.controller import evaluation
 from rlvr.controller.actors import ActorPool
-from rlvr.controller.checkpoint import pending_generations, resume_point, save_checkpoint, set_aside
+from rlvr.controller.checkpoint import RESUME_STATE, pending_generations, resume_point, save_checkpoint, set_aside
+from rlvr.controller.faults import INJECT_ENV, inject, injections
 from rlvr.controller.prompts import PromptSampler, chat_prompts, task_prompts
 from rlvr.controller.step import StepRunner
 from rlvr.controller.stop import StopSignals
@@ -164,45 +166,57 @@ class Controller:
                              f"{state['audit']['reward/false_negative_rate']:.3f} (rlvr audit for the full table)")
             else:
                 state, checkpoint = resume.state, resume.checkpoint
-                self.actors.trainer.load_training_state(str(checkpoint / "trainer"))
-                self.actors.sync_weights(state["step"])
-                if cfg.rollout.overlap:  # the generations made before the checkpoint's update
-                    nxt = state["step"] + 1
-                    prompts, epoch = plan(nxt)
-                    self.steps.restore_ahead(nxt, prompts, epoch, pending_generations(checkpoint, nxt, prompts))
-                folder.truncate_metrics(state["step"])
+                self.restore(folder, plan, state, checkpoint)
                 for gone in folder.truncate_samples(state["step"]):
                     progress(f"deleted {gone.name} of the crashed run (after step {state['step']})")
                 summary["resumed_from_step"] = state["step"]
                 owns_summary = True
                 folder.write_summary(summary)
                 progress(f"resumed from {checkpoint} (step {state['step']})")
+            start_state = state  # what a restart without a checkpoint goes back to
             summary["initial_eval_gt_accuracy"] = state["initial_eval_gt_accuracy"]
             if "audit" in state:
                 summary["audit"] = state["audit"]
             evals = list(state["evals"])
             step_times, sync_times = [], []
+            faults = self.actors.faults
+            if faults.max_restarts:
+                summary["fault_events"] = faults.events  # the same list: filled in as events happen
+            inject_plan = injections(os.environ.get(INJECT_ENV, ""))
             stop.arm()
-            for step in range(state["step"] + 1, cfg.steps + 1):
-                t0 = time.time()
-                metrics, samples = self.rl_step(step, *plan(step))
-                if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                    metrics.update(self.evaluate(eval_prompts, step))
-                    evals.append(metrics["eval/gt_accuracy"])
-                metrics["perf/step_s"] = time.time() - t0
-                step_times.append(metrics["perf/step_s"])
-                sync_times.append(metrics["perf/weight_sync_s"])
-                tracker.log(metrics)
-                if cfg.logging.log_samples_every and step % cfg.logging.log_samples_every == 0:
-                    folder.write_samples(step, samples)
-                stopping = stop.requested is not None and step < cfg.steps
-                if step == cfg.steps or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                    self.checkpoint(folder, {**state, "step": step, "evals": evals})
+            step, stopped = state["step"] + 1, False
+            while step <= cfg.steps:
+                try:
+                    inject(self.actors, inject_plan, step)
+                    t0 = time.time()
+                    metrics, samples = self.rl_step(step, *plan(step))
+                    if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                        metrics.update(self.evaluate(eval_prompts, step))
+                        evals.append(metrics["eval/gt_accuracy"])
+                    metrics["perf/step_s"] = time.time() - t0
+                    metrics.update(faults.metrics())
+                    step_times.append(metrics["perf/step_s"])
+                    sync_times.append(metrics["perf/weight_sync_s"])
+                    tracker.log(metrics)
+                    if cfg.logging.log_samples_every and step % cfg.logging.log_samples_every == 0:
+                        folder.write_samples(step, samples)
+                    stopping = stop.requested is not None and step < cfg.steps
+                    if step == cfg.steps or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                        self.checkpoint(folder, {**state, "step": step, "evals": evals})
+                except Exception as err:  # noqa: BLE001 - a lost actor restarts the run's actors; else re-raised
+                    if not faults.allow(err, f"an actor of step {step}"):
+                        raise
+                    state = self.restart(folder, plan, step, start_state, err)
+                    evals = list(state["evals"])
+                    step = state["step"] + 1
+                    continue
                 if stopping:
                     summary.update({"status": "stopped", "steps": step, "stopped_by": stop.requested,
                                     "checkpoint": str(folder.checkpoint_dir(step))})
+                    stopped = True
                     break
-            else:
+                step += 1
+            if not stopped:
                 summary.update({
                     "status": "finished", "steps": cfg.steps,
                     "final_eval_gt_accuracy": evals[-1], "best_eval_gt_accuracy": max(evals),
@@ -228,6 +242,56 @@ class Controller:
                  f"in {summary['wall_s']:.0f} s; run folder {folder.path}")
         return summary
 
+    # ---- restoring a checkpoint: resume=true and the restart after a lost actor --------------
+    def restore(self, folder: RunFolder, plan, state: Dict[str, Any], checkpoint) -> None:
+        """Trainer state from `checkpoint` (None: the initial policy the actors started with),
+        weights to the engines, the overlap run's pending generations, and metrics after the
+        checkpoint's step dropped (their samples files are the caller's: it names them)."""
+        cfg = self.cfg
+        if checkpoint is not None:
+            self.actors.trainer.load_training_state(str(checkpoint / "trainer"))
+            self.actors.sync_weights(state["step"])
+            if cfg.rollout.overlap:  # the generations made before the checkpoint's update
+                nxt = state["step"] + 1
+                prompts, epoch = plan(nxt)
+                self.steps.restore_ahead(nxt, prompts, epoch, pending_generations(checkpoint, nxt, prompts))
+        folder.truncate_metrics(state["step"])
+
+    def restart(self, folder: RunFolder, plan, failed_step: int, start_state: Dict[str, Any],
+                err: BaseException) -> Dict[str, Any]:
+        """After a lost actor that no replacement inside the step recovered (a trainer rank, a
+        hang, an engine mid-broadcast): every actor anew, the last complete checkpoint restored
+        (or the state the run started from), its later metrics and samples dropped. Returns the
+        loop state to go on from; the steps after it are redone."""
+        faults = self.actors.faults
+        who = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        faults.restarts += 1
+        progress(f"lost an actor at step {failed_step} ({type(err).__name__}: {who}): restarting every actor "
+                 f"(restart {faults.restarts}, {faults.used} of cluster.max_restarts = {faults.max_restarts} "
+                 "recoveries used)")
+        name = _lost_actor_name(err)
+        role, _, index = name.rpartition(" ")
+        node = self.actors.node_of({"trainer rank": "trainer", "rollout worker": "rollout",
+                                    "reward worker": "reward"}.get(role, ""), int(index) if index.isdigit() else 0)
+        self.steps.reset()
+        self.actors.restart()
+        done = sorted(folder.path.glob(f"checkpoints/step_*/{RESUME_STATE}"))
+        if done:
+            resume = resume_point(self.cfg, folder)
+            set_aside(resume.skipped)
+            state, checkpoint = resume.state, resume.checkpoint
+        else:
+            state, checkpoint = start_state, None
+        if checkpoint is None and start_state["step"]:  # a resumed run whose checkpoint went missing
+            raise RuntimeError(f"restart at step {failed_step}: no complete checkpoint left in {folder.path}")
+        self.restore(folder, plan, state, checkpoint)
+        folder.truncate_samples(state["step"])
+        faults.redone_steps += failed_step - state["step"]
+        where = checkpoint.name if checkpoint is not None else "the start of the run"
+        faults.record(failed_step, name, node, f"every actor restarted from {where} "
+                      f"(step {state['step']}); steps {state['step'] + 1}..{failed_step} redone", err)
+        return state
+
     def _close(self, folder: RunFolder, tracker, summary: Dict[str, Any], owns_summary: bool) -> None:
         """The run's last writes, each guarded so that one failing (a full disk) skips none of
         the others: summary.json, the tracker, then actors and Ray."""
@@ -246,6 +310,18 @@ class Controller:
                 progress(f"closing the tracker failed: {type(err).__name__}: {err}")
         finally:
             self.end_cluster()
+
+
+def _lost_actor_name(err: BaseException) -> str:
+    """Which actor a lost-actor error names, as far as its message says."""
+    import re
+
+    text = str(err)
+    found = re.search(r"(trainer rank \d+|rollout worker \d+|reward worker \d+|trainer ranks)", text)
+    if found:
+        return found.group(1)
+    found = re.search(r"class_name: (\w+)", text)
+    return found.group(1) if found else type(err).__name__
 
 
 def train(cfg: RecipeConfig) -> Dict[str, Any]:

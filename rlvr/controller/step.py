@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from rlvr.config import RecipeConfig
+from rlvr.controller.faults import wait_each
 from rlvr.controller.prompts import split_round_robin, verifier_inputs
 from rlvr.tasks import Prompt
 
@@ -36,6 +37,15 @@ def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
 
     return tuple(torch.tensor([[r[key] for r in group] for group in scored], dtype=torch.float64)
                  for key in ("proxy", "gt"))
+
+
+class Launched(NamedTuple):
+    """StepRunner.launch's generate calls: what `gather` waits for, and how to issue each again."""
+
+    ids: List[List[int]]  # every prompt's token ids
+    chunks: List[List[int]]  # per call: the prompt indices it generates for
+    futures: List[Any]  # per call: its ObjectRef
+    calls: List[tuple]  # per call: (rollout worker index, the worker it went to, args, kwargs)
 
 
 @dataclass
@@ -65,6 +75,21 @@ def generations_from_json(data: Dict[str, Any]) -> Dict[str, Any]:
             "num_tokens": sum(len(g.token_ids) for group in groups for g in group)}
 
 
+def _drop_if_hung(actor, name: str, err: BaseException) -> None:
+    """A hung actor is lost: killed (named in the log) so the run's teardown does not wait on it."""
+    from rlvr.controller.faults import StageTimeout
+    from rlvr.tracking.tracker import progress
+
+    if isinstance(err, StageTimeout):
+        import ray
+
+        progress(f"{name} hung ({err}); killing it")
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - a stand-in, or gone already
+            pass
+
+
 class StepRunner:
     """Drives the actors (`actors`: .rollout, .reward, .trainer, .weight_sync, as ActorPool
     holds them) through RL steps; keeps the generations issued ahead of their step."""
@@ -80,6 +105,12 @@ class StepRunner:
         self._ready: Dict[int, Rollout] = {}
         self._plan: Optional[Callable[[int], tuple]] = None  # step -> (prompts, epoch); None: nothing ahead
         self._generate_until = 0  # last step whose samples may be generated ahead
+        self._step = 0  # the step rl_step is in (named by fault records)
+
+    def reset(self) -> None:
+        """Forget the generations issued ahead (their actors are gone: a restart)."""
+        self._inflight.clear()
+        self._ready.clear()
 
     def follow(self, plan: Callable[[int], tuple], generate_until: int) -> None:
         """Let later steps' generations be issued ahead, up to step `generate_until` (plan: step -> (prompts, epoch))."""
@@ -114,24 +145,66 @@ class StepRunner:
             return {} if score_epoch is None else {"score": {
                 "prompts": [self._reward_key(prompts[i]) for i in chunk], "epoch": score_epoch}}
 
-        futures = [w.generate.remote([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens,
-                                     temperature=temperature, top_p=self.cfg.rollout.top_p,
-                                     seed=seed + k, stop_token_ids=[self.tokenizer.eos_token_id],
-                                     **receive, **score(chunk))
-                   for k, (w, chunk) in enumerate(zip(rollout, chunks)) if chunk]
-        return ids, [c for c in chunks if c], futures
+        # worker chunk k's seed is seed + k: a chunk issued again (a replaced worker) samples the same
+        calls = [(k, w, ([ids[i] for i in chunk], n, self.cfg.rollout.max_new_tokens),
+                  dict(temperature=temperature, top_p=self.cfg.rollout.top_p, seed=seed + k,
+                       stop_token_ids=[self.tokenizer.eos_token_id], **receive, **score(chunk)))
+                 for k, (w, chunk) in enumerate(zip(rollout, chunks)) if chunk]
+        futures = [w.generate.remote(*args, **kwargs) for _, w, args, kwargs in calls]
+        return Launched(ids, [c for c in chunks if c], futures, calls)
 
-    @staticmethod
-    def gather(launched) -> Dict[str, Any]:
-        """Wait for `launch`'s calls: {"prompt_ids", "generations" [prompt][sample], "policy_version",
-        "num_tokens", "seconds" (slowest worker's generation), "receive_s" (slowest receive, if any)}."""
+    def _stage_results(self, futures, names) -> List[Any]:
+        """The calls' values: ray.get, or with cluster.stage_timeout_s / max_restarts each value
+        or its exception (faults.wait_each) for `_recover` to replace the worker that raised it."""
         import ray
 
-        ids, chunks, futures = launched
+        cluster = self.cfg.cluster
+        if not cluster.stage_timeout_s and not cluster.max_restarts:
+            return ray.get(futures)  # nothing to recover from: as before, the first error raises
+        return wait_each(futures, cluster.stage_timeout_s, names)
+
+    def _recover(self, role: str, index: int, used, err: BaseException, issue: Callable):
+        """The value of a call to `role` worker `index` (`used`: the actor it went to) that raised
+        `err`: the worker replaced (once per loss) and `issue(worker)` issued again, until it
+        answers or cluster.max_restarts is spent. Errors that are no lost actor raise as they are."""
+        actors, name = self.actors, f"{role} worker {index}"
+        while True:
+            workers = getattr(actors, role)
+            if workers[index] is used:  # not replaced yet (an earlier call may have found the loss)
+                if not actors.faults.allow(err, name):
+                    _drop_if_hung(used, name, err)
+                    raise err
+                if role == "rollout" and self.cfg.rollout.overlap and self._plan is not None:
+                    # the lost call's weights (the version before the trainer's current one) exist
+                    # nowhere now: every actor restarts from the last checkpoint instead
+                    raise err
+                node = actors.node_of(role, index)
+                actors.replace_worker(role, index, actors.version)
+                actors.faults.replaced_workers += 1
+                actors.faults.record(self._step, name, node, "replaced; its unfinished calls issued again "
+                                     "with the same seeds", err)
+            used = workers[index]
+            [out] = wait_each([issue(used)], self.cfg.cluster.stage_timeout_s, [name])
+            if not isinstance(out, BaseException):
+                return out
+            err = out
+
+    def gather(self, launched: Launched) -> Dict[str, Any]:
+        """Wait for `launch`'s calls: {"prompt_ids", "generations" [prompt][sample], "policy_version",
+        "num_tokens", "seconds" (slowest worker's generation), "receive_s" (slowest receive, if any)}.
+        A call whose worker was lost is issued again on its replacement, with the same seed."""
+        ids, chunks, futures = launched.ids, launched.chunks, launched.futures
+        outs = self._stage_results(futures, [f"rollout worker {k}" for k, *_ in launched.calls])
+        for i, out in enumerate(outs):
+            if isinstance(out, BaseException):
+                k, used, args, kwargs = launched.calls[i]
+                # the replacement holds the current weights already: no receive
+                again = {key: v for key, v in kwargs.items() if key != "receive_version"}
+                outs[i] = self._recover("rollout", k, used, out, lambda w: w.generate.remote(*args, **again))
         generations: List[Any] = [None] * len(ids)
         scored: List[Any] = [None] * len(ids)
         versions, tokens, seconds, receives, score_s = set(), 0, 0.0, [], []
-        for chunk, out in zip(chunks, ray.get(futures)):
+        for chunk, out in zip(chunks, outs):
             versions.add(out["policy_version"])
             tokens += out["num_tokens"]
             seconds = max(seconds, out.get("seconds", 0.0))
@@ -162,10 +235,16 @@ class StepRunner:
         reward = self.actors.reward
         records = sample_records([self._reward_key(p) for p in prompts], generations, epoch)
         shards = split_round_robin(list(range(len(records))), len(reward))
-        futures = [w.score.remote([r for i in shard for r in records[i]])
-                   for w, shard in zip(reward, shards) if shard]
+        calls = [(j, w, [r for i in shard for r in records[i]]) for j, (w, shard) in enumerate(zip(reward, shards))
+                 if shard]
+        outs = self._stage_results([w.score.remote(batch) for _, w, batch in calls],
+                                   [f"reward worker {j}" for j, *_ in calls])
+        for i, out in enumerate(outs):
+            if isinstance(out, BaseException):  # rewards are pure functions of their keys: re-scoring is exact
+                j, used, batch = calls[i]
+                outs[i] = self._recover("reward", j, used, out, lambda w: w.score.remote(batch))
         scored: Dict[str, List[Dict]] = {}
-        for out in ray.get(futures):
+        for out in outs:
             for r in out:
                 scored.setdefault(r["prompt_id"], []).append(r)
         return [sorted(scored[p.id], key=lambda r: r["sample_index"]) for p in prompts]
@@ -274,10 +353,16 @@ class StepRunner:
         waiting to send it weights would otherwise block until the weight group's timeout)."""
         import ray
 
+        from rlvr.controller.faults import StageTimeout
+
         key = lambda ref: ref.hex() if hasattr(ref, "hex") else id(ref)  # noqa: E731 - ObjectRef or a test's stand-in
         left, pending = {key(r) for r in refs}, list(refs) + list(engine_refs)
-        while left and engine_refs:
-            done, pending = ray.wait(pending, num_returns=1)
+        timeout = self.cfg.cluster.stage_timeout_s or None
+        while left and (engine_refs or timeout):
+            done, pending = ray.wait(pending, num_returns=1, **({"timeout": timeout} if timeout else {}))
+            if not done:  # a stuck rank or collective: the run restarts its actors, or fails naming it
+                raise StageTimeout(f"trainer ranks (train_step of step {self._step}) made no progress for "
+                                   f"cluster.stage_timeout_s = {timeout} s")
             for ref in done:
                 if key(ref) in left:
                     left.discard(key(ref))
@@ -296,6 +381,7 @@ class StepRunner:
         import ray
 
         cfg, actors = self.cfg, self.actors
+        self._step = step
         overlap = cfg.rollout.overlap and self._plan is not None
         rollout = self._rollout(step, prompts, epoch)
         nxt, later = step + 1, step + (2 if overlap else 1)  # `later`: the first generation from version `step`
@@ -314,10 +400,11 @@ class StepRunner:
         if overlap and nxt in self._inflight:  # score step+1's samples while the trainer works
             made_for, nxt_epoch, launched = self._inflight.pop(nxt)
             self._ready[nxt] = self.prepare(nxt, made_for, nxt_epoch, self.gather(launched))
-        engine_refs = receives + [f for _, _, (_, _, futures) in self._inflight.values() for f in futures]
+        engine_refs = receives + [f for _, _, launched in self._inflight.values() for f in launched.futures]
         train_metrics = self._train_result(refs, engine_refs if fused else [])
         t_train = time.time() - t1
         if fused:
+            actors.version = step  # the weights the engines hold once they received the broadcast
             # rank 0's send: transfer + load when the engines were already waiting (always in
             # synchronous mode); with overlap it also holds any wait for the in-flight generation
             sync_s = train_metrics.pop("perf/weight_broadcast_s")

@@ -74,6 +74,10 @@ METRICS: Dict[str, str] = {
     "perf/weight_sync_s": "handing the step's weights to the engines (rank 0's send under collective sync)",
     "perf/weight_receive_s": "collective sync: the slowest engine's receive, waiting included",
     "perf/controller_s": "the driver's own work on the step's samples, waits excluded",
+    # recoveries from lost actors (docs/faults.md), cumulative; with cluster.max_restarts > 0 or after an event
+    "fault/restarts": "restarts of the actors from the last complete checkpoint so far",
+    "fault/replaced_workers": "rollout and reward workers replaced within a step so far",
+    "fault/redone_steps": "steps trained again after restarts so far",
     "perf/engine_sleep_s": "with rollout.sleep_while_training: putting the engines to sleep before the update",
     "perf/engine_wake_s": "with rollout.sleep_while_training: waking the engines before the weight sync",
 }

@@ -181,3 +181,27 @@ def test_an_unwritable_output_dir_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --out {tmp_path / 'file' / 'out.jsonl'}: cannot write there "
                    f"({tmp_path / 'file'} is a file, not a folder): choose a writable path"]
+
+
+@pytest.mark.parametrize("checkpoint_step", [2, 3])
+def test_a_resume_continues_the_data_plan_at_the_step_after_its_checkpoint(checkpoint_step, tmp_path, stand_ins,
+                                                                          fake_checkpoint, monkeypatch):
+    # a resume whose plan restarts at step 0 trains on step 1's prompts again; with 4 prompts and
+    # 2 per step, step 3 is epoch 1: both the prompts and the epoch (the reward keys) must follow
+    from rlvr.controller.prompts import PromptSampler
+
+    calls = []
+    monkeypatch.setattr(Controller, "rl_step", lambda self, step, prompts, epoch=0: (
+        calls.append((step, [p.id for p in prompts], epoch)) or ({"step": step, "perf/weight_sync_s": 0.0}, [])))
+    cfg = recipe(tmp_path, "steps=5", "rollout.prompts_per_step=2", "resume=true")
+    folder = RunFolder(tmp_path / "r")
+    folder.write_config(to_yaml(cfg))
+    folder.log_metrics({"step": 0})
+    folder.write_summary({"run_name": "r", "status": "failed"})
+    fake_checkpoint(folder, checkpoint_step)
+    Controller(cfg).run()
+    prompts = [Prompt(id=f"p{i}", text=f"{i}+1=", gold=str(i + 1), meta={}) for i in range(4)]  # the stand-ins'
+    sampler = PromptSampler(prompts, cfg.seed)
+    expected = [(s, [p.id for p in sampler.batch(s, 2)], sampler.epoch(s, 2)) for s in range(checkpoint_step + 1, 6)]
+    assert calls == expected
+    assert calls[0][0] == checkpoint_step + 1 and calls[-1][2] == 2

@@ -14,5 +14,16 @@ def test_sampler_covers_each_epoch_once_and_is_deterministic():
     assert sorted(p.id for s in (3, 4) for p in sampler.batch(s, 5)) == sorted(epoch)
 
 
+def test_each_epoch_has_an_order_of_its_own():
+    # a shuffle seeded without the epoch repeats epoch 0's order forever; resume tests compare two
+    # runs that share such a bug, so only this catches it
+    prompts = [Prompt(str(i), str(i), str(i)) for i in range(12)]
+    sampler = PromptSampler(prompts, seed=5)
+    order = lambda epoch: [p.id for s in range(3 * epoch + 1, 3 * epoch + 4) for p in sampler.batch(s, 4)]  # noqa: E731
+    assert [sampler.epoch(s, 4) for s in (1, 3, 4, 6, 7)] == [0, 0, 1, 1, 2]
+    assert sorted(order(0)) == sorted(order(1)) == sorted(order(2))
+    assert order(1) != order(0) and order(2) != order(1) and order(2) != order(0)
+
+
 def test_split_round_robin():
     assert split_round_robin([1, 2, 3, 4, 5], 2) == [[1, 3, 5], [2, 4]]

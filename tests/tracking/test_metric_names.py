@@ -27,7 +27,7 @@ def test_the_reward_error_metrics_are_declared_fine_labels_included():
 # Names in the code that never reach metrics.jsonl: the trainer hands its broadcast time to the
 # controller, which logs it as perf/weight_sync_s.
 INTERNAL = {"perf/weight_broadcast_s"}
-METRIC_LITERAL = re.compile(r"(gt|proxy|reward|errors|eval|policy|perf|response|trainer)/[a-z][a-z0-9_]*")
+METRIC_LITERAL = re.compile(r"(gt|proxy|reward|errors|eval|policy|perf|response|trainer|fault)/[a-z][a-z0-9_]*")
 
 
 def test_every_metric_name_written_in_the_code_is_declared():

@@ -1,0 +1,84 @@
+"""Lost actors on the embedded cluster (docs/faults.md): a killed reward worker is replaced inside
+its step, a killed trainer rank restarts every actor from the last checkpoint, and either run ends
+with every non-timing metric and every sample file equal to an uninterrupted run's; a frozen
+engine is found by the stage timeout and, with max_restarts = 0, fails the run at once, named."""
+import json
+
+import pytest
+
+from rlvr.controller.faults import INJECT_ENV
+from rlvr.controller.loop import train
+from rlvr.tracking.run_folder import read_metrics
+
+from .test_quickstart import short_run
+
+# 16 prompts, 8 per step: step 3 is epoch 1 (fresh reward keys); flip draws make the rewards random
+ARGS = ["steps=4", "eval_every=2", "checkpoint_every=2", "task.train_size=16", "reward.design.name=flip",
+        "reward.design.fp_rate=0.3", "cluster.max_restarts=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults")
+    summary = train(short_run(out, *ARGS, "run_name=clean"))
+    assert summary["status"] == "finished" and summary["fault_events"] == []
+    return out
+
+
+def _same_run(clean, run):
+    """Every non-timing metric (fault/* aside) and every sample file equal."""
+    before, after = read_metrics(clean / "metrics.jsonl"), read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in after] == [r["step"] for r in before] == [0, 1, 2, 3, 4]
+    for a, b in zip(before, after):
+        keys = {k for k in a if not k.startswith(("perf/", "fault/"))}
+        assert keys == {k for k in b if not k.startswith(("perf/", "fault/"))}, a["step"]
+        for key in sorted(keys):
+            assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-7), (a["step"], key)
+    files = sorted(p.name for p in (clean / "samples").iterdir())
+    assert files == sorted(p.name for p in (run / "samples").iterdir()) and len(files) == 4
+    for name in files:
+        rows = [[{k: v for k, v in json.loads(line).items()} for line in (d / "samples" / name).read_text().splitlines()]
+                for d in (clean, run)]
+        assert rows[0] == rows[1], name
+
+
+@pytest.mark.e2e
+def test_a_killed_reward_worker_is_replaced_and_the_run_is_unchanged(uninterrupted, monkeypatch):
+    monkeypatch.setenv(INJECT_ENV, "kill:reward:0@3")
+    summary = train(short_run(uninterrupted, *ARGS, "run_name=reward_lost"))
+    run = uninterrupted / "reward_lost"
+    assert summary["status"] == "finished"
+    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    assert (event["step"], event["actor"]) == (3, "reward worker 0") and "replaced" in event["action"]
+    assert read_metrics(run / "metrics.jsonl")[-1]["fault/replaced_workers"] == 1
+    _same_run(uninterrupted / "clean", run)
+
+
+@pytest.mark.e2e
+def test_a_killed_trainer_rank_restarts_from_the_last_checkpoint_and_the_run_is_unchanged(uninterrupted, monkeypatch):
+    monkeypatch.setenv(INJECT_ENV, "kill:trainer:0@4")
+    summary = train(short_run(uninterrupted, *ARGS, "run_name=trainer_lost"))
+    run = uninterrupted / "trainer_lost"
+    assert summary["status"] == "finished"
+    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    assert event["step"] == 4 and "restarted from step_000002" in event["action"]
+    last = read_metrics(run / "metrics.jsonl")[-1]
+    assert (last["fault/restarts"], last["fault/redone_steps"]) == (1, 2)  # steps 3 and 4 again
+    _same_run(uninterrupted / "clean", run)
+
+
+@pytest.mark.e2e
+def test_a_frozen_engine_fails_the_run_at_the_stage_timeout_when_no_restart_is_allowed(uninterrupted, monkeypatch):
+    import time
+
+    monkeypatch.setenv(INJECT_ENV, "freeze:rollout:0@1")
+    start = time.time()
+    with pytest.raises(Exception, match="rollout worker 0 made no progress for cluster.stage_timeout_s = 5.0 s"):
+        train(short_run(uninterrupted, *ARGS, "run_name=frozen", "cluster.max_restarts=0",
+                        "cluster.stage_timeout_s=5"))
+    summary = json.loads((uninterrupted / "frozen" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "StageTimeout" in summary["error"]
+    assert time.time() - start < 120
+    import ray
+
+    assert not ray.is_initialized()
