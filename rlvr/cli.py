@@ -58,6 +58,16 @@ def train_main(argv: List[str]) -> int:
 
         print(to_yaml(cfg), end="")
         return 0
+    from rlvr.plan.check import asks_for_gpus
+
+    if asks_for_gpus(cfg):  # what each GPU will hold, before anything starts (rlvr plan)
+        from rlvr.plan import plan_recipe
+        from rlvr.plan.model_shape import ModelShapeError
+
+        try:
+            print(plan_recipe(cfg).table(), file=sys.stderr)
+        except ModelShapeError as err:
+            print(f"memory plan: skipped ({err})", file=sys.stderr)
     from rlvr.controller.preflight import Where, report, run_checks
 
     problems = run_checks(cfg, Where(query_cluster=args.dry_run))  # before Ray and before the run folder

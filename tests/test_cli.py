@@ -52,3 +52,11 @@ def test_build_model_for_the_constraints_task_checks_constraints_from_prompt_met
                  "model.intermediate_size=64"]) == 0
     out = capsys.readouterr().out
     assert "'validation_accuracy'" in out and "'eval_accuracy'" in out
+
+
+def test_a_gpu_recipe_prints_its_memory_plan_before_the_checks(capsys):
+    recipe = str(ROOT / "recipes" / "gpu_single.yaml")
+    assert main(["train", recipe, "--dry-run"]) == 2  # no data files, no CUDA here
+    err = capsys.readouterr().err
+    assert err.index("per trainer GPU (rank 0)") < err.index("problem(s) to fix")
+    assert "of 80.0 GB: fits" in err
