@@ -11,7 +11,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
+
+
+def recipe_and_prompt_count(recipe: str, overrides: List[str], prompts: Optional[int]) -> Optional[Tuple]:
+    """(loaded recipe, training prompts to profile: --prompts, else eval.audit_prompts, else 64),
+    or None once the error is printed (rlvr audit and rlvr rm-eval)."""
+    from rlvr.config import RecipeError, load_recipe
+
+    try:
+        cfg = load_recipe(recipe, overrides)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    num_prompts = prompts or cfg.eval.audit_prompts or 64
+    if num_prompts < 1:
+        print(f"error: --prompts = {num_prompts} must be >= 1", file=sys.stderr)
+        return None
+    return cfg, num_prompts
 
 
 def main(argv: List[str]) -> int:
@@ -26,17 +43,10 @@ def main(argv: List[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from rlvr.config import RecipeError, load_recipe
-
-    try:
-        cfg = load_recipe(args.recipe, args.overrides)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = recipe_and_prompt_count(args.recipe, args.overrides, args.prompts)
+    if loaded is None:
         return 2
-    num_prompts = args.prompts or cfg.eval.audit_prompts or 64
-    if num_prompts < 1:
-        print(f"error: --prompts = {num_prompts} must be >= 1", file=sys.stderr)
-        return 2
+    cfg, num_prompts = loaded
     if args.out:
         out = Path(args.out)
         try:

@@ -2,10 +2,10 @@
 proxy, and the trainer-vs-engine log-prob check at the end of a run."""
 from __future__ import annotations
 
-import random
 from typing import Any, Dict, Sequence
 
 from rlvr.config import RecipeConfig
+from rlvr.controller.prompts import seeded_choice
 from rlvr.controller.step import StepRunner, reward_tensors
 from rlvr.tasks import Prompt
 
@@ -39,9 +39,7 @@ def audit(steps: StepRunner, cfg: RecipeConfig, train_prompts: Sequence[Prompt],
 
     from rlvr.rewards.audit import audit_profile
 
-    order = list(range(len(train_prompts)))
-    random.Random(AUDIT_SEED).shuffle(order)
-    prompts = [train_prompts[i] for i in order[:num_prompts]]
+    prompts = seeded_choice(train_prompts, num_prompts, AUDIT_SEED)
     G = cfg.rollout.samples_per_prompt
     _, generations, _, _ = steps.generate(prompts, G, cfg.rollout.temperature, seed=AUDIT_SEED)
     from rlvr.rewards.categorize import reward_channels

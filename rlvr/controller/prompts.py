@@ -31,6 +31,13 @@ class PromptSampler:
         return [self.prompts[i] for i in order[index * size:(index + 1) * size]]
 
 
+def seeded_choice(prompts: Sequence[Prompt], count: int, seed: int) -> List[Prompt]:
+    """`count` prompts chosen by `seed` (all of them, shuffled, when count exceeds the list)."""
+    order = list(range(len(prompts)))
+    random.Random(seed).shuffle(order)
+    return [prompts[i] for i in order[:count]]
+
+
 def task_prompts(cfg: RecipeConfig) -> Tuple[List[Prompt], List[Prompt]]:
     """(train prompts, held-out eval prompts) of the recipe's task, with its prompt template."""
     from rlvr.tasks.registry import get_task_prompts

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-AUDIT_SEED = 5_000_011  # the same prompt choice and sampling seed as `rlvr audit` (rlvr/controller/loop.py)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +35,9 @@ def evaluate_reward_model(cfg, rm_dir: str, num_prompts: int, normalize: Optiona
     """rm_eval_metrics of the reward model on `num_prompts` x G samples of the policy. The design
     is the recipe's reward_model keys (if it has one), then `design_keys`, then `normalize`."""
     from rlvr.reward_models.metrics import rm_eval_metrics, tensors
-    from rlvr.reward_models.sampling import pick, policy_folder, recipe_prompts, scored_samples
+    from rlvr.controller.evaluation import AUDIT_SEED
+    from rlvr.controller.prompts import seeded_choice, task_prompts
+    from rlvr.reward_models.sampling import policy_folder, scored_samples
 
     design = dict(cfg.reward.design) if cfg.reward.design.get("name") == "reward_model" else {}
     design.update(design_keys or {})
@@ -46,9 +47,9 @@ def evaluate_reward_model(cfg, rm_dir: str, num_prompts: int, normalize: Optiona
     from rlvr.rewards.designs import build_design
 
     build_design(design, "rm-eval design")  # a bad key fails before any sampling
-    train_prompts, _ = recipe_prompts(cfg)
+    train_prompts, _ = task_prompts(cfg)
     model_dir, _ = policy_folder(cfg, policy)
-    prompts = pick(train_prompts, min(num_prompts, len(train_prompts)), AUDIT_SEED)
+    prompts = seeded_choice(train_prompts, num_prompts, AUDIT_SEED)
     groups = scored_samples(cfg, model_dir, prompts, cfg.rollout.samples_per_prompt, design=design,
                             seed=AUDIT_SEED)
     return {"rm_dir": str(rm_dir), "design": design, "policy": model_dir, **rm_eval_metrics(*tensors(groups))}
@@ -59,19 +60,14 @@ def main(argv: List[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from rlvr.config import RecipeError, load_recipe
+    from rlvr.controller.audit_command import recipe_and_prompt_count
     from rlvr.reward_models.metrics import format_rm_eval
     from rlvr.rewards.errors import RewardConfigError
 
-    try:
-        cfg = load_recipe(args.recipe, args.overrides)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = recipe_and_prompt_count(args.recipe, args.overrides, args.prompts)
+    if loaded is None:
         return 2
-    num_prompts = args.prompts or cfg.eval.audit_prompts or 64
-    if num_prompts < 1:
-        print(f"error: --prompts = {num_prompts} must be >= 1", file=sys.stderr)
-        return 2
+    cfg, num_prompts = loaded
     try:
         result = evaluate_reward_model(cfg, args.rm_dir, num_prompts, args.normalize)
     except (RewardConfigError, ValueError) as err:

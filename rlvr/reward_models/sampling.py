@@ -1,13 +1,12 @@
-"""A recipe's prompts, its initial policy and that policy's scored samples, in-process (no Ray):
-what rm-train builds pairs from and what rm-eval measures a reward model on."""
+"""A recipe's initial policy and that policy's scored samples, in-process (no Ray): what
+rm-train builds pairs from and what rm-eval measures a reward model on."""
 from __future__ import annotations
 
-import random
 import sys
-from dataclasses import asdict, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rlvr.config.schema import RecipeConfig
+from rlvr.controller.prompts import task_prompts
 from rlvr.tasks import Prompt
 
 CHUNK_PROMPTS = 64  # prompts per generate call (bounds memory on a long prompt list)
@@ -15,16 +14,6 @@ CHUNK_PROMPTS = 64  # prompts per generate call (bounds memory on a long prompt 
 
 def log(message: str) -> None:
     print(f"[rlvr rm] {message}", file=sys.stderr, flush=True)
-
-
-def recipe_prompts(cfg: RecipeConfig) -> Tuple[List[Prompt], List[Prompt]]:
-    """(train, eval) prompts of the recipe's task with its prompt template, as `rlvr train` sees them."""
-    from rlvr.tasks.registry import get_task_prompts
-
-    template = cfg.task.prompt_template
-    return tuple([replace(p, text=template.replace("{question}", p.text))
-                  for p in get_task_prompts(asdict(cfg.task), split, count)]
-                 for split, count in (("train", cfg.task.train_size), ("eval", cfg.task.eval_size)))
 
 
 def policy_folder(cfg: RecipeConfig, policy: str = "initial") -> Tuple[str, Dict]:
@@ -37,15 +26,8 @@ def policy_folder(cfg: RecipeConfig, policy: str = "initial") -> Tuple[str, Dict
     from rlvr.models.prepare import prepare_policy
     from rlvr.rewards.verifiers import get_verifier
 
-    train, held_out = recipe_prompts(cfg)
+    train, held_out = task_prompts(cfg)
     return prepare_policy(cfg, train, held_out, get_verifier(cfg.reward.verifier), log)
-
-
-def pick(prompts: Sequence[Prompt], count: int, seed: int) -> List[Prompt]:
-    """`count` prompts chosen by `seed` (all of them, shuffled, when count exceeds the list)."""
-    order = list(range(len(prompts)))
-    random.Random(seed).shuffle(order)
-    return [prompts[i] for i in order[:count]]
 
 
 def scored_samples(cfg: RecipeConfig, model_dir: str, prompts: Sequence[Prompt], samples_per_prompt: int,

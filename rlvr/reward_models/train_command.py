@@ -54,15 +54,16 @@ def train_reward_model(cfg, rm, out: Path, recipe: str = "", overrides: List[str
 
     from rlvr.reward_models.model import pick_device, scalar_head_model
     from rlvr.reward_models.pairs import build_pairs, candidate_pairs, measure_pairs
-    from rlvr.reward_models.sampling import log, pick, policy_folder, recipe_prompts, scored_samples
+    from rlvr.controller.prompts import seeded_choice, task_prompts
+    from rlvr.reward_models.sampling import log, policy_folder, scored_samples
     from rlvr.reward_models.training import pair_accuracy, train_bradley_terry
 
     started = time.time()
-    train_prompts, eval_prompts = recipe_prompts(cfg)
+    train_prompts, eval_prompts = task_prompts(cfg)
     model_dir, policy_info = policy_folder(cfg, rm.policy)
     device = str(pick_device(rm.device))
-    chosen_prompts = pick(train_prompts, rm.prompts, rm.seed)
-    heldout_prompts = pick(eval_prompts, rm.heldout_prompts, rm.seed)
+    chosen_prompts = seeded_choice(train_prompts, rm.prompts, rm.seed)
+    heldout_prompts = seeded_choice(eval_prompts, rm.heldout_prompts, rm.seed)
     log(f"sampling {rm.samples_per_prompt} answers on {len(chosen_prompts)} + {len(heldout_prompts)} prompts "
         f"from {model_dir}")
     groups = scored_samples(cfg, model_dir, chosen_prompts, rm.samples_per_prompt, seed=rm.seed, device=device)

@@ -145,8 +145,8 @@ def test_dry_run_reports_three_problems_at_once_and_creates_nothing(tmp_path, ca
                  f"output_dir={out}", "run_name=dry"])
     assert code == 2
     err = capsys.readouterr().err.splitlines()
+    err = err[err.index("error: recipe quickstart.yaml: 4 problem(s) to fix before the run can start:"):]  # after the memory plan
     # three problems: the data (a line per split file), the GPU, wandb
-    assert err[0] == "error: recipe quickstart.yaml: 4 problem(s) to fix before the run can start:"
     problems = "\n".join(err[1:])
     assert problems.count("  - ") == 4
     assert "tools/prepare_data.py openai/gsm8k --config main --split train --out data/gsm8k_train.jsonl" in problems
