@@ -42,3 +42,15 @@ def test_the_graded_studies_in_the_docs_are_what_their_kept_files_report(study, 
     docs = (ROOT / "docs" / "studies.md").read_text()
     diff = quoted.split(" p=")[0].replace("[0.", "[+0.").replace(", 0.", ", +0.")
     assert diff in docs, diff
+
+
+def test_the_persistent_flip_study_in_the_docs_is_what_its_kept_files_report(tmp_path, capsys):
+    out = report("flip_persistent", tmp_path, capsys)
+    compared = {row.split(" - ")[0]: row for row in out.splitlines() if " - ground_truth " in row}
+    assert "-0.204 [-0.315, -0.094] p=0.25 holm=0.0308" in compared["flip_fp0.4_persistent"]
+    assert "-0.129 [-0.360, 0.102] p=0.25 holm=0.138" in compared["flip_fp0.4"]
+    persistent = next(row for row in out.splitlines() if row.startswith("flip_fp0.4_persistent "))
+    assert persistent.split()[3] == "0.296±0.033" and "0.351±0.005" in persistent  # final; harmful share
+    docs, readme = (ROOT / "docs" / "studies.md").read_text(), (ROOT / "README.md").read_text()
+    assert "**-0.204 [-0.315, -0.094]**, Holm p = 0.031" in docs and "| 0.296 ± 0.033 |" in docs
+    assert "-0.204 [-0.315, -0.094]" in readme and "35% of samples" in readme
