@@ -38,7 +38,12 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    """A plug-in module in a folder of its own, found from the current folder (as a user's is)."""
+    """A plug-in module in a folder of its own, found from the current folder (as a user's is);
+    the registries are put back afterwards (generated docs list what they hold)."""
+    from rlvr.rewards.designs import DESIGNS
+    from rlvr.rewards.verifiers import VERIFIERS
+
+    saved = dict(DESIGNS), dict(VERIFIERS)
     name = f"myplug_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(PLUGIN.replace("{name}", name))
     monkeypatch.chdir(tmp_path)
@@ -46,6 +51,9 @@ def plugin(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "")
     yield name
     sys.modules.pop(name, None)
+    for registry, before in zip((DESIGNS, VERIFIERS), saved):
+        registry.clear()
+        registry.update(before)
 
 
 def test_a_plugin_design_and_verifier_score_in_process_and_in_verifier_processes(plugin, tmp_path):
