@@ -54,3 +54,20 @@ def test_the_persistent_flip_study_in_the_docs_is_what_its_kept_files_report(tmp
     docs, readme = (ROOT / "docs" / "studies.md").read_text(), (ROOT / "README.md").read_text()
     assert "**-0.204 [-0.315, -0.094]**, Holm p = 0.031" in docs and "| 0.296 ± 0.033 |" in docs
     assert "-0.204 [-0.315, -0.094]" in readme and "35% of samples" in readme
+
+
+def test_the_reward_model_study_figures_are_those_of_its_kept_files():
+    import json
+
+    data = json.loads((ROOT / "docs" / "results" / "rm_metrics" / "rm_study.json").read_text())
+    diff = data["differences"]["HAcc - Acc"]["spearman"]
+    quoted = f"{diff['diff']:+.2f} [{diff['ci95'][0]:+.2f}, {diff['ci95'][1]:+.2f}]"
+    gains, accs = ([r[key] for r in data["reward_models"]] for key in ("gain", "Acc"))
+    span = f"gain {max(gains):.2f} to {min(gains):.2f}"
+    for page in ("README.md", "docs/reward_models.md"):
+        text = (ROOT / page).read_text()
+        assert f"{data['gt_gain']:+.3f}" in text, page
+        assert f"{min(accs):.2f}-{max(accs):.2f}" in text, page
+        assert span in text, page
+    assert quoted in (ROOT / "README.md").read_text()
+    assert f"| HAcc - Acc (difference) | {quoted} |" in (ROOT / "docs" / "reward_models.md").read_text()
