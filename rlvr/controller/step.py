@@ -84,9 +84,11 @@ def _drop_if_hung(actor, name: str, err: BaseException) -> None:
         import ray
 
         progress(f"{name} hung ({err}); killing it")
+        if not ray.is_initialized():  # a stand-in: ray.kill would start a Ray of its own first
+            return
         try:
             ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - a stand-in, or gone already
+        except Exception:  # noqa: BLE001 - gone already
             pass
 
 

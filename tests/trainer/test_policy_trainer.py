@@ -94,7 +94,8 @@ def test_first_step_metrics_see_on_policy_data(zero3_run):
     m = zero3_run.metrics
     assert set(m) == {"loss", "policy/entropy", "policy/clip_fraction", "policy/ratio_mean",
                       "policy/approx_kl", "policy/grad_norm", "trainer/response_tokens",
-                      "policy/logprob_mismatch_mean", "policy/logprob_mismatch_max", "policy/kl_to_init"}
+                      "policy/logprob_mismatch_mean", "policy/logprob_mismatch_max", "policy/kl_to_init",
+                      "perf/train_compute_s"}
     assert m["trainer/response_tokens"] == sum(len(r) for r in RESPONSES)
     assert m["policy/kl_to_init"] == pytest.approx(0.0, abs=1e-6)  # logged at kl_coef 0; still the initial policy
     # Behaviour log-probs came from an unpadded HF forward: the trainer's padded, shifted
