@@ -431,6 +431,7 @@ def run_arm(system: str, spec: Dict[str, Any], seed: int) -> Dict[str, Any]:
 # A CPU-bound busy loop that ends by itself once its parent (the bench) is gone, even after a SIGKILL.
 BUSY_LOOP = ("import os, sys, time\n"
              "parent = int(sys.argv[1])  # the bench's pid, passed: it may be gone before this line runs\n"
+             "print('up', flush=True)  # the bench starts the arm once every load process runs\n"
              "while os.getppid() == parent:\n"
              "    end = time.time() + 0.5\n"
              "    while time.time() < end:\n"
@@ -448,8 +449,10 @@ class BackgroundLoad:
 
     def __enter__(self) -> "BackgroundLoad":
         self.procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid())], stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                       for _ in range(self.count)]
+        for proc in self.procs:  # running, not merely forked, before the arm starts
+            proc.stdout.readline()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -461,6 +464,7 @@ class BackgroundLoad:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            proc.stdout.close()
         self.procs = []
 
 
