@@ -13,15 +13,10 @@ from dataclasses import asdict
 from typing import Any, List
 
 from rlvr.config import RecipeConfig
+from rlvr.controller.cluster import rehearsal
 from rlvr.controller.faults import FaultLog
 from rlvr.controller.weight_sync import EngineSleep
 from rlvr.tracking.tracker import progress
-
-
-def rehearsal(cfg: RecipeConfig) -> bool:
-    """An embedded cluster with declared GPUs (cluster.num_gpus set): GPU shares are placement
-    only, and actors may run on CPU (how the CPU tests rehearse a GPU layout)."""
-    return cfg.cluster.address == "local" and cfg.cluster.num_gpus is not None
 
 
 def engines_start_first(cfg: RecipeConfig, gpus: float) -> bool:
@@ -124,7 +119,7 @@ class ActorPool:
         def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
             self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                         placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
-                                        dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg),
+                                        dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg.cluster),
                                         num_threads=threads)
 
         shared_cards = engines_start_first(cfg, layout.gpus)

@@ -204,6 +204,12 @@ def actor_env(cluster: ClusterConfig, uses_gpus: bool = False) -> Tuple[Dict[str
     return driver_env_vars(env, os.environ.get(JOB_CONFIG_ENV_VAR))
 
 
+def rehearsal(cluster: ClusterConfig) -> bool:
+    """An embedded cluster with declared GPUs (cluster.num_gpus set): GPU shares are placement
+    only, and actors may run on CPU (how the CPU tests rehearse a GPU layout)."""
+    return cluster.address == "local" and cluster.num_gpus is not None
+
+
 def node_environment(cluster: ClusterConfig, uses_gpus: bool = False) -> Dict[str, str]:
     """What an embedded cluster's processes inherit from the driver (start_ray sets it while
     ray.init runs); {} when joining a cluster, whose actors get the vars by runtime env."""

@@ -197,7 +197,9 @@ def gpu_problems(cfg: RecipeConfig, where: Where) -> List[str]:
         return []
     import torch
 
-    if not torch.cuda.is_available() and cfg.cluster.num_gpus is None:  # declared GPUs: a rehearsal on CPU
+    from rlvr.controller.cluster import rehearsal
+
+    if not torch.cuda.is_available() and not rehearsal(cfg.cluster):  # declared GPUs: placement only, on CPU
         cpu = "set them to 0" + (" and cluster.colocate = false" if cfg.cluster.colocate else "")
         return [f"{_gpu_keys(cfg)} but torch {torch.__version__} has no CUDA on this machine: {cpu} to run on "
                 "CPU, or run where torch sees a GPU (a CUDA build of torch and a driver); cluster.num_gpus = N "

@@ -33,10 +33,9 @@ SAMPLE_KEYS = ("prompt_id", "sample_index", "response", "gold", "num_tokens", "g
 
 def reward_tensors(scored: Sequence[Sequence[Dict[str, Any]]]):
     """(proxy [P, G], gt [P, G]) float64 tensors of scored groups (as `StepRunner.score` returns)."""
-    import torch
+    from rlvr.rewards.categorize import reward_channels
 
-    return tuple(torch.tensor([[r[key] for r in group] for group in scored], dtype=torch.float64)
-                 for key in ("proxy", "gt"))
+    return reward_channels(scored)[:2]
 
 
 class Launched(NamedTuple):

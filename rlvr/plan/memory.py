@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from rlvr.trainer.settings import uses_reference
+
 GB = 1e9  # tables print decimal GB, as cards are sold
 MIB = 2 ** 20  # rollout.sync_bucket_mb is in MiB
 DEFAULT_CARD_GB = 80.0  # card memory when cluster.gpu_memory_gb is unset and no GPU is visible
@@ -94,11 +96,6 @@ def logits_bytes(tokens: int, vocab: int, dtype: str, temperature: float) -> flo
     """The [micro, seq, V] logits and their gradient (a third copy when divided by T != 1)."""
     copies = 2 + (1 if temperature != 1.0 else 0)
     return float(tokens) * vocab * dtype_bytes(dtype) * copies
-
-
-def keeps_reference(kl_coef: float, log_kl_to_init) -> bool:
-    """The trainer holds a frozen reference when the KL term or the KL-to-init metric needs it."""
-    return kl_coef > 0 or log_kl_to_init is True
 
 
 @dataclass(frozen=True)
@@ -240,7 +237,7 @@ def build_plan(cfg, shape, card_gb: float, card_source: str) -> MemoryPlan:
         if stage == 3:
             items.append(Item("ZeRO-3 gathered layers (4 x largest layer)",
                               zero3_gather_bytes(shape.largest_layer, stage)))
-        if keeps_reference(a.kl_coef, a.log_kl_to_init):
+        if uses_reference(a):  # the trainer's own rule (rlvr/trainer/settings.py)
             why = ("algorithm.log_kl_to_init=false (kl_coef is 0: it only feeds policy/kl_to_init)"
                    if a.kl_coef == 0 else _fix_sharded("it", 3, stage, N))
             items.append(Item(f"reference model ({dtype}{', ' + of if stage == 3 else ''})",

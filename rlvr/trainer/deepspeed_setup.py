@@ -13,7 +13,7 @@ import torch
 
 from rlvr.config.schema import AlgorithmConfig, TrainerConfig
 from rlvr.trainer.batch import resolve_pad_id
-from rlvr.trainer.settings import algorithm_summary
+from rlvr.trainer.settings import algorithm_summary, uses_reference
 
 
 def skip_deepspeed_shm_comm_op() -> None:
@@ -143,11 +143,6 @@ def whole_tensors(tensors: List[torch.Tensor], zero_stage: int):
 
         return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
     return contextlib.nullcontext()
-
-
-def uses_reference(alg: AlgorithmConfig) -> bool:
-    """Whether a frozen reference model is built: for a KL term, or to log policy/kl_to_init."""
-    return alg.kl_coef > 0 or alg.log_kl_to_init
 
 
 class Engine(NamedTuple):

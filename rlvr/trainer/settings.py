@@ -9,6 +9,11 @@ from rlvr.config.schema import AlgorithmConfig, TrainerConfig
 TRAIN_DTYPES = ("float32", "bfloat16")
 
 
+def uses_reference(alg: AlgorithmConfig) -> bool:
+    """Whether a frozen reference model is built: for a KL term, or to log policy/kl_to_init."""
+    return alg.kl_coef > 0 or alg.log_kl_to_init
+
+
 def parse_section(cls, values: Mapping[str, Any], section: str):
     """`values` as the dataclass `cls`; unknown keys are an error naming the section."""
     known = {f for f in cls.__dataclass_fields__}

@@ -4,7 +4,6 @@ import pytest
 from rlvr.plan.memory import (
     activation_bytes,
     engine_shares_trainer_card,
-    keeps_reference,
     logits_bytes,
     model_state_bytes,
     reference_bytes,
@@ -60,8 +59,11 @@ def test_reference_is_sharded_only_under_zero3():
     assert reference_bytes(1000, "bfloat16", 2, 4) == 2000
     assert reference_bytes(1000, "bfloat16", 3, 4) == 500
     assert reference_bytes(1000, "float32", 0, 1) == 4000
-    assert keeps_reference(0.0, True) and keeps_reference(0.1, False) and keeps_reference(0.1, None)
-    assert not keeps_reference(0.0, False) and not keeps_reference(0.0, None)
+    from rlvr.config.schema import AlgorithmConfig
+    from rlvr.trainer.settings import uses_reference
+
+    assert uses_reference(AlgorithmConfig(log_kl_to_init=True)) and uses_reference(AlgorithmConfig(kl_coef=0.1))
+    assert not uses_reference(AlgorithmConfig(log_kl_to_init=False)) and not uses_reference(AlgorithmConfig())
 
 
 def test_activations_hand_derived():

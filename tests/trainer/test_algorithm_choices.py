@@ -181,7 +181,7 @@ def test_sequence_kl_sums_the_estimator_over_each_response(rank, tiny_model_dir)
 
 def test_the_reference_model_exists_only_for_a_kl_term_or_when_kl_to_init_is_asked_for():
     from rlvr.config.schema import AlgorithmConfig
-    from rlvr.trainer.deepspeed_setup import uses_reference
+    from rlvr.trainer.settings import uses_reference
 
     assert not uses_reference(AlgorithmConfig())  # the default: no frozen copy of the policy
     assert uses_reference(AlgorithmConfig(kl_coef=0.1))
