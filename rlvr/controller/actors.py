@@ -92,6 +92,11 @@ class ActorPool:
         self._pending_ready = []
         self.engine_start_s = max((info["engine_start_s"] for info in ready[:len(self.rollout)]), default=0.0)
         progress(f"all actors ready (rollout engines built in {self.engine_start_s:.1f} s)")
+        from rlvr.controller.cluster import niceness_warning
+        warning = niceness_warning({f"rollout worker {i}": info.get("nice", 0)
+                                    for i, info in enumerate(ready[:len(self.rollout)])})
+        if warning:
+            progress(f"warning: {warning}")
 
     def launch(self, model_dir: str) -> None:
         """Create the trainer ranks, rollout and reward workers without waiting for them."""

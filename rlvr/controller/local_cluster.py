@@ -29,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from rlvr.controller.cluster import NODE_ENV
+
 DEFAULT_DIR = "runs/_cluster"
 STATE = "cluster.json"
 # `ray start` options for each port it would otherwise take at a fixed default.
@@ -90,6 +92,8 @@ def up(state_dir: Path, num_cpus: int, num_gpus: int = 0, timeout_s: float = 120
     ray = str(Path(sys.executable).parent / "ray")
     env = dict(os.environ if env is None else env)
     env.pop("RAY_ADDRESS", None)
+    for key, value in NODE_ENV.items():  # actors at normal priority (cluster.NODE_ENV)
+        env.setdefault(key, value)
     log = state_dir / "head.log"
     with open(log, "wb") as out:
         head = subprocess.Popen(head_command(ray, ports, temp_dir, num_cpus, num_gpus), env=env,

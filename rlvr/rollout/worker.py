@@ -4,6 +4,7 @@ A plain class so it runs and tests without Ray; `RolloutWorkerActor` is the Ray 
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -38,10 +39,10 @@ class RolloutWorker:
     def ready_info(self) -> Dict[str, Any]:
         """What the controller logs once the worker is up: {"backend", "policy_version",
         "engine_start_s" (seconds to build the engine), "weight_group_size", "num_threads" (torch's
-        thread count in this process now)}."""
+        thread count in this process now), "nice" (this process's nice value: Ray's worker_niceness)}."""
         return {"backend": self.backend, "policy_version": self._policy_version,
                 "engine_start_s": self.engine_start_s, "weight_group_size": self.engine.weight_group_size(),
-                "num_threads": torch.get_num_threads()}
+                "num_threads": torch.get_num_threads(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
 
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,

@@ -50,10 +50,11 @@ SYSTEMS = {
     "rlvr": ("rlvr", None, "rlvr sync (actors, 1 thread each)"),
     "rlvr_overlap": ("rlvr", None, "rlvr rollout.overlap=true, reward.colocate=true"),
     "rlvr_threads": ("rlvr", None, "rlvr sync, cluster.threads_per_actor=auto"),
+    "rlvr_dp": ("rlvr", None, "rlvr sync, one actor per core per stage (1 thread each)"),
     "trl": ("trl", None, "TRL GRPOTrainer, default threads"),
     "trl_1t": ("trl", 1, "TRL GRPOTrainer, 1 thread"),
 }
-DEFAULT_SYSTEMS = "bare,rlvr,rlvr_overlap,trl,trl_1t"
+DEFAULT_SYSTEMS = "bare,rlvr,rlvr_dp,rlvr_overlap,trl,trl_1t"
 # Per-step stage times (seconds) every arm that has them reports, in table order.
 STAGES = ("rollout", "reward", "controller", "train", "weight_sync", "after_step", "step")
 STAGE_FLOORS = {
@@ -257,8 +258,19 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     return _result(spec, marks, accuracy, {k: statistics.mean(v) for k, v in stages.items()})
 
 
-def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool, extra: Sequence[str] = ()) -> Dict[str, Any]:
-    """rlvr's own loop (Controller.run, as `rlvr train` runs it), stamped at each step's log line."""
+def per_core_layout() -> List[str]:
+    """The rlvr_dp arm's overrides: a synchronous step computes one stage at a time, so each stage
+    gets one single-threaded actor per core (the step's prompts split between the engines, the
+    batch between the trainer ranks); an in-process verifier scores inside the engines."""
+    cores = max(1, os.cpu_count() or 1)
+    return [f"rollout.num_workers={cores}", f"trainer.num_ranks={cores}"]
+
+
+def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool, extra: Sequence[str] = (),
+             colocate_reward: bool = False) -> Dict[str, Any]:
+    """rlvr's own loop (Controller.run, as `rlvr train` runs it), stamped at each step's log line.
+    colocate_reward: score inside the rollout workers when the verifier runs in-process (the
+    overlap arm always does)."""
     from rlvr.controller import loop
 
     N = spec["steps"]
@@ -273,7 +285,7 @@ def run_rlvr(spec: Dict[str, Any], seed: int, overlap: bool, extra: Sequence[str
     colocate = runs_in_process(load_recipe(spec["recipe"], spec["overrides"]).reward.verifier)
     extra = [*extra, "algorithm.log_kl_to_init=false",
              *(["rollout.overlap=true", "algorithm.recompute_logprobs=false"] if overlap else []),
-             *(["reward.colocate=true"] if overlap and colocate else [])]
+             *(["reward.colocate=true"] if (overlap or colocate_reward) and colocate else [])]
     cfg, *_ = load_workload(spec, seed, extra)
     cfg = dataclasses.replace(cfg, run_name=f"vs_trl-{'overlap' if overlap else 'sync'}-s{seed}-{os.getpid()}")
     logged: Dict[int, float] = {}
@@ -421,8 +433,9 @@ def run_arm(system: str, spec: Dict[str, Any], seed: int) -> Dict[str, Any]:
     if kind == "bare":
         return run_bare(spec, seed, threads)
     if kind == "rlvr":
-        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap",
-                        extra=["cluster.threads_per_actor=auto"] if system == "rlvr_threads" else [])
+        extra = {"rlvr_threads": ["cluster.threads_per_actor=auto"], "rlvr_dp": per_core_layout()}.get(system, [])
+        return run_rlvr(spec, seed, overlap=system == "rlvr_overlap", extra=extra,
+                        colocate_reward=system == "rlvr_dp")
     return run_trl(spec, seed, threads)
 
 
