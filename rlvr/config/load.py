@@ -134,9 +134,12 @@ def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1) -> str:
     return "ipc" if tensor_parallel_size == 1 else "object_store"
 
 
+# Mappings compared as one value: a parameter set on one side only is still a change.
+WHOLE_VALUES = ("reward.design.", "cluster.custom_resources.")
+
+
 def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
-    # reward.design is one value: a parameter set on one side only is still a change.
-    if isinstance(node, dict) and prefix != "reward.design.":
+    if isinstance(node, dict) and prefix not in WHOLE_VALUES:
         out: Dict[str, Any] = {}
         for key, value in node.items():
             out.update(_flatten(value, f"{prefix}{key}."))
@@ -234,6 +237,7 @@ def _check(cfg: RecipeConfig, where: str) -> None:
         raise RecipeError(f"{where}: rollout.temperature = {cfg.rollout.temperature} must be > 0: training "
                           "samples (greedy rollouts give every group one answer); eval.temperature may be 0")
     _check_resources(cfg, where)
+    _check_custom_resources(cfg.cluster.custom_resources, where)
     _check_reward(cfg, where)
     from rlvr.tasks.registry import COMMON_TASK_KEYS, TASK_KEYS, TASKS, unused_task_keys
 
@@ -252,6 +256,25 @@ def _check(cfg: RecipeConfig, where: str) -> None:
                           f"{cfg.task.name!r} answers; use one of {sorted(allowed)}")
     if cfg.task.name in ("gsm8k", "math") and not cfg.task.path:
         raise RecipeError(f"{where}: task.name = {cfg.task.name!r} reads a local JSONL file: set task.path")
+
+
+ROLES = ("trainer", "rollout", "reward")
+RAY_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
+
+
+def _check_custom_resources(custom: Dict[str, Dict[str, float]], where: str) -> None:
+    """cluster.custom_resources: {role: {resource name: amount > 0}}, roles of this run only, and
+    no resource Ray itself counts (the layout sets CPU and GPU)."""
+    for role, resources in custom.items():
+        if role not in ROLES:
+            raise RecipeError(f"{where}: cluster.custom_resources.{role}: not a role; use {', '.join(ROLES)}")
+        for name, amount in (resources or {}).items():
+            key = f"cluster.custom_resources.{role}.{name}"
+            if name in RAY_RESOURCES or name.startswith("node:"):
+                raise RecipeError(f"{where}: {key}: {name} is Ray's own resource, set by the layout; "
+                                  "name a custom resource the pinned nodes declare (ray start --resources)")
+            if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not amount > 0:
+                raise RecipeError(f"{where}: {key} = {amount!r} must be a number > 0")
 
 
 def _check_resources(cfg: RecipeConfig, where: str) -> None:

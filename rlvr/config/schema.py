@@ -135,6 +135,7 @@ class ClusterConfig:
     gpu_memory_gb: Optional[float] = None  # memory of each GPU in GB (1e9 bytes) for the memory plan (rlvr plan); None = detect with torch.cuda, else 80
     max_restarts: int = 0  # recoveries from a lost actor the run may make (>= 0): a replaced rollout/reward worker or a trainer-group restart from its last checkpoint counts one each (docs/faults.md); 0 = fail fast
     restart_timeout_s: float = 300.0  # seconds a recovery waits for the cluster to offer a lost actor's resources again (> 0)
+    custom_resources: Dict[str, Dict[str, float]] = field(default_factory=dict)  # custom Ray resources each role's bundles ask for, by role (trainer, rollout, reward), e.g. {reward: {cpu_pool: 1}}: pins those actors to nodes started with --resources that declare them (a lost node's actors come back only on a node that declares them too)
     stage_timeout_s: Optional[float] = None  # a step stage (generate, score, train) with no call finishing for this many seconds counts as a lost worker (a hang); None or 0 = never
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict
-from typing import Any, List
+from typing import Any, Callable, List, Optional
 
 from rlvr.config import RecipeConfig
 from rlvr.controller.cluster import rehearsal
@@ -181,10 +181,10 @@ class ActorPool:
             plugins=list(cfg.plugins))
 
     # ---- recoveries (docs/faults.md) -----------------------------------------------------
-    def _wait_placement(self) -> None:
-        """Wait up to cluster.restart_timeout_s for the placement group: Ray re-creates the
-        bundles of a lost node on nodes that offer their resources, if any do."""
-        timeout = self.cfg.cluster.restart_timeout_s
+    def _wait_placement(self, timeout: Optional[float] = None) -> None:
+        """Wait up to `timeout` (cluster.restart_timeout_s) for the placement group: Ray re-creates
+        the bundles of a lost node on nodes that offer their resources, if any do."""
+        timeout = self.cfg.cluster.restart_timeout_s if timeout is None else timeout
         if self.placement is not None and not self.placement.wait(timeout_seconds=timeout):
             raise RuntimeError(f"the cluster did not offer the run's resources again within "
                                f"cluster.restart_timeout_s = {timeout} s (a lost node not replaced?)")
@@ -208,28 +208,20 @@ class ActorPool:
         import ray
 
         workers = getattr(self, role)
+        if role == "rollout" and self.cfg.rollout.weight_sync not in ("collective", "object_store"):
+            raise RuntimeError(f"rollout.weight_sync = {self.cfg.rollout.weight_sync}: a rollout worker is "
+                               "not replaced in place (the actors restart from the last checkpoint)")
         try:
             ray.kill(workers[index], no_restart=True)  # a hung one must not come back
         except Exception:  # noqa: BLE001 - already gone
             pass
-        self._wait_placement()
-        timeout = self.cfg.cluster.restart_timeout_s
+        worker = self._until_placed(f"{role} worker {index}", lambda timeout: self._start_worker(role, index, timeout))
+        workers[index] = worker
         if role == "reward":
-            workers[index] = self._reward_actor(index)
-            ray.get(workers[index].stats.remote(), timeout=timeout)
             return
-        if self.cfg.rollout.weight_sync not in ("collective", "object_store"):
-            raise RuntimeError(f"rollout.weight_sync = {self.cfg.rollout.weight_sync}: a rollout worker is "
-                               "not replaced in place (the actors restart from the last checkpoint)")
-        worker = workers[index] = self._rollout_actor(index, self._launched)
-        ready = [worker.ready_info.remote()]
-        if self.cfg.reward.colocate:
-            cfg = self.cfg
-            ready.append(worker.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
-                                                      cfg.reward.timeout_s, list(cfg.plugins)))
-        ray.get(ready, timeout=timeout)
         from rlvr.controller.weight_sync import ObjectStoreSync
 
+        timeout = self.cfg.cluster.restart_timeout_s
         if isinstance(self.weight_sync, ObjectStoreSync):
             self.weight_sync.rollout = list(workers)
             ray.get(worker.update_weights.remote(self.trainer.full_state_dict_ref(), version), timeout=timeout)
@@ -239,13 +231,64 @@ class ActorPool:
             self.weight_sync.sync(version)
         self.engine_sleep = EngineSleep(self.rollout, self.cfg.rollout.sleep_while_training)
 
+    def _start_worker(self, role: str, index: int, timeout: float):
+        """A new `role` worker `index` in its bundle, ready (its engine built, scoring enabled)."""
+        import ray
+
+        if role == "reward":
+            worker = self._reward_actor(index)
+            ray.get(worker.stats.remote(), timeout=timeout)
+            return worker
+        worker = self._rollout_actor(index, self._launched)
+        ready = [worker.ready_info.remote()]
+        if self.cfg.reward.colocate:
+            cfg = self.cfg
+            ready.append(worker.enable_scoring.remote(cfg.reward.verifier, dict(cfg.reward.design),
+                                                      cfg.reward.timeout_s, list(cfg.plugins)))
+        ray.get(ready, timeout=timeout)
+        return worker
+
+    def _until_placed(self, what: str, start: Callable[[float], Any]) -> Any:
+        """start(seconds left) until it returns, within cluster.restart_timeout_s. Right after a node
+        is lost Ray may still count it alive and place a new actor in its old bundle there: that
+        actor is lost at once, and the start is tried again once Ray has moved the bundle."""
+        import ray
+
+        from rlvr.controller.faults import is_lost_actor
+
+        deadline = time.monotonic() + self.cfg.cluster.restart_timeout_s
+        tries = 0
+        while True:
+            self._wait_placement(max(1.0, deadline - time.monotonic()))
+            try:
+                return start(max(1.0, deadline - time.monotonic()))
+            except Exception as err:  # noqa: BLE001 - a lost start is tried again; anything else raises
+                tries += 1
+                if not is_lost_actor(err) or time.monotonic() >= deadline:
+                    raise
+                progress(f"{what}: its replacement was lost while starting ({type(err).__name__}; its node "
+                         f"is probably still being declared dead); try {tries + 1} in 2 s")
+                time.sleep(2.0)
+
     def restart(self) -> None:
         """Every actor anew (the trainer group restarts from the initial model; the caller
         restores a checkpoint): the old ones killed without waiting on them (some may hang),
-        the placement group waited for up to cluster.restart_timeout_s."""
+        the placement group waited for up to cluster.restart_timeout_s (a start lost because
+        its node was not yet declared dead is tried again within it)."""
+        model_dir = self._launched
+
+        def start(timeout: float) -> None:
+            self._kill_all()
+            self.launch(model_dir)
+            self.wait_ready(model_dir)
+            self.open_weight_sync()
+
+        self._until_placed("the actors' restart", start)
+
+    def _kill_all(self) -> None:
+        """Every actor killed, not waited on, and forgotten."""
         import ray
 
-        model_dir = self._launched
         for actor in self.rollout + self.reward + (self.trainer.actors if self.trainer is not None else []):
             try:
                 ray.kill(actor, no_restart=True)
@@ -255,10 +298,8 @@ class ActorPool:
             self.trainer.shutdown(graceful=False)
         self.weight_sync = None
         self.rollout, self.reward, self.trainer = [], [], None
-        self._wait_placement()
-        self.launch(model_dir)
-        self.wait_ready(model_dir)
-        self.open_weight_sync()
+        self._pending_ready = []
+        self._launched = None
 
     # ---- weights to the engines ---------------------------------------------------------
     def open_weight_sync(self) -> None:
@@ -267,7 +308,8 @@ class ActorPool:
 
         cfg = self.cfg
         self.weight_sync = make_weight_sync(cfg.rollout.weight_sync, self.trainer, self.rollout,
-                                            cfg.model.dtype, cfg.rollout.sync_bucket_mb)
+                                            cfg.model.dtype, cfg.rollout.sync_bucket_mb,
+                                            stage_timeout_s=cfg.cluster.stage_timeout_s or None)
         self.engine_sleep = EngineSleep(self.rollout, cfg.rollout.sleep_while_training)
 
     def sync_weights(self, version: int) -> float:

@@ -19,7 +19,7 @@ RESUME_MAY_CHANGE = {"resume", "steps", "output_dir", "run_name", "eval_every", 
                      "checkpoint_keep_last", "logging.wandb", "logging.console", "logging.log_samples_every",
                      "logging.wandb_group", "logging.wandb_tags",
                      "cluster.address", "cluster.num_cpus", "cluster.num_gpus", "cluster.colocate",
-                     "cluster.placement_strategy", "cluster.max_restarts", "cluster.restart_timeout_s",
+                     "cluster.placement_strategy", "cluster.custom_resources", "cluster.max_restarts", "cluster.restart_timeout_s",
                      "cluster.stage_timeout_s", "trainer.num_gpus_per_rank",
                      "rollout.num_gpus_per_worker", "rollout.tensor_parallel_size",
                      "reward.colocate", "reward.num_gpus_per_worker"}  # where samples are scored: the scores are the same

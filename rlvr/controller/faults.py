@@ -23,6 +23,10 @@ class StageTimeout(RuntimeError):
     """A stage's calls made no progress within cluster.stage_timeout_s (a hang): the actor is lost."""
 
 
+class ActorLost(RuntimeError):
+    """An actor found lost by what its loss broke (e.g. the weight broadcast), named in the message."""
+
+
 class RecoveryExhausted(RuntimeError):
     """An actor was lost after cluster.max_restarts recoveries were used up."""
 
@@ -33,7 +37,8 @@ def is_lost_actor(err: BaseException) -> bool:
     raised itself (a bug, a bad input) is not: it would happen again."""
     import ray.exceptions as rex
 
-    lost = (rex.RayActorError, rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, StageTimeout)
+    lost = (rex.RayActorError, rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, StageTimeout,
+            ActorLost)
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, lost):

@@ -154,11 +154,28 @@ def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per
     return Layout(bundles, trainer, rollout, reward, gpus)
 
 
+def pin_roles(layout: Layout, custom: Mapping[str, Mapping[str, float]]) -> Layout:
+    """`layout` with each role's custom resources (cluster.custom_resources: {role: {name: amount}})
+    added to the bundles its actors sit in, engine shards included; a bundle two roles share
+    (cluster.colocate) asks for the larger amount of each."""
+    if not any(custom.values()):
+        return layout
+    bundles = [dict(b) for b in layout.bundles]
+    used = {"trainer": [s.bundle for s in layout.trainer], "reward": [s.bundle for s in layout.reward],
+            "rollout": [b for s in layout.rollout for b in (s.shard_bundles or (s.bundle,))]}
+    for role, resources in custom.items():
+        for index in set(used[role]):
+            for name, amount in (resources or {}).items():
+                bundles[index][name] = max(bundles[index].get(name, 0.0), float(amount))
+    return Layout(bundles, layout.trainer, layout.rollout, layout.reward, layout.gpus)
+
+
 def layout_for(cfg) -> Layout:
-    """plan_layout for a RecipeConfig."""
-    return plan_layout(cfg.trainer.num_ranks, cfg.trainer.num_gpus_per_rank, cfg.rollout.num_workers,
-                       cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size,
-                       cfg.reward.num_workers, cfg.cluster.colocate, cfg.reward.num_gpus_per_worker)
+    """plan_layout for a RecipeConfig, with its roles' custom resources (pin_roles)."""
+    layout = plan_layout(cfg.trainer.num_ranks, cfg.trainer.num_gpus_per_rank, cfg.rollout.num_workers,
+                         cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size,
+                         cfg.reward.num_workers, cfg.cluster.colocate, cfg.reward.num_gpus_per_worker)
+    return pin_roles(layout, cfg.cluster.custom_resources)
 
 
 # How to shrink each resource's request, for the error message.
@@ -183,6 +200,17 @@ def check_fits(layout: Layout, cluster: Mapping[str, float], nodes: Sequence[Map
         if need[name] > have + EPS:
             raise ResourceError(f"the run needs {need[name]:g} {name} ({layout.describe()}), the Ray "
                                 f"cluster has {have:g}: {_FIX[name]}")
+    custom: Dict[str, float] = {}
+    for bundle in layout.bundles:
+        for name, amount in bundle.items():
+            if name not in ("CPU", "GPU"):
+                custom[name] = custom.get(name, 0.0) + amount
+    for name, amount in sorted(custom.items()):
+        have = float(cluster.get(name, 0.0))
+        if amount > have + EPS:
+            raise ResourceError(f"the run needs {amount:g} of the custom resource {name} "
+                                f"(cluster.custom_resources), the Ray cluster has {have:g}: start nodes "
+                                f"that declare it (ray start --resources '{{\"{name}\": {amount:g}}}')")
     if strategy == "STRICT_PACK" and nodes:
         best = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)))
         for name in ("GPU", "CPU"):

@@ -91,6 +91,35 @@ def _drop_if_hung(actor, name: str, err: BaseException) -> None:
             pass
 
 
+# How long a failed side of the weight broadcast waits for the other side's calls to say whether one was lost.
+PEER_VERDICT_S = 30.0
+
+
+def _lost_peer(peer_refs, names, wait_s: float = PEER_VERDICT_S):
+    """An ActorLost naming the actor whose call among `peer_refs` (`names` theirs) failed with a
+    lost-actor error, or None. When one side of the weight broadcast fails (its peer closed the
+    connection), the other side's loss is the cause, and the run recovers from it instead of
+    failing on the survivor's error."""
+    import ray
+
+    from rlvr.controller.faults import ActorLost, is_lost_actor
+
+    name_of = {id(ref): name for ref, name in zip(peer_refs, names)}
+    pending, deadline = list(peer_refs), time.monotonic() + wait_s
+    while pending and time.monotonic() < deadline:
+        done, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+        for ref in done:
+            try:
+                ray.get(ref)
+            except Exception as err:  # noqa: BLE001 - only a lost engine is returned
+                if is_lost_actor(err):
+                    lost = ActorLost(f"{name_of.get(id(ref), 'an actor')} lost during the weight "
+                                     f"broadcast ({type(err).__name__}: {str(err)[:200]})")
+                    lost.__cause__ = err
+                    return lost
+    return None
+
+
 class StepRunner:
     """Drives the actors (`actors`: .rollout, .reward, .trainer, .weight_sync, as ActorPool
     holds them) through RL steps; keeps the generations issued ahead of their step."""
@@ -349,7 +378,7 @@ class StepRunner:
 
         return isinstance(self.actors.weight_sync, CollectiveSync)
 
-    def _train_result(self, refs, engine_refs) -> Dict[str, float]:
+    def _train_result(self, refs, engine_refs, engine_names=()) -> Dict[str, float]:
         """train_step's metrics; an engine call that fails meanwhile raises at once (a rank
         waiting to send it weights would otherwise block until the weight group's timeout)."""
         import ray
@@ -367,9 +396,46 @@ class StepRunner:
             for ref in done:
                 if key(ref) in left:
                     left.discard(key(ref))
-                else:
+                    continue
+                try:
                     ray.get(ref)  # raises the engine's error
-        return self.actors.trainer.collect("train_step", refs)[0]
+                except Exception as err:
+                    lost = _lost_peer(refs, [f"trainer rank {r}" for r in range(len(refs))])
+                    if lost is not None:  # the broadcast broke because a rank went: that is the loss
+                        raise lost from err
+                    raise
+        try:
+            return self.actors.trainer.collect("train_step", refs)[0]
+        except Exception as err:
+            from rlvr.controller.faults import is_lost_actor
+
+            if is_lost_actor(err):  # a rank itself was lost
+                raise
+            lost = _lost_peer(engine_refs, engine_names)
+            if lost is not None:  # the broadcast broke because an engine went: that is the loss
+                raise lost from err
+            raise
+
+
+    def _sync_weights(self, step: int) -> float:
+        """actors.sync_weights(step); with the object-store sync an engine lost on the way is
+        replaced (holding the trainer's weights) and given them again, stamped `step`."""
+        import re
+
+        from rlvr.controller.weight_sync import ObjectStoreSync
+
+        actors, start = self.actors, time.time()
+        try:
+            return actors.sync_weights(step)
+        except Exception as err:
+            named = re.search(r"rollout worker (\d+)", str(err))
+            if named is None or not isinstance(actors.weight_sync, ObjectStoreSync):
+                raise
+            k = int(named.group(1))
+            state = actors.trainer.full_state_dict_ref()
+            self._recover("rollout", k, actors.rollout[k], err, lambda w: w.update_weights.remote(state, step))
+            actors.version = step
+            return time.time() - start
 
     def rl_step(self, step: int, prompts: Sequence[Prompt], epoch: int = 0):
         """One RL step: roll out G samples per prompt, score both rewards, advantages
@@ -402,7 +468,9 @@ class StepRunner:
             made_for, nxt_epoch, launched = self._inflight.pop(nxt)
             self._ready[nxt] = self.prepare(nxt, made_for, nxt_epoch, self.gather(launched))
         engine_refs = receives + [f for _, _, launched in self._inflight.values() for f in launched.futures]
-        train_metrics = self._train_result(refs, engine_refs if fused else [])
+        engine_names = [f"rollout worker {k}" for k in range(len(receives))] + [
+            f"rollout worker {call[0]}" for _, _, launched in self._inflight.values() for call in launched.calls]
+        train_metrics = self._train_result(refs, engine_refs if fused else [], engine_names)
         t_train = time.time() - t1
         if fused:
             actors.version = step  # the weights the engines hold once they received the broadcast
@@ -413,7 +481,7 @@ class StepRunner:
                 sync_s = min(sync_s, max(ray.get(receives)))  # the later of the two waited for nothing
         else:
             wake_s = actors.engine_sleep.before_sync()  # weights back on the GPU before they are overwritten
-            sync_s = actors.sync_weights(step)
+            sync_s = self._sync_weights(step)
             if self._ahead(later) and later not in self._inflight:
                 self.launch_step(later, *self._plan(later))
         metrics: Dict[str, Any] = {"step": step, **rollout.metrics, **train_metrics,

@@ -9,21 +9,28 @@ object_store: rank 0's whole state dict goes through Ray's object store (shared 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from rlvr.tracking.tracker import progress
 
 DEFAULT_TIMEOUT_S = 600.0  # a member that does not join or send within this fails the group
 
 
-def _wait_all(named_refs: Sequence[tuple]) -> List[Any]:
-    """Results of (who, ref) pairs in order; the first failure raises at once, naming who failed."""
+def _wait_all(named_refs: Sequence[tuple], timeout_s: Optional[float] = None) -> List[Any]:
+    """Results of (who, ref) pairs in order; the first failure raises at once, naming who failed.
+    With `timeout_s` (cluster.stage_timeout_s), no call finishing for that long is a hang:
+    StageTimeout names who had not answered."""
     import ray
+
+    from rlvr.controller.faults import StageTimeout
 
     who_of = {ref: who for who, ref in named_refs}
     results, pending = {}, [ref for _, ref in named_refs]
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending = ray.wait(pending, num_returns=1, **({"timeout": timeout_s} if timeout_s else {}))
+        if not done:
+            raise StageTimeout(f"{', '.join(who_of[ref] for ref in pending)} made no progress for "
+                               f"cluster.stage_timeout_s = {timeout_s} s (weight sync)")
         for ref in done:
             try:
                 results[ref] = ray.get(ref)
@@ -35,14 +42,13 @@ def _wait_all(named_refs: Sequence[tuple]) -> List[Any]:
 class ObjectStoreSync:
     """Rank 0's full state dict through the object store; every worker loads it in place."""
 
-    def __init__(self, trainer, rollout: Sequence[Any]):
-        self.trainer, self.rollout = trainer, list(rollout)
+    def __init__(self, trainer, rollout: Sequence[Any], stage_timeout_s: Optional[float] = None):
+        self.trainer, self.rollout, self.stage_timeout_s = trainer, list(rollout), stage_timeout_s
 
     def sync(self, version: int) -> None:
-        import ray
-
         state_ref = self.trainer.full_state_dict_ref()
-        ray.get([w.update_weights.remote(state_ref, version) for w in self.rollout])
+        _wait_all([(f"rollout worker {i}", w.update_weights.remote(state_ref, version))
+                   for i, w in enumerate(self.rollout)], self.stage_timeout_s)
 
     def close(self) -> None:
         pass
@@ -64,8 +70,8 @@ class CollectiveSync:
     """Trainer rank 0 and every rollout engine's workers in one weight group (weight_group_ranks)."""
 
     def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
-                 timeout_s: float = DEFAULT_TIMEOUT_S):
-        self.trainer, self.rollout = trainer, list(rollout)
+                 timeout_s: float = DEFAULT_TIMEOUT_S, stage_timeout_s: Optional[float] = None):
+        self.trainer, self.rollout, self.stage_timeout_s = trainer, list(rollout), stage_timeout_s
         start = time.time()
         info = trainer.collect("open_weight_sync", trainer.submit(
             "open_weight_sync", [(dtype, bucket_mb, timeout_s)] * trainer.num_ranks))[0]
@@ -85,7 +91,7 @@ class CollectiveSync:
     def sync(self, version: int) -> None:
         trainer_refs = self.trainer.submit("broadcast_weights", [(version,)] * self.trainer.num_ranks)
         receives = [(f"rollout worker {i}", w.receive_weights.remote(version)) for i, w in enumerate(self.rollout)]
-        _wait_all(receives + [(f"trainer rank {r}", ref) for r, ref in enumerate(trainer_refs)])
+        _wait_all(receives + [(f"trainer rank {r}", ref) for r, ref in enumerate(trainer_refs)], self.stage_timeout_s)
 
     def close(self) -> None:
         """Leave the group on every member (best effort: used on the way out)."""
@@ -106,10 +112,11 @@ class IpcSync:
     """Each engine is served by the trainer rank on its node and device (rank 0 when all are on one
     CPU node); that rank hands it every bucket by handle and waits for its acknowledgement."""
 
-    def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
+    def __init__(self, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
+                 stage_timeout_s: Optional[float] = None):
         from rlvr.comm.tensor_handles import assign_senders
 
-        self.trainer, self.rollout = trainer, list(rollout)
+        self.trainer, self.rollout, self.stage_timeout_s = trainer, list(rollout), stage_timeout_s
         start = time.time()
         ranks = trainer.collect("weights_location", trainer.submit("weights_location"))
         engines = _wait_all([(f"rollout worker {i}", w.weights_location.remote()) for i, w in enumerate(self.rollout)])
@@ -125,8 +132,10 @@ class IpcSync:
                  f"through {'CUDA IPC' if engines[0]['gpu'] else '/dev/shm'}, set up in {time.time() - start:.1f} s")
 
     def sync(self, version: int) -> None:
-        self.trainer.collect("send_ipc_weights", self.trainer.submit(
-            "send_ipc_weights", [(version,)] * self.trainer.num_ranks))
+        refs = self.trainer.submit("send_ipc_weights", [(version,)] * self.trainer.num_ranks)
+        _wait_all([(f"trainer rank {r} (serving its engines by handle)", ref) for r, ref in enumerate(refs)],
+                  self.stage_timeout_s)
+        self.trainer.collect("send_ipc_weights", refs)
 
     def close(self) -> None:
         """Free the trainer's shared buffers (best effort: used on the way out)."""
@@ -136,19 +145,22 @@ class IpcSync:
             pass
 
 
-def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float):
+def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
+                     stage_timeout_s: Optional[float] = None):
     """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store") over started actors.
 
     "auto" is resolved by load_recipe (ipc when colocated); a config built without it gets collective.
+    stage_timeout_s (cluster.stage_timeout_s): a sync with no call finishing for that long raises
+    StageTimeout (a hang: the run restarts its actors or fails, naming who hung).
     """
     if mode == "auto":
         mode = "collective"
     if mode == "collective":
-        return CollectiveSync(trainer, rollout, dtype, bucket_mb)
+        return CollectiveSync(trainer, rollout, dtype, bucket_mb, stage_timeout_s=stage_timeout_s)
     if mode == "ipc":
-        return IpcSync(trainer, rollout, dtype, bucket_mb)
+        return IpcSync(trainer, rollout, dtype, bucket_mb, stage_timeout_s=stage_timeout_s)
     if mode == "object_store":
-        return ObjectStoreSync(trainer, rollout)
+        return ObjectStoreSync(trainer, rollout, stage_timeout_s)
     raise ValueError(f"rollout.weight_sync = {mode!r} must be collective, ipc or object_store")
 
 

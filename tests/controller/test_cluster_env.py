@@ -21,3 +21,13 @@ def test_a_job_without_env_vars_takes_them_all():
     for runtime_env in ({}, {"env_vars": None}, None):
         job = json.dumps({"runtime_env": runtime_env})
         assert driver_env_vars({"A": "1"}, job) == ({"A": "1"}, {})
+
+
+def test_actors_below_normal_priority_are_named_in_one_warning():
+    from rlvr.controller.cluster import NODE_ENV, niceness_warning
+
+    assert NODE_ENV == {"RAY_worker_niceness": "0"}  # what the embedded cluster and `rlvr cluster up` start nodes with
+    assert niceness_warning({"rollout worker 0": 0, "rollout worker 1": 0}) is None
+    warning = niceness_warning({"rollout worker 1": 15, "rollout worker 0": 0, "rollout worker 2": 15})
+    assert warning.startswith("rollout worker 1 runs at nice 15, rollout worker 2 runs at nice 15: ")
+    assert "RAY_worker_niceness=0" in warning

@@ -108,6 +108,8 @@ def runner(monkeypatch):
             if role == "rollout":
                 fresh.version = version
             getattr(pool, role)[index] = Actor(fresh)
+            if role == "rollout" and isinstance(pool.weight_sync, ObjectStoreSync):  # as the real one does
+                pool.weight_sync.rollout = list(pool.rollout)
             made.append(fresh)
 
         monkeypatch.setattr(ActorPool, "replace_worker", replace_worker)
@@ -174,6 +176,74 @@ def test_a_hung_engine_is_a_lost_worker_after_the_stage_timeout(runner):
     c, _, replaced = runner(max_restarts=1, stage_timeout_s=0.01, hangs=("generate",))
     assert _two_steps(c) == expected and replaced == [("rollout", 0, 0)]
     assert c.actors.faults.events[0]["cause"] == "StageTimeout"
+
+
+def test_a_weight_sync_outside_train_step_that_hangs_is_a_stage_timeout(runner):
+    # object_store (and ipc) syncs run after train_step: a hung engine there is named as in a stage
+    c, _, replaced = runner(max_restarts=0, stage_timeout_s=0.01, hangs=("update_weights",))
+    c.actors.weight_sync.stage_timeout_s = 0.01  # as ActorPool.open_weight_sync sets it from the recipe
+    with pytest.raises(StageTimeout, match=r"^rollout worker 0 made no progress for cluster.stage_timeout_s = "
+                                           r"0.01 s \(weight sync\)"):
+        c.rl_step(1, PROMPTS, 0)
+    clean, _, _ = runner(max_restarts=0)
+    expected = _two_steps(clean)
+    c, _, replaced = runner(max_restarts=1, stage_timeout_s=0.01, hangs=("update_weights",))
+    c.actors.weight_sync.stage_timeout_s = 0.01
+    assert _two_steps(c) == expected and replaced == [("rollout", 0, 0)]  # with a recovery left: replaced
+    assert c.actors.faults.events[0]["cause"] == "StageTimeout"
+
+
+def test_an_engine_lost_in_the_object_store_sync_is_replaced_and_given_the_weights(runner):
+    clean, _, _ = runner(max_restarts=0)
+    expected = _two_steps(clean)
+    c, _, replaced = runner(rollout_dies={1: {"update_weights": 1}})
+    assert _two_steps(c) == expected
+    assert replaced == [("rollout", 1, 0)]  # created at the engines' version, then sent step 1's weights
+    assert c.actors.rollout[1]._obj.version == 2 and c.actors.version == 2
+    assert [(e["step"], e["actor"]) for e in c.actors.faults.events] == [(1, "rollout worker 1")]
+
+
+def test_a_broadcast_broken_by_a_lost_peer_names_the_peer_not_the_survivors_error(runner):
+    # the collective sync: trainer and engines fail together when one of them goes; the loss is
+    # the cause, and is what the run recovers from (the survivor's "connection closed" is not)
+    from rlvr.controller.faults import ActorLost, is_lost_actor
+    from rlvr.controller.step import _lost_peer
+
+    closed = lambda: RuntimeError("Connection closed by peer")  # noqa: E731 - a fresh error each time
+    c, _, _ = runner()
+    c.actors.trainer.collect = lambda what, refs: [ray.get(r) for r in refs]
+    with pytest.raises(ActorLost, match=r"^rollout worker 1 lost during the weight broadcast \(ActorDiedError"):
+        c._train_result([Failed(closed())], [{"ok": 1}, Failed(ray.exceptions.ActorDiedError())],
+                        ["rollout worker 0", "rollout worker 1"])
+    with pytest.raises(ActorLost, match=r"^trainer rank 1 lost during the weight broadcast"):
+        c._train_result([Hung(), Failed(ray.exceptions.ActorDiedError())], [Failed(closed())], ["rollout worker 0"])
+    with pytest.raises(RuntimeError, match="Connection closed") as raised:  # nobody lost: the error as it is
+        c._train_result([Failed(closed())], [Failed(closed())], ["rollout worker 0"])
+    assert not is_lost_actor(raised.value)
+    assert _lost_peer([Failed(closed()), {"ok": 1}], ["a", "b"]) is None
+    assert is_lost_actor(_lost_peer([Failed(ray.exceptions.ActorDiedError())], ["reward worker 3"]))
+
+
+def test_a_replacement_lost_while_starting_is_started_again_within_the_restart_timeout(monkeypatch):
+    # right after a node goes, Ray may still place the new actor in the dead node's bundle
+    cfg = RecipeConfig()
+    pool = ActorPool(replace(cfg, cluster=replace(cfg.cluster, restart_timeout_s=30)))
+    monkeypatch.setattr(ActorPool, "_wait_placement", lambda self, timeout=None: None)
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    tries = []
+
+    def start(seconds_left):
+        tries.append(seconds_left)
+        if len(tries) < 3:
+            raise ray.exceptions.ActorDiedError()
+        return "worker"
+
+    assert pool._until_placed("reward worker 0", start) == "worker" and len(tries) == 3
+    with pytest.raises(ValueError):  # an error the actor raised itself is not tried again
+        pool._until_placed("reward worker 0", lambda s: (_ for _ in ()).throw(ValueError("bad input")))
+    pool.cfg = replace(cfg, cluster=replace(cfg.cluster, restart_timeout_s=0.001))
+    with pytest.raises(ray.exceptions.ActorDiedError):  # past cluster.restart_timeout_s: the loss raises
+        pool._until_placed("reward worker 0", lambda s: (_ for _ in ()).throw(ray.exceptions.ActorDiedError()))
 
 
 def test_with_overlap_a_lost_engine_is_left_to_the_restart(runner):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from rlvr.config import load_recipe
-from rlvr.controller.layout import ResourceError, check_fits, layout_for, pack_gpus, plan_layout
+from rlvr.controller.layout import ResourceError, check_fits, layout_for, pack_gpus, pin_roles, plan_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,3 +82,39 @@ def test_check_fits_names_the_missing_resource_and_the_keys():
     check_fits(layout, {"GPU": 4.0, "CPU": 16.0}, two_nodes, "PACK")
     with pytest.raises(ResourceError, match=r"STRICT_PACK .*needs 3 GPU and the largest node has 2"):
         check_fits(layout, {"GPU": 4.0, "CPU": 16.0}, two_nodes, "STRICT_PACK")
+
+
+def test_custom_resources_pin_each_roles_bundles_engine_shards_included():
+    # separate layout: [trainer 0, 1][engine 0 shards 0, 1][reward 0]
+    layout = pin_roles(plan_layout(2, 1.0, 1, 1.0, 2, 1, colocate=False),
+                       {"rollout": {"gpu_pool": 1}, "reward": {"cpu_pool": 0.5}})
+    assert [b.get("gpu_pool", 0) for b in layout.bundles] == [0, 0, 1, 1, 0]
+    assert [b.get("cpu_pool", 0) for b in layout.bundles] == [0, 0, 0, 0, 0.5]
+    assert [b["GPU"] for b in layout.bundles[:4]] == [1.0] * 4  # CPU and GPU as the layout set them
+    # colocate: trainer rank i and shard i share bundle i, which asks for the larger amount of each
+    shared = pin_roles(plan_layout(2, 0.5, 2, 0.4, 1, 1, colocate=True),
+                       {"trainer": {"pool": 1, "t": 2}, "rollout": {"pool": 3}})
+    assert [(b.get("pool"), b.get("t")) for b in shared.bundles] == [(3, 2), (3, 2), (None, None)]
+
+
+def test_layout_for_pins_the_recipes_roles_and_check_fits_counts_custom_resources():
+    cfg = load_recipe(None, ["cluster.custom_resources={reward: {reward_node: 1}}", "reward.num_workers=2"])
+    layout = layout_for(cfg)
+    assert [b.get("reward_node", 0) for b in layout.bundles] == [0, 0, 1, 1]
+    check_fits(layout, {"CPU": 4.0, "reward_node": 2.0})
+    with pytest.raises(ResourceError, match=r"needs 2 of the custom resource reward_node .*has 1: start nodes "
+                                            r"that declare it \(ray start --resources '\{\"reward_node\": 2\}'\)"):
+        check_fits(layout, {"CPU": 4.0, "reward_node": 1.0})
+    assert layout_for(load_recipe(None, [])).bundles == [{"CPU": 1.0}] * 3  # nothing pinned: as before
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{critic: {n: 1}}", r"cluster.custom_resources.critic: not a role; use trainer, rollout, reward"),
+    ("{reward: {GPU: 1}}", r"cluster.custom_resources.reward.GPU: GPU is Ray's own resource"),
+    ("{reward: {n: 0}}", r"cluster.custom_resources.reward.n = 0.0 must be a number > 0"),
+])
+def test_custom_resources_refuse_what_no_node_could_mean(value, message):
+    from rlvr.config.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(None, [f"cluster.custom_resources={value}"])

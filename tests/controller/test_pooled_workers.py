@@ -41,6 +41,9 @@ def test_actors_take_the_prestarted_workers_and_see_the_actor_env(monkeypatch):
             def env(self):
                 return os.getpid(), {k: os.environ.get(k) for k in node_environment(cluster)}
 
+            def nice(self):
+                return os.getpriority(os.PRIO_PROCESS, 0)
+
         probes = [Probe.remote() for _ in range(count)]
         seen = ray.get([p.env.remote() for p in probes], timeout=120)
         assert {pid for pid, _ in seen} <= prestarted  # no new worker process was started for them
@@ -48,6 +51,8 @@ def test_actors_take_the_prestarted_workers_and_see_the_actor_env(monkeypatch):
         assert expected["OMP_NUM_THREADS"] == ACTOR_ENV["OMP_NUM_THREADS"]
         assert expected["DS_ACCELERATOR"] == "cpu" and expected["GLOO_SOCKET_IFNAME"]
         assert all(env == expected for _, env in seen)
+        # normal priority (Ray's default worker_niceness is 15: a few percent of a core under load)
+        assert ray.get([p.nice.remote() for p in probes]) == [0] * count
     finally:
         shutdown_ray()
 

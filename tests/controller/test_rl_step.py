@@ -107,6 +107,7 @@ def controller(monkeypatch):
     import ray
 
     monkeypatch.setattr(ray, "get", lambda refs, **_: list(refs) if isinstance(refs, list) else refs)
+    monkeypatch.setattr(ray, "wait", lambda refs, num_returns=1, **_: (list(refs)[:num_returns], list(refs)[num_returns:]))
     base = RecipeConfig()
 
     def make(design, reward_workers=2, rollout_workers=2):

@@ -74,7 +74,7 @@ def stand_ins(monkeypatch):
         {"step": step, "perf/weight_sync_s": 0.0}, []))
     import rlvr.controller.weight_sync as weight_sync
 
-    monkeypatch.setattr(weight_sync, "make_weight_sync", lambda *args: None)
+    monkeypatch.setattr(weight_sync, "make_weight_sync", lambda *args, **kwargs: None)
     import ray
 
     # As if the embedded cluster were up: the run must shut it down however it ends.

@@ -10,7 +10,7 @@ from rlvr.controller.faults import INJECT_ENV
 from rlvr.controller.loop import train
 from rlvr.tracking.run_folder import read_metrics
 
-from .same_metrics import assert_same_metrics
+from .same_metrics import assert_same_run
 from .test_quickstart import short_run
 
 # 16 prompts, 8 per step: step 3 is epoch 1 (fresh reward keys); flip draws make the rewards random
@@ -26,18 +26,6 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
-def _same_run(clean, run):
-    """Every non-timing metric (fault/* aside) and every sample file equal."""
-    before, after = read_metrics(clean / "metrics.jsonl"), read_metrics(run / "metrics.jsonl")
-    assert [r["step"] for r in before] == [0, 1, 2, 3, 4]
-    assert_same_metrics(before, after, ignore=("perf/", "fault/"))
-    files = sorted(p.name for p in (clean / "samples").iterdir())
-    assert files == sorted(p.name for p in (run / "samples").iterdir()) and len(files) == 4
-    for name in files:
-        rows = [[json.loads(line) for line in (d / "samples" / name).read_text().splitlines()] for d in (clean, run)]
-        assert rows[0] == rows[1], name
-
-
 @pytest.mark.e2e
 def test_a_killed_reward_worker_is_replaced_and_the_run_is_unchanged(uninterrupted, monkeypatch):
     monkeypatch.setenv(INJECT_ENV, "kill:reward:0@3")
@@ -47,7 +35,7 @@ def test_a_killed_reward_worker_is_replaced_and_the_run_is_unchanged(uninterrupt
     [event] = json.loads((run / "summary.json").read_text())["fault_events"]
     assert (event["step"], event["actor"]) == (3, "reward worker 0") and "replaced" in event["action"]
     assert read_metrics(run / "metrics.jsonl")[-1]["fault/replaced_workers"] == 1
-    _same_run(uninterrupted / "clean", run)
+    assert_same_run(uninterrupted / "clean", run, steps=4)
 
 
 @pytest.mark.e2e
@@ -60,7 +48,7 @@ def test_a_killed_trainer_rank_restarts_from_the_last_checkpoint_and_the_run_is_
     assert event["step"] == 4 and "restarted from step_000002" in event["action"]
     last = read_metrics(run / "metrics.jsonl")[-1]
     assert (last["fault/restarts"], last["fault/redone_steps"]) == (1, 2)  # steps 3 and 4 again
-    _same_run(uninterrupted / "clean", run)
+    assert_same_run(uninterrupted / "clean", run, steps=4)
 
 
 @pytest.mark.e2e
