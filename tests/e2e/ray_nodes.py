@@ -39,6 +39,7 @@ class LoopbackNodes:
         self.env.update(NODE_ENV)
         self.head: Optional[Dict] = None
         self.nodes: Dict[str, subprocess.Popen] = {}  # name -> the `ray start --block` of its live node
+        self.ports: Dict[str, int] = {}  # name -> its node manager's port (how Ray's node table names it)
         self.sessions: List[int] = []  # every session ever started (killed nodes included), for stop()
         self.temp_dirs: List[str] = []
 
@@ -51,7 +52,7 @@ class LoopbackNodes:
         self.sessions.append(self.head["pid"])
 
     def add_node(self, name: str, resources: Dict[str, float], num_cpus: int = 1) -> None:
-        """Start worker node `name` declaring `resources` (not waited for: `wait_for_nodes`)."""
+        """Start worker node `name` declaring `resources` (not waited for: `start_node` waits)."""
         ray = str(Path(sys.executable).parent / "ray")
         temp_dir = tempfile.mkdtemp(prefix="rlvr-node-", dir="/tmp")  # its own sockets (Ray's paths are short)
         self.temp_dirs.append(temp_dir)
@@ -61,6 +62,7 @@ class LoopbackNodes:
                "--temp-dir", temp_dir, "--disable-usage-stats"]
         for flag, port in zip(WORKER_PORT_FLAGS, ports):
             cmd += [flag, str(port)]
+        self.ports[name] = ports[0]  # --node-manager-port
         log = open(self.folder / f"node-{name}-{len(self.sessions)}.log", "wb")
         proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -72,13 +74,22 @@ class LoopbackNodes:
 
         return [n for n in ray.nodes() if n.get("Alive")]
 
-    def wait_for_nodes(self, count: int, timeout_s: float = 120.0) -> None:
-        """Wait until the cluster (seen from this process, which must have joined it) has `count` live nodes."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.alive_nodes()) < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(self.alive_nodes())} of {count} Ray nodes up after {timeout_s:.0f} s")
-            time.sleep(0.5)
+    def start_node(self, name: str, resources: Dict[str, float], num_cpus: int = 1, tries: int = 3,
+                   timeout_s: float = 120.0) -> None:
+        """add_node and wait until Ray lists it alive (this process must have joined the cluster);
+        a node whose `ray start` gives up (its raylet not registered within Ray's fixed 30 s, which
+        a 2-core machine starting several nodes can exceed) is started again, up to `tries` times."""
+        for attempt in range(1, tries + 1):
+            self.add_node(name, resources, num_cpus)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if any(n.get("NodeManagerPort") == self.ports[name] for n in self.alive_nodes()):
+                    return
+                if self.nodes[name].poll() is not None:
+                    break  # `ray start` gave up
+                time.sleep(0.5)
+            self.kill_node(name)
+        raise RuntimeError(f"Ray node {name} did not start in {tries} tries (logs in {self.folder})")
 
     def kill_node(self, name: str) -> int:
         """SIGKILL every process of node `name` (its raylet, its agents and its actors' workers); how many."""

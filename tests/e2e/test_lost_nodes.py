@@ -31,11 +31,10 @@ def nodes(tmp_path_factory):
     harness = LoopbackNodes(tmp_path_factory.mktemp("nodes"))
     try:
         harness.start_head(num_cpus=0)
-        for role in ROLES:
-            harness.add_node(role, {RESOURCE[role]: 1})
         ray.init(address=harness.address, log_to_driver=False)
-        try:
-            harness.wait_for_nodes(1 + len(ROLES))
+        try:  # one at a time: three raylets registering at once can pass Ray's 30 s start limit on 2 cores
+            for role in ROLES:
+                harness.start_node(role, {RESOURCE[role]: 1})
         finally:
             ray.shutdown()
         yield harness
