@@ -19,6 +19,7 @@ def test_shell_launchers_parse():
     sbatch = (CLUSTER / "slurm.sbatch").read_text()
     assert "#SBATCH --ntasks-per-node=1" in sbatch and "hostname --ip-address" in sbatch
     assert '--num-cpus="$cpus" --num-gpus="$gpus"' in sbatch and "cluster.address=auto" in sbatch
+    assert "export RAY_worker_niceness=0" in sbatch  # every node's actors at normal priority
     assert "rlvr\" submit" in (CLUSTER / "submit.sh").read_text()
 
 
@@ -39,6 +40,7 @@ def test_kuberay_pods_get_shm_and_the_output_volume():
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
             assert volumes[mounts["/runs"]]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+            assert {"name": "RAY_worker_niceness", "value": "0"} in container["env"]  # actors at normal priority
 
 
 def test_dockerfile_installs_rlvr_for_gpus_and_clusters():
