@@ -95,6 +95,17 @@ def _drop_if_hung(actor, name: str, err: BaseException) -> None:
 PEER_VERDICT_S = 30.0
 
 
+def _error_of(ref) -> Optional[BaseException]:
+    """The exception ray.get(ref) raises, or None."""
+    import ray
+
+    try:
+        ray.get(ref)
+    except Exception as err:  # noqa: BLE001 - returned to the caller
+        return err
+    return None
+
+
 def _lost_peer(peer_refs, names, wait_s: float = PEER_VERDICT_S):
     """An ActorLost naming the actor whose call among `peer_refs` (`names` theirs) failed with a
     lost-actor error, or None. When one side of the weight broadcast fails (its peer closed the
@@ -109,9 +120,8 @@ def _lost_peer(peer_refs, names, wait_s: float = PEER_VERDICT_S):
     while pending and time.monotonic() < deadline:
         done, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
         for ref in done:
-            try:
-                ray.get(ref)
-            except Exception as err:  # noqa: BLE001 - only a lost engine is returned
+            err = _error_of(ref)
+            if err is not None:
                 if is_lost_actor(err):
                     lost = ActorLost(f"{name_of.get(id(ref), 'an actor')} lost during the weight "
                                      f"broadcast ({type(err).__name__}: {str(err)[:200]})")
@@ -207,7 +217,10 @@ class StepRunner:
                 if role == "rollout" and self.cfg.rollout.overlap and self._plan is not None:
                     # the lost call's weights (the version before the trainer's current one) exist
                     # nowhere now: every actor restarts from the last checkpoint instead
-                    raise err
+                    from rlvr.controller.faults import ActorLost
+
+                    raise ActorLost(f"{name} lost while generating with rollout.overlap (its weights "
+                                    f"are gone: every actor restarts) ({type(err).__name__})") from err
                 node = actors.node_of(role, index)
                 actors.replace_worker(role, index, actors.version)
                 actors.faults.replaced_workers += 1
@@ -383,9 +396,10 @@ class StepRunner:
         waiting to send it weights would otherwise block until the weight group's timeout)."""
         import ray
 
-        from rlvr.controller.faults import StageTimeout
+        from rlvr.controller.faults import ActorLost, StageTimeout, is_lost_actor
 
         key = lambda ref: ref.hex() if hasattr(ref, "hex") else id(ref)  # noqa: E731 - ObjectRef or a test's stand-in
+        engine_name = {key(ref): name for ref, name in zip(engine_refs, engine_names)}
         left, pending = {key(r) for r in refs}, list(refs) + list(engine_refs)
         timeout = self.cfg.cluster.stage_timeout_s or None
         while left and (engine_refs or timeout):
@@ -397,24 +411,27 @@ class StepRunner:
                 if key(ref) in left:
                     left.discard(key(ref))
                     continue
-                try:
-                    ray.get(ref)  # raises the engine's error
-                except Exception as err:
+                failed = _error_of(ref)  # the engine's error, if its call failed
+                if failed is not None:
+                    # looked up outside the except block: an error raised inside one would carry
+                    # the engine's as its context, and look lost itself
                     lost = _lost_peer(refs, [f"trainer rank {r}" for r in range(len(refs))])
                     if lost is not None:  # the broadcast broke because a rank went: that is the loss
-                        raise lost from err
-                    raise
+                        raise lost from failed
+                    if is_lost_actor(failed):  # the engine itself was lost: name it
+                        raise ActorLost(f"{engine_name.get(key(ref), 'a rollout worker')} lost during "
+                                        f"train_step ({type(failed).__name__})") from failed
+                    raise failed
         try:
             return self.actors.trainer.collect("train_step", refs)[0]
-        except Exception as err:
-            from rlvr.controller.faults import is_lost_actor
-
-            if is_lost_actor(err):  # a rank itself was lost
-                raise
-            lost = _lost_peer(engine_refs, engine_names)
-            if lost is not None:  # the broadcast broke because an engine went: that is the loss
-                raise lost from err
-            raise
+        except Exception as err:  # noqa: BLE001 - raised below, or the lost engine in its place
+            failed = err
+        if is_lost_actor(failed):  # a rank itself was lost
+            raise failed
+        lost = _lost_peer(engine_refs, engine_names)
+        if lost is not None:  # the broadcast broke because an engine went: that is the loss
+            raise lost from failed
+        raise failed
 
 
     def _sync_weights(self, step: int) -> float:

@@ -250,8 +250,11 @@ def test_with_overlap_a_lost_engine_is_left_to_the_restart(runner):
     # the weights the lost call used (one version behind the trainer's) exist nowhere any more
     c, _, replaced = runner(rollout_dies={0: {"generate": 1}}, overlap=True)
     c._plan, c._generate_until = (lambda s: (PROMPTS, 0)), 2
-    with pytest.raises(ray.exceptions.ActorDiedError):
+    from rlvr.controller.faults import ActorLost
+
+    with pytest.raises(ActorLost, match=r"^rollout worker 0 lost while generating with rollout.overlap") as raised:
         c.rl_step(1, PROMPTS, 0)
+    assert isinstance(raised.value.__cause__, ray.exceptions.ActorDiedError) and is_lost_actor(raised.value)
     assert not replaced
 
 

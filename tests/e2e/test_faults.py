@@ -66,3 +66,22 @@ def test_a_frozen_engine_fails_the_run_at_the_stage_timeout_when_no_restart_is_a
     import ray
 
     assert not ray.is_initialized()
+
+
+OVERLAP = ["rollout.overlap=true", "algorithm.recompute_logprobs=false"]
+
+
+@pytest.mark.e2e
+def test_with_overlap_a_killed_engine_restarts_from_the_checkpoint_and_its_pending_samples(uninterrupted, monkeypatch):
+    # the lost engine's in-flight generation came from weights that exist nowhere any more: the run
+    # restarts every actor from step 2's checkpoint, which holds step 3's samples made before it
+    clean = train(short_run(uninterrupted, *ARGS, *OVERLAP, "run_name=overlap_clean"))
+    assert clean["status"] == "finished"
+    monkeypatch.setenv(INJECT_ENV, "kill:rollout:0@3")
+    summary = train(short_run(uninterrupted, *ARGS, *OVERLAP, "run_name=overlap_lost"))
+    run = uninterrupted / "overlap_lost"
+    assert summary["status"] == "finished"
+    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    assert (event["step"], event["actor"]) == (3, "rollout worker 0")
+    assert "restarted from step_000002" in event["action"]
+    assert_same_run(uninterrupted / "overlap_clean", run, steps=4)
