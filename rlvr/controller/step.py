@@ -412,16 +412,17 @@ class StepRunner:
                     left.discard(key(ref))
                     continue
                 failed = _error_of(ref)  # the engine's error, if its call failed
-                if failed is not None:
-                    # looked up outside the except block: an error raised inside one would carry
-                    # the engine's as its context, and look lost itself
-                    lost = _lost_peer(refs, [f"trainer rank {r}" for r in range(len(refs))])
-                    if lost is not None:  # the broadcast broke because a rank went: that is the loss
-                        raise lost from failed
-                    if is_lost_actor(failed):  # the engine itself was lost: name it
-                        raise ActorLost(f"{engine_name.get(key(ref), 'a rollout worker')} lost during "
-                                        f"train_step ({type(failed).__name__})") from failed
-                    raise failed
+                if failed is None:
+                    continue
+                if is_lost_actor(failed):  # the engine itself was lost: name it
+                    raise ActorLost(f"{engine_name.get(key(ref), 'a rollout worker')} lost during "
+                                    f"train_step ({type(failed).__name__})") from failed
+                # looked up outside an except block: an error raised inside one would carry the
+                # engine's as its context, and look lost itself
+                lost = _lost_peer(refs, [f"trainer rank {r}" for r in range(len(refs))])
+                if lost is not None:  # the broadcast broke because a rank went: that is the loss
+                    raise lost from failed
+                raise failed
         try:
             return self.actors.trainer.collect("train_step", refs)[0]
         except Exception as err:  # noqa: BLE001 - raised below, or the lost engine in its place
@@ -432,7 +433,6 @@ class StepRunner:
         if lost is not None:  # the broadcast broke because an engine went: that is the loss
             raise lost from failed
         raise failed
-
 
     def _sync_weights(self, step: int) -> float:
         """actors.sync_weights(step); with the object-store sync an engine lost on the way is
