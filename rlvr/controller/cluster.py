@@ -251,6 +251,18 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def token_auth_for_joining(environ=os.environ, home=None) -> Optional[str]:
+    """Before a driver joins a running cluster: RAY_AUTH_MODE=token when unset and a token exists
+    here (as `rlvr submit` does; docs/cluster.md). A head with token auth refuses a driver without
+    it; one without auth accepts a driver that sends it. Where the token came from, or None."""
+    from rlvr.controller.submit import enable_token_auth
+
+    source = enable_token_auth(environ, home)
+    if source:
+        print(f"[rlvr] Ray token auth: RAY_AUTH_MODE=token, token from {source}", file=sys.stderr, flush=True)
+    return source
+
+
 def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False) -> None:
     """Join `cluster.address`, or start an embedded local cluster with enough logical CPUs.
 
@@ -283,6 +295,7 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
                 _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                                   log_to_driver=True)
         else:
+            token_auth_for_joining()
             ray.init(address=cluster.address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
 
 

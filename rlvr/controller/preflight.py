@@ -219,8 +219,10 @@ def cluster_problems(cfg: RecipeConfig, where: Where) -> List[str]:
         return []
     import ray
 
+    from rlvr.controller.cluster import token_auth_for_joining
     from rlvr.controller.layout import ResourceError, check_fits, layout_for
 
+    token_auth_for_joining()
     try:
         ray.init(address=cfg.cluster.address, logging_level="ERROR", log_to_driver=False,
                  include_dashboard=False)

@@ -31,3 +31,15 @@ def test_actors_below_normal_priority_are_named_in_one_warning():
     warning = niceness_warning({"rollout worker 1": 15, "rollout worker 0": 0, "rollout worker 2": 15})
     assert warning.startswith("rollout worker 1 runs at nice 15, rollout worker 2 runs at nice 15: ")
     assert "RAY_worker_niceness=0" in warning
+
+
+def test_a_driver_joining_a_cluster_sends_the_token_when_one_exists_here(tmp_path):
+    from rlvr.controller.cluster import token_auth_for_joining
+
+    environ = {}
+    assert token_auth_for_joining(environ, home=tmp_path) is None and environ == {}  # no token: as it was
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("secret\n")
+    assert token_auth_for_joining(environ, home=tmp_path) == str(tmp_path / ".ray" / "auth_token")
+    assert environ == {"RAY_AUTH_MODE": "token"}
+    assert token_auth_for_joining({"RAY_AUTH_MODE": "disabled"}, home=tmp_path) is None  # the user's choice stays
