@@ -252,8 +252,6 @@ class ActorPool:
         """start(seconds left) until it returns, within cluster.restart_timeout_s. Right after a node
         is lost Ray may still count it alive and place a new actor in its old bundle there: that
         actor is lost at once, and the start is tried again once Ray has moved the bundle."""
-        import ray
-
         from rlvr.controller.faults import is_lost_actor
 
         deadline = time.monotonic() + self.cfg.cluster.restart_timeout_s

@@ -291,7 +291,7 @@ def start_ray(cluster: ClusterConfig, logical_cpus: int, uses_gpus: bool = False
         if cluster.address == "local":
             num_cpus: Optional[int] = cluster.num_cpus or max(logical_cpus, os.cpu_count() or 1)
             num_gpus = cluster.num_gpus if cluster.num_gpus is not None else (None if uses_gpus else 0)
-            with environ({**env, **NODE_ENV}):
+            with environ(node_environment(cluster, uses_gpus)):
                 _init_on_loopback(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                                   log_to_driver=True)
         else:

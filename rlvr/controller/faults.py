@@ -48,6 +48,18 @@ def is_lost_actor(err: BaseException) -> bool:
     return False
 
 
+def lost_actor_name(err: BaseException) -> str:
+    """Which actor a lost-actor error names ("rollout worker 0", ...), as far as its message says."""
+    import re
+
+    text = str(err)
+    found = re.search(r"(trainer rank \d+|rollout worker \d+|reward worker \d+|trainer ranks)", text)
+    if found:
+        return found.group(1)
+    found = re.search(r"class_name: (\w+)", text)
+    return found.group(1) if found else type(err).__name__
+
+
 def wait_each(refs: Sequence[Any], timeout_s: Optional[float], names: Sequence[str]) -> List[Any]:
     """Each ref's value, or the exception its call raised, in order (nothing raised here). With
     `timeout_s`, calls still pending once none finished for that long get a StageTimeout naming

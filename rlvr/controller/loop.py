@@ -21,7 +21,7 @@ from rlvr.config import RecipeConfig, to_yaml
 from rlvr.controller import evaluation
 from rlvr.controller.actors import ActorPool
 from rlvr.controller.checkpoint import RESUME_STATE, pending_generations, resume_point, save_checkpoint, set_aside
-from rlvr.controller.faults import INJECT_ENV, inject, injections
+from rlvr.controller.faults import INJECT_ENV, inject, injections, lost_actor_name
 from rlvr.controller.prompts import PromptSampler, chat_prompts, task_prompts
 from rlvr.controller.step import StepRunner
 from rlvr.controller.stop import StopSignals
@@ -269,7 +269,7 @@ class Controller:
         progress(f"lost an actor at step {failed_step} ({type(err).__name__}: {who}): restarting every actor "
                  f"(restart {faults.restarts}, {faults.used} of cluster.max_restarts = {faults.max_restarts} "
                  "recoveries used)")
-        name = _lost_actor_name(err)
+        name = lost_actor_name(err)
         role, _, index = name.rpartition(" ")
         node = self.actors.node_of({"trainer rank": "trainer", "rollout worker": "rollout",
                                     "reward worker": "reward"}.get(role, ""), int(index) if index.isdigit() else 0)
@@ -310,18 +310,6 @@ class Controller:
                 progress(f"closing the tracker failed: {type(err).__name__}: {err}")
         finally:
             self.end_cluster()
-
-
-def _lost_actor_name(err: BaseException) -> str:
-    """Which actor a lost-actor error names, as far as its message says."""
-    import re
-
-    text = str(err)
-    found = re.search(r"(trainer rank \d+|rollout worker \d+|reward worker \d+|trainer ranks)", text)
-    if found:
-        return found.group(1)
-    found = re.search(r"class_name: (\w+)", text)
-    return found.group(1) if found else type(err).__name__
 
 
 def train(cfg: RecipeConfig) -> Dict[str, Any]:

@@ -437,18 +437,17 @@ class StepRunner:
     def _sync_weights(self, step: int) -> float:
         """actors.sync_weights(step); with the object-store sync an engine lost on the way is
         replaced (holding the trainer's weights) and given them again, stamped `step`."""
-        import re
-
+        from rlvr.controller.faults import lost_actor_name
         from rlvr.controller.weight_sync import ObjectStoreSync
 
         actors, start = self.actors, time.time()
         try:
             return actors.sync_weights(step)
         except Exception as err:
-            named = re.search(r"rollout worker (\d+)", str(err))
-            if named is None or not isinstance(actors.weight_sync, ObjectStoreSync):
+            role, _, index = lost_actor_name(err).rpartition(" ")
+            if role != "rollout worker" or not isinstance(actors.weight_sync, ObjectStoreSync):
                 raise
-            k = int(named.group(1))
+            k = int(index)
             state = actors.trainer.full_state_dict_ref()
             self._recover("rollout", k, actors.rollout[k], err, lambda w: w.update_weights.remote(state, step))
             actors.version = step

@@ -26,13 +26,18 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+def _injected_run(out, monkeypatch, inject: str, name: str, *extra: str):
+    """A run of ARGS (+ extra) with RLVR_FAULT_INJECT = `inject` that finishes; its folder and its one fault event."""
+    monkeypatch.setenv(INJECT_ENV, inject)
+    summary = train(short_run(out, *ARGS, *extra, f"run_name={name}"))
+    assert summary["status"] == "finished"
+    [event] = json.loads((out / name / "summary.json").read_text())["fault_events"]
+    return out / name, event
+
+
 @pytest.mark.e2e
 def test_a_killed_reward_worker_is_replaced_and_the_run_is_unchanged(uninterrupted, monkeypatch):
-    monkeypatch.setenv(INJECT_ENV, "kill:reward:0@3")
-    summary = train(short_run(uninterrupted, *ARGS, "run_name=reward_lost"))
-    run = uninterrupted / "reward_lost"
-    assert summary["status"] == "finished"
-    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    run, event = _injected_run(uninterrupted, monkeypatch, "kill:reward:0@3", "reward_lost")
     assert (event["step"], event["actor"]) == (3, "reward worker 0") and "replaced" in event["action"]
     assert read_metrics(run / "metrics.jsonl")[-1]["fault/replaced_workers"] == 1
     assert_same_run(uninterrupted / "clean", run, steps=4)
@@ -40,11 +45,7 @@ def test_a_killed_reward_worker_is_replaced_and_the_run_is_unchanged(uninterrupt
 
 @pytest.mark.e2e
 def test_a_killed_trainer_rank_restarts_from_the_last_checkpoint_and_the_run_is_unchanged(uninterrupted, monkeypatch):
-    monkeypatch.setenv(INJECT_ENV, "kill:trainer:0@4")
-    summary = train(short_run(uninterrupted, *ARGS, "run_name=trainer_lost"))
-    run = uninterrupted / "trainer_lost"
-    assert summary["status"] == "finished"
-    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    run, event = _injected_run(uninterrupted, monkeypatch, "kill:trainer:0@4", "trainer_lost")
     assert event["step"] == 4 and "restarted from step_000002" in event["action"]
     last = read_metrics(run / "metrics.jsonl")[-1]
     assert (last["fault/restarts"], last["fault/redone_steps"]) == (1, 2)  # steps 3 and 4 again
@@ -77,11 +78,7 @@ def test_with_overlap_a_killed_engine_restarts_from_the_checkpoint_and_its_pendi
     # restarts every actor from step 2's checkpoint, which holds step 3's samples made before it
     clean = train(short_run(uninterrupted, *ARGS, *OVERLAP, "run_name=overlap_clean"))
     assert clean["status"] == "finished"
-    monkeypatch.setenv(INJECT_ENV, "kill:rollout:0@3")
-    summary = train(short_run(uninterrupted, *ARGS, *OVERLAP, "run_name=overlap_lost"))
-    run = uninterrupted / "overlap_lost"
-    assert summary["status"] == "finished"
-    [event] = json.loads((run / "summary.json").read_text())["fault_events"]
+    run, event = _injected_run(uninterrupted, monkeypatch, "kill:rollout:0@3", "overlap_lost", *OVERLAP)
     assert (event["step"], event["actor"]) == (3, "rollout worker 0")
     assert "restarted from step_000002" in event["action"]
     assert_same_run(uninterrupted / "overlap_clean", run, steps=4)
