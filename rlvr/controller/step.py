@@ -16,7 +16,7 @@ queues behind the one that received it).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from rlvr.config import RecipeConfig
@@ -62,12 +62,12 @@ class Rollout:
 def generations_to_json(generated: Dict[str, Any]) -> Dict[str, Any]:
     """What a checkpoint keeps of a step's generations made ahead: enough to rebuild them exactly."""
     return {"policy_version": generated["policy_version"], "seconds": generated["seconds"],
-            "generations": [[asdict(g) for g in group] for group in generated["generations"]]}
+            "generations": [[g.to_json() for g in group] for group in generated["generations"]]}
 
 
 def generations_from_json(data: Dict[str, Any]) -> Dict[str, Any]:
     """Inverse of generations_to_json (floats survive JSON exactly: repr round-trips)."""
-    from rlvr.rollout.engine import Generation
+    from rlvr.rollout.generation import Generation
 
     groups = [[Generation(**g) for g in group] for group in data["generations"]]
     return {"generations": groups, "policy_version": data["policy_version"], "seconds": data["seconds"],

@@ -5,7 +5,7 @@ does not pull in torch and Ray.
 """
 import importlib
 
-_HOMES = {"BACKENDS": "backends", "Generation": "engine", "RolloutEngine": "engine", "make_engine": "backends",
+_HOMES = {"BACKENDS": "backends", "Generation": "generation", "PackedGroups": "generation", "RolloutEngine": "engine", "make_engine": "backends",
           "RolloutWorker": "worker", "RolloutWorkerActor": "worker"}
 
 __all__ = list(_HOMES)

@@ -6,20 +6,11 @@ in place, so the controller and the tests never branch on the backend.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
 
-
-@dataclass
-class Generation:
-    """One sampled response."""
-
-    token_ids: List[int]  # response tokens only (a stop token that was sampled is included)
-    logprobs: List[float]  # behaviour logprob of each response token: log-softmax(logits / T) at the sampling temperature T (raw logits when T = 0), before top-p
-    text: str  # decoded response, special tokens skipped
-    finish_reason: str  # "stop" (a stop/eos token was sampled) | "length" (hit max_new_tokens)
+from rlvr.rollout.generation import Generation
 
 
 class RolloutEngine(abc.ABC):

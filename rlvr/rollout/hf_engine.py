@@ -5,7 +5,8 @@ from typing import Dict, List, Optional
 
 import torch
 
-from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict, check_wire_dtype
+from rlvr.rollout.engine import RolloutEngine, check_full_state_dict, check_wire_dtype
+from rlvr.rollout.generation import Generation
 
 
 def tied_parameter_names(model: torch.nn.Module) -> set:

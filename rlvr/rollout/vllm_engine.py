@@ -8,6 +8,7 @@ import random
 import tempfile
 import time
 import uuid
+from itertools import chain
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -16,7 +17,8 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 import torch  # noqa: E402
 
-from rlvr.rollout.engine import Generation, RolloutEngine, check_full_state_dict, check_wire_dtype  # noqa: E402
+from rlvr.rollout.engine import RolloutEngine, check_full_state_dict, check_wire_dtype  # noqa: E402
+from rlvr.rollout.generation import Generation  # noqa: E402
 from rlvr.rollout.engine_options import vllm_llm_kwargs  # noqa: E402
 from rlvr.rollout.hf_engine import tied_parameter_names  # noqa: E402
 
@@ -148,7 +150,7 @@ class VLLMEngine(RolloutEngine):
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:
         from vllm import SamplingParams
 
-        ids = list(prompt_ids) + list(response_ids)
+        ids = [int(t) for t in chain(prompt_ids, response_ids)]  # lists or numpy arrays (PackedGroups)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
         output = self.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0]
         # prompt_logprobs[k] holds the logprob of prompt token k given tokens < k

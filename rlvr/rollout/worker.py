@@ -12,6 +12,7 @@ import ray
 import torch
 
 from rlvr.rollout.backends import make_engine
+from rlvr.rollout.generation import PackedGroups
 from rlvr.rollout.sleep import SleepState
 
 
@@ -65,7 +66,7 @@ class RolloutWorker:
         generations = self.engine.generate(prompts, n, max_new_tokens, temperature=temperature,
                                            top_p=top_p, seed=seed, stop_token_ids=stop_token_ids)
         out = {
-            "generations": generations,
+            "generations": PackedGroups(generations),  # pickled as flat arrays (rlvr/rollout/generation.py)
             "policy_version": self._policy_version,
             "num_tokens": sum(len(g.token_ids) for group in generations for g in group),
             "seconds": time.perf_counter() - start,

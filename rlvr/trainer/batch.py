@@ -18,12 +18,13 @@ prompts are non-empty.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from itertools import chain
 from typing import List, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from rlvr.rollout.generation import flat_values
 
 
 @dataclass
@@ -125,15 +126,13 @@ def make_train_batch(prompt_ids: List[List[int]], response_ids: List[List[int]],
     real = ((columns >= (prompt_len - prompt_lens)[:, None])
             & (columns < (prompt_len + response_lens)[:, None]))  # [B, T]
     response = real & (columns >= prompt_len)
-    # Row-major order of the real cells is p_0, r_0, p_1, r_1, ...: one flat sequence fills them.
-    rows: List[Sequence[int]] = [None] * (2 * n)  # type: ignore[list-item]
-    rows[0::2], rows[1::2] = prompt_ids, response_ids
+    # Row-major order fills the cells row by row: the prompt cells take p_0, p_1, ... end to end,
+    # the response cells r_0, r_1, ... (rows are lists, or numpy arrays from a PackedGroups)
     input_ids = np.full(real.shape, pad_id, dtype=np.int64)
-    input_ids[real] = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
-                                  count=int(prompt_lens.sum() + response_lens.sum()))
+    input_ids[real & ~response] = flat_values(prompt_ids, int(prompt_lens.sum()), np.int64)
+    input_ids[response] = flat_values(response_ids, int(response_lens.sum()), np.int64)
     old_logprobs = np.zeros(real.shape, dtype=np.float32)
-    old_logprobs[response] = np.fromiter(chain.from_iterable(behaviour_logprobs), dtype=np.float64,
-                                         count=int(response_lens.sum()))  # rounded as torch does
+    old_logprobs[response] = flat_values(behaviour_logprobs, int(response_lens.sum()), np.float64)  # rounded as torch does
     return TrainBatch(input_ids=torch.from_numpy(input_ids),
                       attention_mask=torch.from_numpy(real).long(),
                       response_mask=torch.from_numpy(response).float(),

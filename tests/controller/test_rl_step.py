@@ -18,7 +18,7 @@ from rlvr.controller.step import StepRunner
 from rlvr.controller.weight_sync import ObjectStoreSync
 from rlvr.rewards.seeded import seeded_uniform
 from rlvr.rewards.worker import RewardWorker
-from rlvr.rollout.engine import Generation
+from rlvr.rollout.generation import Generation
 from rlvr.tasks import Prompt
 
 G = 4

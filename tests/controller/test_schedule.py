@@ -16,7 +16,7 @@ from rlvr.controller.actors import ActorPool
 from rlvr.controller.prompts import PromptSampler
 from rlvr.controller.step import StepRunner
 from rlvr.controller.weight_sync import CollectiveSync, ObjectStoreSync
-from rlvr.rollout.engine import Generation
+from rlvr.rollout.generation import Generation
 from rlvr.rewards.worker import RewardWorker
 from tests.controller.test_rl_step import PROMPTS, RESPONSES, FakeTokenizer, Remote
 

@@ -4,7 +4,7 @@ import pytest
 
 from rlvr.controller.weight_sync import EngineSleep
 from rlvr.rollout import worker as worker_module
-from rlvr.rollout.engine import Generation
+from rlvr.rollout.generation import Generation
 from rlvr.rollout.sleep import EngineAsleep, SleepState
 
 

@@ -49,6 +49,8 @@ def run_actor_round_trip(ray, actor, model_dir, prompts, load_reference, perturb
     try:
         result = ray.get(actor.generate.remote(prompts, 4, 6, seed=1))
         check_generate_result(result, prompts, 4, 6, version=0)
+        # through Ray the generations arrive packed: token ids and log-probs as numpy views
+        assert type(result["generations"][0][0].token_ids).__name__ == "ndarray"
         for prompt, group in zip(prompts, result["generations"]):
             g = group[0]
             assert ray.get(actor.score.remote(prompt, g.token_ids)) == pytest.approx(g.logprobs, abs=1e-4)
@@ -111,7 +113,7 @@ def test_generate_with_receive_version_takes_the_weights_first():
 
 def test_generate_with_score_returns_each_prompts_own_records_in_sample_order():
     """reward.colocate: the worker scores its samples in-process, grouped back by prompt."""
-    from rlvr.rollout.engine import Generation
+    from rlvr.rollout.generation import Generation
 
     class Engine:
         def generate(self, prompts, n, max_new_tokens, **kwargs):

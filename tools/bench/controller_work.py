@@ -45,7 +45,7 @@ def quickstart_step(recipe: Path, seed: int = 0):
 
     from rlvr.config import load_recipe
     from rlvr.models.tiny import CHARACTERS, SPECIAL_TOKENS
-    from rlvr.rollout.engine import Generation
+    from rlvr.rollout.generation import Generation
     from rlvr.tasks.arithmetic import arithmetic_prompts
 
     cfg = load_recipe(str(recipe), [])

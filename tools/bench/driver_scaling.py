@@ -10,8 +10,9 @@ what remains of a step is the driver's work plus Ray's transport:
 
   step_ms        the whole rl_step (launch, gather, score round trip, prepare, train call)
   controller_ms  perf/controller_s as the loop logs it (prepare's own work on the samples)
-  peak_mb        tracemalloc's peak of Python objects during one rl_step (a separate, untimed
-                 step) plus the train batch's tensors (torch memory is not seen by tracemalloc)
+  peak_mb        tracemalloc's peak during one launch, gather and prepare (a separate, untimed
+                 step): Python objects and numpy's buffers, plus the batch's two masks (made by
+                 torch, which tracemalloc does not see)
   moved_mb       bytes serialized per step: engine results to the driver, records to the reward
                  workers and back, the batch to the trainer (pickle protocol 5 sizes, as Ray
                  ships them)
@@ -20,8 +21,8 @@ Two axes: the batch (prompts x G x response tokens, --sizes, with --engines-for-
 and the actors (--engines, at --engine-size). Each axis gets a least-squares fit of
 log(step_ms) on log(tokens per step) or log(engines): the slope b of step ~ a * x^b, its value
 extrapolated to --target, and the size at which the driver's step work would pass 5% of a 60 s
-step (3 s). The largest sizes need a quiet machine with memory to spare (1024 x 16 x 4096 is
-67M tokens, several GB as Python lists): run them there, or let the fit extrapolate.
+step (3 s). Engines ship their samples as flat arrays (rlvr.rollout.generation.PackedGroups), so
+1024 x 16 x 4096 (67M tokens) runs on a 24 GB machine; it needs a quiet one.
 """
 from __future__ import annotations
 
@@ -64,18 +65,16 @@ def actor_classes():
     ships them by value (this file is not an importable module in Ray's workers)."""
     import ray
 
-    def canned_group(n: int, tokens: int, seed: int) -> List[SimpleNamespace]:
-        """n Generation-shaped records (token_ids, logprobs, text, finish_reason), each `tokens` long.
-        SimpleNamespace, not rlvr's Generation: the stand-in actors never import torch."""
-        import random
+    def canned_group(n: int, tokens: int, seed: int):
+        """n Generations (token_ids, logprobs as numpy arrays, as engines' samples arrive at the
+        driver), each `tokens` long. rlvr.rollout.generation imports no torch: nor do the stand-ins."""
+        import numpy as np
 
-        rng = random.Random(seed)
-        out = []
-        for j in range(n):
-            ids = [rng.randrange(3, VOCAB) for _ in range(tokens)]
-            out.append(SimpleNamespace(token_ids=ids, logprobs=[-rng.random() for _ in range(tokens)],
-                                       text=f"{seed}.{j}:" + "x" * (3 * tokens), finish_reason="length"))
-        return out
+        from rlvr.rollout.generation import Generation
+
+        rng = np.random.default_rng(seed)
+        return [Generation(rng.integers(3, VOCAB, tokens), -rng.random(tokens), f"{seed}.{j}:" + "x" * (3 * tokens),
+                           "length") for j in range(n)]
 
     @ray.remote(num_cpus=1)
     class CannedEngine:
@@ -85,13 +84,16 @@ def actor_classes():
             self.index, self.cache = index, {}
 
         def generate(self, prompts, n, max_new_tokens, **_):
+            from rlvr.rollout.generation import PackedGroups
+
             key = (len(prompts), n, max_new_tokens)
             if key not in self.cache:
                 self.cache = {key: [canned_group(n, max_new_tokens, self.index * 100_003 + i)
                                     for i in range(len(prompts))]}
             groups = self.cache[key]
-            return {"generations": groups, "policy_version": 0, "num_tokens": len(prompts) * n * max_new_tokens,
-                    "seconds": 0.0}
+            # packed, as RolloutWorker.generate ships them
+            return {"generations": PackedGroups(groups), "policy_version": 0,
+                    "num_tokens": len(prompts) * n * max_new_tokens, "seconds": 0.0}
 
         def warm(self, prompts, n, max_new_tokens):
             self.generate([[0]] * prompts, n, max_new_tokens)
@@ -172,6 +174,7 @@ class Simulation:
         import ray
 
         from rlvr.rewards.worker import sample_records
+        from rlvr.rollout.generation import PackedGroups
 
         runner = self.runner
         tracemalloc.start()
@@ -182,8 +185,10 @@ class Simulation:
         finally:
             tracemalloc.stop()
         batch = rollout.batch
+        # numpy reports its buffers to tracemalloc (input_ids, old_logprobs, the engines' arrays);
+        # the two masks are made by torch, which does not
         tensors = sum(getattr(batch, k).numel() * getattr(batch, k).element_size()
-                      for k in ("input_ids", "attention_mask", "response_mask", "old_logprobs", "advantages"))
+                      for k in ("attention_mask", "response_mask"))
 
         def size(obj) -> int:
             buffers: List[Any] = []
@@ -191,7 +196,7 @@ class Simulation:
             return len(head) + sum(memoryview(b).nbytes for b in buffers)
 
         chunks = generated["generations"]
-        engine_out = sum(size({"generations": chunks[i::len(self.actors.rollout)]})
+        engine_out = sum(size({"generations": PackedGroups(chunks[i::len(self.actors.rollout)])})
                          for i in range(len(self.actors.rollout)))
         records = sample_records([runner._reward_key(p) for p in self.prompts], chunks, 0)
         scored = ray.get(self.actors.reward[0].score.remote([r for g in records for r in g]))
