@@ -280,16 +280,19 @@ class StepRunner:
         shards = split_round_robin(list(range(len(records))), len(reward))
         calls = [(j, w, [r for i in shard for r in records[i]]) for j, (w, shard) in enumerate(zip(reward, shards))
                  if shard]
-        outs = self._stage_results([w.score.remote(batch) for _, w, batch in calls],
+        # scores only come back: each is added to its record here (the responses do not travel twice)
+        outs = self._stage_results([w.score.remote(batch, scores_only=True) for _, w, batch in calls],
                                    [f"reward worker {j}" for j, *_ in calls])
         for i, out in enumerate(outs):
             if isinstance(out, BaseException):  # rewards are pure functions of their keys: re-scoring is exact
                 j, used, batch = calls[i]
-                outs[i] = self._recover("reward", j, used, out, lambda w: w.score.remote(batch))
+                outs[i] = self._recover("reward", j, used, out, lambda w: w.score.remote(batch, scores_only=True))
+        sent = {(r["prompt_id"], r["sample_index"]): r for group in records for r in group}
         scored: Dict[str, List[Dict]] = {}
         for out in outs:
-            for r in out:
-                scored.setdefault(r["prompt_id"], []).append(r)
+            for scores in out:
+                scored.setdefault(scores["prompt_id"], []).append(
+                    {**sent[scores["prompt_id"], scores["sample_index"]], **scores})
         return [sorted(scored[p.id], key=lambda r: r["sample_index"]) for p in prompts]
 
     # ---- one step's pieces ----------------------------------------------------------------

@@ -27,6 +27,9 @@ def sample_records(prompts: Sequence[Tuple], generations, epoch: int = 0) -> Lis
             for p, group in zip(prompts, generations)]
 
 
+SCORE_KEYS = ("gt", "proxy", "reason", "answer", "expected_proxy", "systematic_proxy", "gt_details")  # what score_samples adds
+
+
 class RewardWorker:
     """Scores rollout records: ground truth from `verifier`, proxy from the `design` mapping.
 
@@ -40,10 +43,16 @@ class RewardWorker:
         self.design = build_design(dict(design), "reward.design")
         self.pool = VerifierPool(verifier, num_procs=num_procs, timeout_s=timeout_s)
 
-    def score(self, records: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-        """score_samples(records, pool, design): each record with gt, proxy, reason, answer."""
+    def score(self, records: Sequence[Mapping[str, Any]], scores_only: bool = False) -> List[Dict[str, Any]]:
+        """score_samples(records, pool, design): each record with gt, proxy, reason, answer.
+        With `scores_only`, each record's key (prompt_id, sample_index) and what scoring added
+        (SCORE_KEYS): the caller holds the records, and sending each response back doubled the
+        bytes a step moves."""
         try:
-            return score_samples(records, self.pool, self.design)
+            scored = score_samples(records, self.pool, self.design)
+            if scores_only:
+                return [{k: r[k] for k in ("prompt_id", "sample_index", *SCORE_KEYS) if k in r} for r in scored]
+            return scored
         except Exception as err:
             module = type(self.design).__module__
             if module.startswith("rlvr."):

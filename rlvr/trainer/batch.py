@@ -57,20 +57,43 @@ class TrainBatch:
     def __reduce_ex__(self, protocol):
         """Pickled as numpy arrays when every tensor is a plain CPU tensor: Ray then ships them
         as out-of-band buffers instead of pickling torch storages, which took 1.6-1.8 ms more
-        per train call for the quickstart's batch (tools/bench/batch_transport.py)."""
+        per train call for the quickstart's batch (tools/bench/batch_transport.py). Each array
+        travels in the narrowest dtype that holds its values exactly (0/1 masks as bool, token
+        ids as int32): 10 bytes per cell instead of 24, which is most of the driver's train call
+        at large batches (tools/bench/driver_scaling.py)."""
         tensors = [getattr(self, f.name) for f in fields(self)]
         if all(t.device.type == "cpu" and not t.requires_grad and t.dtype in _NUMPY_DTYPES for t in tensors):
             # contiguous: a column-trimmed shard's views would otherwise be copied in-band
-            return _batch_from_arrays, (tuple(np.ascontiguousarray(t.numpy()) for t in tensors),)
+            arrays = [_narrowed(np.ascontiguousarray(t.numpy()), _WIRE_DTYPES.get(f.name))
+                      for f, t in zip(fields(self), tensors)]
+            return _batch_from_arrays, (tuple(arrays), tuple(str(t.dtype).split(".")[-1] for t in tensors))
         return super().__reduce_ex__(protocol)
 
 
 _NUMPY_DTYPES = (torch.int64, torch.int32, torch.float32, torch.float64, torch.bool)
 
 
-def _batch_from_arrays(arrays) -> TrainBatch:
-    # np.array copies: Ray's zero-copy arrays are read-only, and the trainer may write to the batch
-    return TrainBatch(*(torch.from_numpy(np.array(a)) for a in arrays))
+# the narrower dtype each field is sent in when its values allow it (checked per batch)
+_WIRE_DTYPES = {"input_ids": np.int32, "attention_mask": np.bool_, "response_mask": np.bool_}
+
+
+def _narrowed(a: np.ndarray, wire) -> np.ndarray:
+    """`a` as dtype `wire` when that holds every value exactly, else `a` unchanged."""
+    if wire is None or not a.size:
+        return a
+    if wire is np.int32:
+        info = np.iinfo(np.int32)
+        return a.astype(np.int32) if info.min <= a.min() and a.max() <= info.max else a
+    narrow = a.astype(wire)
+    return narrow if np.array_equal(narrow, a) else a
+
+
+def _batch_from_arrays(arrays, dtypes=None) -> TrainBatch:
+    # a copy in the field's own dtype: Ray's zero-copy arrays are read-only, and the trainer may
+    # write to the batch (astype copies; np.array copies when the dtype is already right)
+    dtypes = dtypes or [None] * len(arrays)
+    return TrainBatch(*(torch.from_numpy(np.array(a, dtype=getattr(np, d) if d else None))
+                        for a, d in zip(arrays, dtypes)))
 
 
 def resolve_pad_id(pad_token_id, eos_token_id) -> int:

@@ -78,8 +78,8 @@ class FakeRollout:
 class ReversingRewardWorker(RewardWorker):
     """A real reward worker that answers in reverse order: the controller must re-sort."""
 
-    def score(self, records):
-        return super().score(records)[::-1]
+    def score(self, records, scores_only=False):
+        return super().score(records, scores_only)[::-1]
 
 
 class FakeTrainer:

@@ -86,6 +86,11 @@ def test_reward_worker_plain_class():
         out = worker.score([record("a", 0, "46;"), record("a", 1, "4;")])
         assert [(r["gt"], r["proxy"]) for r in out] == [(1.0, 0.0), (0.0, 0.0)]
         assert worker.stats()["samples"] == 2
+        # scores only: each record's key and what scoring added, not the response sent back
+        slim = worker.score([record("a", 0, "46;"), record("a", 1, "4;")], scores_only=True)
+        assert [set(r) for r in slim] == [{"prompt_id", "sample_index", "gt", "proxy", "reason", "answer",
+                                           "expected_proxy", "systematic_proxy"}] * 2
+        assert [{**rec, **r} for rec, r in zip([record("a", 0, "46;"), record("a", 1, "4;")], slim)] == out
     finally:
         worker.close()
 

@@ -24,19 +24,24 @@ def test_fit_recovers_a_power_law_and_its_budget_crossing(load_tool):
 def test_tiny_simulation_prints_the_table_and_the_fits(load_tool, tmp_path, capsys):
     bench = load_tool("bench/driver_scaling.py")
     out = tmp_path / "scaling.json"
-    assert bench.main(["--sizes", "2x2x4,4x2x16", "--engines-for-sizes", "2", "--engines", "1,2",
-                       "--engine-size", "4x2x8", "--steps", "1", "--target", "8x4x32", "--json", str(out)]) == 0
+    assert bench.main(["--sizes", "2x2x4,4x2x128", "--engines-for-sizes", "2", "--engines", "1,2",
+                       "--engine-size", "4x2x8", "--steps", "1", "--target", "4x2x8", "--target-engines", "2",
+                       "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert [(r["prompts"], r["G"], r["tokens"], r["engines"]) for r in data["batch_rows"]] == [(2, 2, 4, 2), (4, 2, 16, 2)]
+    assert [(r["prompts"], r["G"], r["tokens"], r["engines"]) for r in data["batch_rows"]] == [(2, 2, 4, 2), (4, 2, 128, 2)]
     assert [r["engines"] for r in data["actor_rows"]] == [1, 2]
     for row in data["batch_rows"] + data["actor_rows"]:
         assert row["tokens_per_step"] == row["prompts"] * row["G"] * row["tokens"]
         assert row["step_ms"] > 0 and row["controller_ms"] >= 0 and row["peak_mb"] > 0
+        assert 0 < row["driver_cpu_ms"] < 10 * row["step_ms"]
     small, big = data["batch_rows"]
-    assert big["moved_mb"] > small["moved_mb"]  # 8x the tokens moves more bytes
+    assert big["moved_mb"] > small["moved_mb"]  # 64x the tokens moves more bytes
     for axis in ("batch_fit", "actor_fit"):
-        assert set(data[axis]) == {"step_ms", "controller_ms", "peak_mb", "moved_mb"}
+        assert set(data[axis]) == {"step_ms", "driver_cpu_ms", "controller_ms", "peak_mb", "moved_mb"}
         assert all(math.isfinite(f["b"]) and f["a"] > 0 for f in data[axis].values())
     assert data["batch_fit"]["moved_mb"]["b"] > 0.5  # bytes grow with the tokens
+    # the actor axis ran the target itself (4x2x8 on 2 engines): its step is reported as measured
+    assert data["measured"] == [data["actor_rows"][1]]
     text = capsys.readouterr().out
     assert "| prompts x G x tokens |" in text and "passes 3 s" in text and "of a 60 s step" in text
+    assert "step at 4x2x8 with 2 engines (measured)" in text and "driver CPU at 4x2x8 with 2 engines" in text

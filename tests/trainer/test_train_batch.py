@@ -193,9 +193,12 @@ def test_a_batch_pickles_as_numpy_arrays_and_comes_back_equal_and_writable():
     import numpy as np
 
     b = _example()
-    rebuild, (arrays,) = b.__reduce_ex__(5)
-    # the arrays travel, not torch storages: Ray ships them as out-of-band buffers
+    rebuild, (arrays, dtypes) = b.__reduce_ex__(5)
+    # the arrays travel, not torch storages: Ray ships them as out-of-band buffers, each in the
+    # narrowest dtype that holds it exactly
     assert all(isinstance(a, np.ndarray) for a in arrays) and len(arrays) == 5
+    assert [a.dtype.name for a in arrays] == ["int32", "bool", "bool", "float32", "float32"]
+    assert dtypes == ("int64", "int64", "float32", "float32", "float32")
     back = pickle.loads(pickle.dumps(b, protocol=5))
     for name in ("input_ids", "attention_mask", "response_mask", "old_logprobs", "advantages"):
         assert getattr(back, name).dtype == getattr(b, name).dtype
@@ -207,7 +210,7 @@ def test_a_batch_pickles_as_numpy_arrays_and_comes_back_equal_and_writable():
     frozen = [a.copy() for a in arrays]
     for a in frozen:
         a.setflags(write=False)
-    rebuilt = rebuild(tuple(frozen))
+    rebuilt = rebuild(tuple(frozen), dtypes)
     rebuilt.old_logprobs.add_(1.0)
     assert torch.equal(rebuilt.old_logprobs, b.old_logprobs + 1.0)
 
@@ -221,11 +224,23 @@ def test_a_column_trimmed_shard_pickles_as_contiguous_arrays_and_comes_back_equa
                             pad_id=PAD)
     b = trim_padding(full.select(slice(0, 2)))
     assert not b.input_ids.is_contiguous()  # a view: columns 1.. of the shard
-    _, (arrays,) = b.__reduce_ex__(5)
+    _, (arrays, _) = b.__reduce_ex__(5)
     assert all(a.flags["C_CONTIGUOUS"] for a in arrays)  # Ray ships them out-of-band
     back = pickle.loads(pickle.dumps(b, protocol=5))
     assert back.input_ids.tolist() == [[5, 6, 7], [4, 5, 8]]
     assert torch.equal(back.old_logprobs, b.old_logprobs) and torch.equal(back.advantages, b.advantages)
+
+
+def test_values_that_a_narrower_dtype_cannot_hold_travel_as_they_are():
+    import pickle
+
+    b = _example()
+    b.input_ids[0, 0] = 2**40  # past int32
+    b.response_mask[0, -1] = 0.5  # a weight, not 0/1
+    _, (arrays, _) = b.__reduce_ex__(5)
+    assert arrays[0].dtype.name == "int64" and arrays[2].dtype.name == "float32"
+    back = pickle.loads(pickle.dumps(b, protocol=5))
+    assert torch.equal(back.input_ids, b.input_ids) and torch.equal(back.response_mask, b.response_mask)
 
 
 def test_a_batch_that_numpy_cannot_hold_pickles_the_torch_way():
