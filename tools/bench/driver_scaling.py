@@ -224,7 +224,8 @@ def measure(sim: Simulation, P: int, G: int, T: int, steps: int) -> Dict[str, An
     runs = [sim.step(k + 1) for k in range(steps)]
     row = {"prompts": P, "G": G, "tokens": T, "sequences": P * G, "tokens_per_step": P * G * T,
            "engines": len(sim.actors.rollout),
-           **{k: statistics.median(r[k] for r in runs) for k in ("step_ms", "controller_ms", "driver_cpu_ms")}}
+           **{k: statistics.median(r[k] for r in runs) for k in ("step_ms", "controller_ms", "driver_cpu_ms")},
+           **{f"{k}_range": [min(r[k] for r in runs), max(r[k] for r in runs)] for k in ("step_ms", "driver_cpu_ms")}}
     row.update(sim.memory_and_bytes())
     return row
 
@@ -252,9 +253,15 @@ def render(rows: Sequence[Dict[str, Any]], title: str) -> str:
                         "peak (MB) | moved (MB) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['prompts']} x {r['G']} x {r['tokens']} | {r['engines']} | {r['tokens_per_step']:,} | "
-                     f"{r['step_ms']:.1f} | {r['driver_cpu_ms']:.1f} | {r['controller_ms']:.1f} | {r['peak_mb']:.1f} | "
+                     f"{_mmm(r, 'step_ms')} | {_mmm(r, 'driver_cpu_ms')} | {r['controller_ms']:.1f} | {r['peak_mb']:.1f} | "
                      f"{r['moved_mb']:.1f} |")
     return "\n".join(lines)
+
+
+def _mmm(row, key: str) -> str:
+    """'median (min-max)' of a row's timed steps."""
+    lo, hi = row.get(f"{key}_range", (row[key], row[key]))
+    return f"{row[key]:.1f} ({lo:.0f}-{hi:.0f})"
 
 
 def analyse(rows, key: str, target_x: float,
@@ -309,7 +316,7 @@ def main(argv=None) -> int:
              _node_ip_address="127.0.0.1")
     try:
         print(f"local Ray cluster with {logical} logical CPUs on {os.cpu_count()} cores; "
-              f"median of {args.steps} rl_steps per row", flush=True)
+              f"median (min-max) of {args.steps} rl_steps per row", flush=True)
         sim = Simulation(args.engines_for_sizes, args.rewards)
         batch_rows = [measure(sim, P, G, T, args.steps) for P, G, T in sizes]
         del sim
