@@ -295,6 +295,21 @@ class StepRunner:
                     {**sent[scores["prompt_id"], scores["sample_index"]], **scores})
         return [sorted(scored[p.id], key=lambda r: r["sample_index"]) for p in prompts]
 
+    def _with_records(self, prompts: Sequence[Prompt], generations, epoch: int, scores) -> List[List[Dict]]:
+        """[prompt][sample] scored records from the scores a rollout worker sent (reward.colocate):
+        each sample's record, built here as `score` builds it, with its scores added."""
+        from rlvr.rewards.worker import sample_records
+
+        records = sample_records([self._reward_key(p) for p in prompts], generations, epoch)
+        out = []
+        for group, group_scores in zip(records, scores):
+            for r, s in zip(group, group_scores):
+                if (r["prompt_id"], r["sample_index"]) != (s["prompt_id"], s["sample_index"]):
+                    raise RuntimeError(f"a rollout worker's scores are out of order: got the score of "
+                                       f"{s['prompt_id']}#{s['sample_index']} for {r['prompt_id']}#{r['sample_index']}")
+            out.append([{**r, **s} for r, s in zip(group, group_scores)])
+        return out
+
     # ---- one step's pieces ----------------------------------------------------------------
     def launch_step(self, step: int, prompts: Sequence[Prompt], epoch: int, receive_version=None) -> None:
         """Start generating step `step`'s G samples per prompt (its seed is a function of the step)."""
@@ -338,7 +353,7 @@ class StepRunner:
         t0 = time.time()
         waited = 0.0  # seconds spent waiting on other actors (scoring, the reward KL): not controller work
         if "scored" in generated:  # reward.colocate: the rollout workers scored their samples
-            scored, t_reward = generated["scored"], generated["score_s"]
+            scored, t_reward = self._with_records(prompts, generations, epoch, generated["scored"]), generated["score_s"]
         else:
             scored = self.score(prompts, generations, epoch)
             t_reward = waited = time.time() - t0

@@ -57,8 +57,8 @@ class RolloutWorker:
         "num_tokens": response tokens generated, "seconds": wall time of the generation},
         plus "receive_s" (seconds in receive_weights, waiting for the trainer included) when receiving.
         With `score` = {"prompts": [(prompt id, gold, meta)], "epoch": int} (reward.colocate, after
-        enable_scoring) also "scored": [prompt][sample] records as RewardWorker.score returns them
-        and "score_s".
+        enable_scoring) also "scored": [prompt][sample] scores as RewardWorker.score(...,
+        scores_only=True) returns them, and "score_s".
         """
         received = {} if receive_version is None else {"receive_s": self.receive_weights(receive_version)}
         self._sleep.require_awake("generate")
@@ -77,7 +77,8 @@ class RolloutWorker:
 
             start = time.perf_counter()
             records = sample_records(score["prompts"], generations, score["epoch"])
-            flat = self.scorer.score([r for group in records for r in group])  # in the records' order
+            # scores only (each sample's key and scores): the driver holds the responses already
+            flat = self.scorer.score([r for group in records for r in group], scores_only=True)  # records' order
             out["scored"] = [flat[i * n:(i + 1) * n] for i in range(len(records))]  # n samples per prompt
             out["score_s"] = time.perf_counter() - start
         return out

@@ -251,3 +251,16 @@ def test_an_overlap_resume_skips_a_checkpoint_without_its_pending_samples(tmp_pa
     state, path, skipped = resume_point(cfg, folder)
     assert path == older and state["step"] == 2  # step 4's lacks the samples made ahead of step 5
     assert skipped == [newer]
+
+
+def test_colocated_scores_out_of_order_are_refused_naming_both_samples(make):
+    """A rollout worker's scores are added to the records the driver builds, in sample order."""
+    c, _ = make(overlap=False)
+    prompts = c._plan(1)[0][:1]
+    gens = [[Generation([1], [-0.1], "1;", "stop"), Generation([2], [-0.2], "2;", "stop")]]
+    pid = prompts[0].id
+    scores = [[{"prompt_id": pid, "sample_index": j, "gt": 1.0, "proxy": 1.0} for j in (0, 1)]]
+    merged = c._with_records(prompts, gens, 0, scores)
+    assert [(r["response"], r["sample_index"], r["gt"]) for r in merged[0]] == [("1;", 0, 1.0), ("2;", 1, 1.0)]
+    with pytest.raises(RuntimeError, match=f"got the score of {pid}#1 for {pid}#0"):
+        c._with_records(prompts, gens, 0, [scores[0][::-1]])
