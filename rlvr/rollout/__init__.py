@@ -5,8 +5,8 @@ does not pull in torch and Ray.
 """
 import importlib
 
-_HOMES = {"BACKENDS": "backends", "Generation": "generation", "PackedGroups": "generation", "RolloutEngine": "engine", "make_engine": "backends",
-          "RolloutWorker": "worker", "RolloutWorkerActor": "worker"}
+_HOMES = {"BACKENDS": "backends", "Generation": "generation", "PackedGroups": "generation",
+          "RolloutEngine": "engine", "make_engine": "backends", "RolloutWorker": "worker", "RolloutWorkerActor": "worker"}
 
 __all__ = list(_HOMES)
 

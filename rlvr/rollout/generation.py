@@ -56,6 +56,18 @@ def flat_values(rows: Sequence[Sequence], count: int, dtype) -> np.ndarray:
     return np.fromiter(chain.from_iterable(rows), dtype=dtype, count=count)
 
 
+def narrowed(values: np.ndarray, dtype) -> np.ndarray:
+    """`values` as `dtype` (int32 or bool) when that holds every value exactly, else unchanged
+    (also when `dtype` is None)."""
+    if dtype is None or not values.size or values.dtype == dtype:
+        return values
+    if np.dtype(dtype) == np.int32:
+        info = np.iinfo(np.int32)
+        return values.astype(np.int32) if info.min <= values.min() and values.max() <= info.max else values
+    narrow = values.astype(dtype)
+    return narrow if np.array_equal(narrow, values) else values
+
+
 class PackedGroups(list):
     """[prompt][sample] Generations: a plain list here, a few flat arrays when pickled (module docstring)."""
 
@@ -74,9 +86,7 @@ def pack_groups(groups: Sequence[Sequence[Generation]]) -> tuple:
             raise ValueError(f"pack_groups: sample {i} has {len(g.logprobs)} log-probs for "
                              f"{lengths[i]} tokens; a Generation holds one log-prob per token")
     total = int(lengths.sum())
-    ids = flat_values([g.token_ids for g in flat], total, np.int64)
-    if total and ids.min() >= np.iinfo(np.int32).min and ids.max() <= np.iinfo(np.int32).max:
-        ids = ids.astype(np.int32)  # every vocabulary fits: half the bytes
+    ids = narrowed(flat_values([g.token_ids for g in flat], total, np.int64), np.int32)  # half the bytes
     logprobs = flat_values([g.logprobs for g in flat], total, np.float64)  # exact: the engines' floats
     return (sizes, lengths, ids, logprobs, [g.text for g in flat], [g.finish_reason for g in flat])
 
@@ -88,4 +98,3 @@ def _unpack_groups(sizes, lengths, ids, logprobs, texts, reasons) -> PackedGroup
             for a, b, text, reason in zip(starts, ends, texts, reasons)]
     bounds = np.cumsum(sizes).tolist()
     return PackedGroups(flat[a:b] for a, b in zip([0] + bounds[:-1], bounds))
-

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlvr.rollout.generation import flat_values
+from rlvr.rollout.generation import flat_values, narrowed
 
 
 @dataclass
@@ -64,7 +64,7 @@ class TrainBatch:
         tensors = [getattr(self, f.name) for f in fields(self)]
         if all(t.device.type == "cpu" and not t.requires_grad and t.dtype in _NUMPY_DTYPES for t in tensors):
             # contiguous: a column-trimmed shard's views would otherwise be copied in-band
-            arrays = [_narrowed(np.ascontiguousarray(t.numpy()), _WIRE_DTYPES.get(f.name))
+            arrays = [narrowed(np.ascontiguousarray(t.numpy()), _WIRE_DTYPES.get(f.name))
                       for f, t in zip(fields(self), tensors)]
             return _batch_from_arrays, (tuple(arrays), tuple(str(t.dtype).split(".")[-1] for t in tensors))
         return super().__reduce_ex__(protocol)
@@ -75,17 +75,6 @@ _NUMPY_DTYPES = (torch.int64, torch.int32, torch.float32, torch.float64, torch.b
 
 # the narrower dtype each field is sent in when its values allow it (checked per batch)
 _WIRE_DTYPES = {"input_ids": np.int32, "attention_mask": np.bool_, "response_mask": np.bool_}
-
-
-def _narrowed(a: np.ndarray, wire) -> np.ndarray:
-    """`a` as dtype `wire` when that holds every value exactly, else `a` unchanged."""
-    if wire is None or not a.size:
-        return a
-    if wire is np.int32:
-        info = np.iinfo(np.int32)
-        return a.astype(np.int32) if info.min <= a.min() and a.max() <= info.max else a
-    narrow = a.astype(wire)
-    return narrow if np.array_equal(narrow, a) else a
 
 
 def _batch_from_arrays(arrays, dtypes=None) -> TrainBatch:
