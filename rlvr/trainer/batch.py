@@ -77,12 +77,10 @@ _NUMPY_DTYPES = (torch.int64, torch.int32, torch.float32, torch.float64, torch.b
 _WIRE_DTYPES = {"input_ids": np.int32, "attention_mask": np.bool_, "response_mask": np.bool_}
 
 
-def _batch_from_arrays(arrays, dtypes=None) -> TrainBatch:
+def _batch_from_arrays(arrays, dtypes) -> TrainBatch:
     # a copy in the field's own dtype: Ray's zero-copy arrays are read-only, and the trainer may
-    # write to the batch (astype copies; np.array copies when the dtype is already right)
-    dtypes = dtypes or [None] * len(arrays)
-    return TrainBatch(*(torch.from_numpy(np.array(a, dtype=getattr(np, d) if d else None))
-                        for a, d in zip(arrays, dtypes)))
+    # write to the batch (np.array copies, converting a narrowed array back)
+    return TrainBatch(*(torch.from_numpy(np.array(a, dtype=getattr(np, d))) for a, d in zip(arrays, dtypes)))
 
 
 def resolve_pad_id(pad_token_id, eos_token_id) -> int:
