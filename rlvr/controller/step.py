@@ -442,7 +442,7 @@ class StepRunner:
                     raise lost from failed
                 raise failed
         try:
-            return self.actors.trainer.collect("train_step", refs)[0]
+            return self.actors.trainer.train_metrics(refs)
         except Exception as err:  # noqa: BLE001 - raised below, or the lost engine in its place
             failed = err
         if is_lost_actor(failed):  # a rank itself was lost

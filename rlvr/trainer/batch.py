@@ -18,7 +18,7 @@ prompts are non-empty.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import List, Sequence
+from typing import List, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -175,6 +175,26 @@ def split_batch(batch: TrainBatch, num_shards: int) -> List[TrainBatch]:
                          f"{num_shards} ranks a sequence; use at least {num_shards} sequences")
     bounds = _even_bounds(len(batch), num_shards)
     return [batch.select(slice(lo, hi)) for lo, hi in bounds]
+
+
+class MinibatchCounts(NamedTuple):
+    """Per minibatch k (of each shard's even split), summed or maxed over every rank's shard."""
+
+    tokens: List[float]  # response tokens in minibatch k of all shards: the token-mean's denominator
+    rows: List[float]  # sequences in minibatch k of all shards: the sequence-mean's denominator
+    max_rows: List[int]  # the most rows minibatch k has on one shard: every rank runs as many micro-batches
+
+
+def minibatch_counts(shards: Sequence[TrainBatch], minibatches: int) -> MinibatchCounts:
+    """The global counts each rank's train_step needs, from all ranks' shards: the driver
+    computes them from the shards it sends, so the ranks need no collective for them."""
+    if minibatches < 1:
+        raise ValueError(f"minibatch_counts: minibatches = {minibatches} must be >= 1")
+    parts = [[(int(shard.response_mask[lo:hi].sum()), hi - lo) for lo, hi in _even_bounds(len(shard), minibatches)]
+             for shard in shards]
+    return MinibatchCounts(tokens=[float(sum(p[k][0] for p in parts)) for k in range(minibatches)],
+                           rows=[float(sum(p[k][1] for p in parts)) for k in range(minibatches)],
+                           max_rows=[max(p[k][1] for p in parts) for k in range(minibatches)])
 
 
 def _even_bounds(n: int, parts: int) -> Sequence[tuple]:

@@ -24,7 +24,7 @@ noise. The engine-vs-trainer gap is logged every step (`policy/logprob_mismatch_
 Dropout is disabled in the policy, so a forward is a deterministic function of the weights.
 
 Each micro-batch's per-token loss is weighted by world_size times its aggregation weight,
-computed from the minibatch's GLOBAL token and sequence counts (one all-reduce), so that after
+computed from the minibatch's GLOBAL token and sequence counts (given by TrainerGroup), so that after
 DeepSpeed averages gradients over ranks the gradient is exactly that of the global aggregate,
 whatever the sharding and micro-batch size.
 
@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -45,11 +45,29 @@ from torch import Tensor
 from rlvr.algorithms.losses import aggregation_weights, kl_penalty
 from rlvr.config.schema import AlgorithmConfig, TrainerConfig
 from rlvr.trainer import checkpoint
-from rlvr.trainer.batch import TrainBatch, _even_bounds, make_train_batch, trim_padding
+from rlvr.trainer.batch import (MinibatchCounts, TrainBatch, _even_bounds, make_train_batch, minibatch_counts,
+                                trim_padding)
 from rlvr.trainer.deepspeed_setup import PhaseClock, build_engine
 from rlvr.trainer.loss import METRIC_NAMES, abs_gap, micro_batch_loss, sequence_token_stats
 from rlvr.trainer.settings import TRAIN_DTYPES, parse_section, validate
 from rlvr.trainer.weight_sender import WeightSender
+
+
+# train_step's metrics that each rank returns its share of (the driver adds them) and those it
+# returns its own maximum of; every other metric is the same on every rank, or rank 0's
+RANK_SUMMED = frozenset(set(METRIC_NAMES) - {"policy/grad_norm", "policy/logprob_mismatch_max"}
+                        | {"policy/tis_weight_mean"})
+RANK_MAXED = frozenset({"policy/logprob_mismatch_max"})
+
+
+def combine_rank_metrics(per_rank: Sequence[Mapping[str, float]]) -> Dict[str, float]:
+    """The global train_step metrics from every rank's (in rank order): shares added, maxima
+    maxed, the rest rank 0's. One rank's metrics are already global."""
+    combined = dict(per_rank[0])
+    for name in combined.keys() & (RANK_SUMMED | RANK_MAXED):
+        values = [float(metrics[name]) for metrics in per_rank]
+        combined[name] = max(values) if name in RANK_MAXED else math.fsum(values)
+    return combined
 
 
 class PolicyTrainer:
@@ -129,15 +147,19 @@ class PolicyTrainer:
         return out
 
     def train_step(self, batch: TrainBatch, temperature: float = 1.0,
-                   broadcast_version: Optional[int] = None) -> Dict[str, float]:
+                   broadcast_version: Optional[int] = None,
+                   counts: Optional[MinibatchCounts] = None) -> Dict[str, float]:
         """`ppo_epochs` passes over this rank's shard, each split into `minibatches_per_step`
-        minibatches of one optimizer step each; returns global metrics.
+        minibatches of one optimizer step each; returns this rank's share of the metrics
+        (`combine_rank_metrics` over all ranks gives the global ones; one rank's are global).
 
         Each minibatch is gradient-accumulated over micro-batches of `micro_batch_size` rows,
         and its loss is `algorithm.loss_agg` over the minibatch's rows on ALL ranks (global
-        token and sequence counts), so the gradient does not depend on ranks or micro-batch
-        size. Metrics are token-means over all ranks' response tokens, averaged over the
-        passes; `loss` is the aggregated loss averaged over the optimizer steps;
+        token and sequence counts: `counts`, minibatch_counts over every rank's shard, which
+        TrainerGroup computes from the shards it sends; a lone rank computes its own), so the
+        gradient does not depend on ranks or micro-batch size. Metrics are token-means over all
+        ranks' response tokens, averaged over the passes; `loss` is the aggregated loss averaged
+        over the optimizer steps;
         `policy/grad_norm` is the pre-clip global norm; `policy/logprob_mismatch_{mean,max}`
         compare the engine's log-probs (batch.old_logprobs) with the pre-update trainer's.
         `temperature` is the rollout's sampling temperature T: every log-prob (policy, old,
@@ -153,17 +175,19 @@ class PolicyTrainer:
         if not temperature > 0:
             raise ValueError(f"rollout.temperature = {temperature}: training needs a sampling temperature > 0")
         self._temperature = float(temperature)
-        dist = self._dist
         epochs = max(self.cfg.ppo_epochs, self.cfg.updates_per_step)
         bounds = _even_bounds(len(batch), self.cfg.minibatches_per_step)
         parts_of = [batch.select(slice(lo, hi)) for lo, hi in bounds]
-        counts = torch.tensor([float(p.response_mask.sum()) for p in parts_of]
-                              + [float(len(p)) for p in parts_of], dtype=torch.float64)
-        counts = self._all_reduce(counts)
+        if counts is None:
+            if self.world_size > 1:
+                raise ValueError(f"rank {self.rank} of {self.world_size}: train_step needs `counts` "
+                                 "(minibatch_counts over every rank's shard; TrainerGroup.train_step passes them)")
+            counts = minibatch_counts([batch], len(parts_of))
+        mini_tokens, mini_seqs, max_rows = counts
+        if not len(mini_tokens) == len(mini_seqs) == len(max_rows) == len(parts_of):
+            raise ValueError(f"rank {self.rank}: counts cover {len(mini_tokens)} minibatches, "
+                             f"trainer.minibatches_per_step = {len(parts_of)}")
         n_mini = len(parts_of)
-        mini_tokens, mini_seqs = counts[:n_mini].tolist(), counts[n_mini:].tolist()
-        max_rows = self._all_reduce(torch.tensor([float(len(p)) for p in parts_of], dtype=torch.float64),
-                                    op=dist.ReduceOp.MAX).tolist()
         global_tokens = float(sum(mini_tokens))
         minibatches = [self._micro_batches(p, int(r)) if len(p) else
                        self._micro_batches(batch.select(slice(0, 1)), int(r)) for p, r in zip(parts_of, max_rows)]
@@ -183,7 +207,7 @@ class PolicyTrainer:
         updates = epochs * n_mini
         separate_pass = self.alg.recompute_logprobs and updates > 1
         own_old = self.alg.recompute_logprobs and not separate_pass
-        # on-device float64 sums (loss.py): read once, in the all-reduce below
+        # on-device float64 sums (loss.py): read once, at the end
         mismatch_sum, mismatch_max = torch.zeros(2, dtype=torch.float64, device=self.device)
         trainer_old: Dict[int, Optional[Tensor]] = {id(mb): None for mb in flat}
         if separate_pass:
@@ -223,12 +247,14 @@ class PolicyTrainer:
                     norm = self.engine.get_global_grad_norm()
                     grad_norms.append(float(norm) if norm is not None else float("nan"))
 
+        # this rank's share of each metric (one read of the on-device sums); the driver adds
+        # the ranks' shares (combine_rank_metrics): no collective here
         names = sorted(sums)
-        totals = self._all_reduce(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.device)
-                                               for v in [sums[n] for n in names] + [mismatch_sum, loss_sum]]))
+        local = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in
+                             [sums[n] for n in names] + [mismatch_sum, loss_sum, mismatch_max]]).tolist()
         denom = max(global_tokens, 1.0) * epochs
-        metrics = {n: float(v) / denom for n, v in zip(names, totals[:-2].tolist())}
-        metrics["loss"] = float(totals[-1]) / self.world_size / updates
+        metrics = {n: v / denom for n, v in zip(names, local[:-3])}
+        metrics["loss"] = local[-2] / self.world_size / updates
         if not (self.alg.kl_coef > 0 and self.alg.kl_in == "loss"):
             metrics.pop("policy/kl_to_ref")
         if self.reference is None:
@@ -236,9 +262,8 @@ class PolicyTrainer:
         if self.alg.tis_cap <= 0:
             metrics.pop("policy/tis_weight_mean")
         metrics["policy/grad_norm"] = sum(grad_norms) / len(grad_norms)
-        metrics["policy/logprob_mismatch_mean"] = float(totals[-2]) / max(global_tokens, 1.0)
-        metrics["policy/logprob_mismatch_max"] = float(self._all_reduce(
-            mismatch_max.reshape(1), op=dist.ReduceOp.MAX)[0])
+        metrics["policy/logprob_mismatch_mean"] = local[-3] / max(global_tokens, 1.0)
+        metrics["policy/logprob_mismatch_max"] = local[-1]
         metrics["trainer/response_tokens"] = global_tokens
         metrics["perf/train_compute_s"] = time.perf_counter() - started
         if broadcast_version is not None:  # the weight sync fused into this call: no round trip of its own

@@ -94,6 +94,9 @@ class FakeTrainer:
     def collect(self, what, refs):
         return refs
 
+    def train_metrics(self, refs):  # TrainerGroup's: the ranks' results combined (one rank here)
+        return self.collect("train_step", refs)[0]
+
     def sequence_kl(self, batch, temperature=1.0):
         self.kl_temperature = temperature
         return [0.1 * b for b in range(len(batch))]  # per-sequence KL, row b -> 0.1 b

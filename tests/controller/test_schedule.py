@@ -73,6 +73,9 @@ class Trainer:
     def collect(self, what, refs):
         return refs
 
+    def train_metrics(self, refs):  # TrainerGroup's: the ranks' results combined (one rank here)
+        return self.collect("train_step", refs)[0]
+
     def full_state_dict_ref(self):
         return self.updates
 

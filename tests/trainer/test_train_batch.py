@@ -4,6 +4,7 @@ import torch
 
 from rlvr.trainer.batch import (
     make_train_batch,
+    minibatch_counts,
     position_ids_from_mask,
     split_batch,
     trim_padding,
@@ -148,6 +149,23 @@ def test_split_batch_sizes_differ_by_at_most_one_and_keep_order(n, shards, sizes
 def test_split_batch_refuses_fewer_rows_than_shards():
     with pytest.raises(ValueError, match="cannot give each of 3 ranks"):
         split_batch(_batch_of(2), 3)
+
+
+def test_minibatch_counts_sum_tokens_and_rows_over_shards_and_max_rows_per_shard():
+    # Shard A: responses of 3, 1, 2, 0 tokens; shard B: 2, 2, 1. Split into 2 minibatches each:
+    # A -> rows [0, 1] (4 tokens), [2, 3] (2 tokens); B -> rows [0, 1] (4 tokens), [2] (1 token).
+    def shard(lengths):
+        return make_train_batch([[5]] * len(lengths), [[7] * n for n in lengths],
+                                [[-0.1] * n for n in lengths], [0.0] * len(lengths), PAD)
+
+    counts = minibatch_counts([shard([3, 1, 2, 0]), shard([2, 2, 1])], 2)
+    assert counts.tokens == [8.0, 3.0]
+    assert counts.rows == [4.0, 3.0]
+    assert counts.max_rows == [2, 2]
+    alone = minibatch_counts([shard([2, 2, 1])], 1)
+    assert (alone.tokens, alone.rows, alone.max_rows) == ([5.0], [3.0], [3])
+    with pytest.raises(ValueError, match="minibatches = 0"):
+        minibatch_counts([shard([1])], 0)
 
 
 def test_trim_padding_drops_all_pad_columns_and_keeps_alignment():

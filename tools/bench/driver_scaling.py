@@ -118,7 +118,7 @@ def actor_classes():
     class CannedTrainer:
         """PolicyTrainer.train_step's contract: takes the shard, returns metrics at once."""
 
-        def train_step(self, batch, temperature=1.0, broadcast_version=None):
+        def train_step(self, batch, temperature=1.0, broadcast_version=None, counts=None):
             return {"loss": 0.0, "policy/grad_norm": 0.0, "trainer/response_tokens": float(len(batch))}
 
     return CannedEngine, CannedReward, CannedTrainer
@@ -145,6 +145,7 @@ class Simulation:
         self.recipe = recipe
         trainer = TrainerGroup.__new__(TrainerGroup)  # the real driver-side group, over a stand-in rank
         trainer.num_ranks, trainer.actors, trainer._store = 1, [CannedTrainer.remote()], None
+        trainer.minibatches_per_step = 1
         self.actors = SimpleNamespace(
             rollout=[CannedEngine.remote(i) for i in range(engines)], reward=[CannedReward.remote() for _ in range(rewards)],
             trainer=trainer, weight_sync=None, engine_sleep=EngineSleep([], enabled=False),
