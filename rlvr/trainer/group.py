@@ -242,7 +242,8 @@ class TrainerGroup:
     def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
         """Per-sequence KL(policy || reference) estimate [B] (PolicyTrainer.sequence_kl), in batch order."""
         shards = [trim_padding(s) for s in split_batch(batch, self.num_ranks)]
-        return [kl for part in self._call_all("sequence_kl", [(s, temperature) for s in shards]) for kl in part]
+        rows = max(len(s) for s in shards)
+        return [kl for part in self._call_all("sequence_kl", [(s, temperature, rows) for s in shards]) for kl in part]
 
     def full_state_dict(self):
         """Full CPU state dict with HF names (from rank 0)."""

@@ -110,13 +110,7 @@ class PolicyTrainer:
         self.sender = WeightSender(self.engine.module, self.rank, self.device, self.cfg.zero_stage)
         self.startup = clock.report()
 
-    # ---- collective helpers -----------------------------------------------------------------
-
-    def _all_reduce(self, values: Tensor, op=None) -> Tensor:
-        values = values.to(self.device)
-        if self.world_size > 1:
-            self._dist.all_reduce(values, op=op if op is not None else self._dist.ReduceOp.SUM)
-        return values.cpu()
+    # ---- forward helpers ---------------------------------------------------------------------
 
     def _forward_logits(self, model, batch: TrainBatch) -> Tensor:
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
@@ -271,15 +265,20 @@ class PolicyTrainer:
         return metrics
 
     @torch.no_grad()
-    def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0) -> List[float]:
+    def sequence_kl(self, batch: TrainBatch, temperature: float = 1.0, rows: Optional[int] = None) -> List[float]:
         """Per sequence [B]: the sum over its response tokens of `algorithm.kl_estimator`
         (current policy vs frozen reference, log-probs at temperature T), for `kl_in: reward`.
-        All ranks must call (ZeRO-3 forwards are collective), each with its own shard."""
+        All ranks must call (ZeRO-3 forwards are collective), each with its own shard; `rows`,
+        the most rows of any rank's shard (TrainerGroup passes it), sets how many micro-batches
+        every rank runs. A lone rank uses its own."""
         if self.reference is None:
             raise RuntimeError("sequence_kl needs the reference model: set algorithm.kl_coef > 0")
+        if rows is None:
+            if self.world_size > 1:
+                raise ValueError(f"rank {self.rank} of {self.world_size}: sequence_kl needs `rows` "
+                                 "(the most rows of any rank's shard; TrainerGroup.sequence_kl passes it)")
+            rows = len(batch)
         self._temperature = float(temperature)
-        rows = int(self._all_reduce(torch.tensor([float(len(batch))], dtype=torch.float64),
-                                    op=self._dist.ReduceOp.MAX)[0])
         out: List[float] = []
         self.engine.eval()
         for mb in self._micro_batches(batch, rows):  # stand-ins (if any) come last

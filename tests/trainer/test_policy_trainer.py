@@ -123,6 +123,21 @@ def test_full_state_dict_loads_into_hf_and_matches_sequence_logprobs(zero3_run, 
 
 
 @pytest.mark.e2e
+def test_sequence_kl_over_uneven_shards_is_each_sequences_own(zero3_run, tiny_model_dir):
+    # shards of 4 and 3 rows, micro-batches of 2: the group passes the larger shard's rows, so
+    # both ranks run as many (collective) ZeRO-3 forwards, and row b's KL is its own sequence's
+    from rlvr.algorithms.losses import kl_penalty
+
+    policy, reference = _hf_model(tiny_model_dir, zero3_run.group.full_state_dict()), _hf_model(tiny_model_dir)
+    expected = [float(kl_penalty(torch.tensor(_per_token_logprobs(policy, p, r)),
+                                 torch.tensor(_per_token_logprobs(reference, p, r)), "k3").sum())
+                for p, r in zip(PROMPTS, RESPONSES)]
+    got = zero3_run.group.sequence_kl(_batch(tiny_model_dir))
+    assert min(expected) > 0  # the step moved the policy: zeros would match anything
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.e2e
 def test_save_hf_writes_a_loadable_model_folder(zero3_run, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
