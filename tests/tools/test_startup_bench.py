@@ -44,3 +44,14 @@ def test_the_floor_arms_time_their_actors_and_leave_no_ray_process(load_tool):
     assert one["CPU s to step 1: all"] > 1.0  # torch, transformers and DeepSpeed were imported
     # three actors import torch and transformers twice; one actor imports them once
     assert floor["CPU s to step 1: all"] > one["CPU s to step 1: all"] + 1.0
+
+
+def test_every_checkout_finds_or_builds_the_model_before_the_timed_rounds(load_tool, monkeypatch, tmp_path):
+    # a fresh worktree has no runs/_models of its own: untimed, its first round would build the model
+    bench = load_tool("bench/startup.py")
+    calls = []
+    phases = {name: 0.1 for name, _ in bench.PHASES} | {"TOTAL to step 1": 1.0}
+    monkeypatch.setattr(bench, "run_once", lambda tree, recipe, overrides, out: calls.append(tree) or (phases, []))
+    other = tmp_path / "other"
+    assert bench.main(["--rounds", "1", "--no-floor", "--tree", str(other), "--out", str(tmp_path / "out")]) == 0
+    assert calls == [bench.ROOT, other, bench.ROOT, other]  # both untimed first, then the round

@@ -4,7 +4,8 @@
 Each round runs `rlvr train RECIPE steps=1 eval_every=0` once per checkout (their `rlvr` first on
 PYTHONPATH), in turn, so background load hits all alike; every stderr line is time-stamped from
 the launch and the phases are cut at the run's own progress lines. The model is built (or
-found cached) by an untimed first run. Prints per phase the median and min-max over rounds.
+found cached) by an untimed first run from each checkout. Prints per phase the median and
+min-max over rounds.
 
 Each round also times the stack's floor on this machine, beside the runs: a plain script that
 starts the same embedded Ray cluster (3 logical CPUs, no dashboard) and three actors that only
@@ -195,8 +196,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     trees = [ROOT] + [Path(t).resolve() for t in args.tree]
     recipe = str((ROOT / args.recipe).resolve()) if not os.path.isabs(args.recipe) else args.recipe
     out = args.out or tempfile.mkdtemp(prefix="rlvr-startup-")
-    print(f"[bench] building or finding the model (untimed) in {out}", file=sys.stderr, flush=True)
-    run_once(trees[0], recipe, args.overrides, out)
+    # untimed, from every checkout: each looks for the cached model under `out` and under its own
+    # runs/_models, so a checkout without one (a fresh worktree) would build it in its first round
+    for tree in trees:
+        print(f"[bench] building or finding the model (untimed) from {tree} in {out}", file=sys.stderr, flush=True)
+        run_once(tree, recipe, args.overrides, out)
     results: Dict[object, List[Dict[str, float]]] = {t: [] for t in trees}
     for r in range(args.rounds):
         for tree in trees:
