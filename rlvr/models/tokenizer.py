@@ -12,7 +12,8 @@ class BuiltTokenizer:
     `decode`, the special token ids, `chat_template`), giving the ids AutoTokenizer gives.
 
     The driver loads its tokenizer while the actors import torch and transformers on the same
-    cores; importing transformers here too cost it about 1.2 CPU seconds there.
+    cores; importing transformers for it cost the driver about 0.8 CPU seconds more there
+    (tools/bench/startup.py).
     """
 
     def __init__(self, model_dir: str):
