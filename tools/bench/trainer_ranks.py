@@ -62,7 +62,7 @@ def _train_rank(rank: int, world: int, port: int, model_dir: str, rows: int, ste
     if rank == 0:
         Path(out).write_text(json.dumps(seconds))
     if world > 1:
-        trainer._dist.barrier()  # no rank leaves the group while another still needs it
+        torch.distributed.barrier()  # no rank leaves the group while another still needs it
 
 
 def _collective_rank(rank: int, port: int, calls: int, out: str) -> None:
