@@ -95,6 +95,7 @@ class TrainerConfig:
     minibatches_per_step: int = 1  # optimizer steps per pass: the RL batch is split into this many minibatches
     backend: str = "auto"  # torch.distributed backend: auto (gloo on CPU, nccl on GPU) | gloo | nccl
     gradient_checkpointing: bool = False  # recompute activations in backward (HF, non-reentrant): less memory, one more forward
+    share_prompt_forward: bool = True  # rows with the same prompt (a group's G samples) share one forward of it: their responses run on its KV cache (equal log-probs and gradients up to float rounding); off with gradient checkpointing; false = every row forwards its own prompt
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Rollouts with transformers `generate`: no extra dependency, fastest for tiny models on CPU."""
 from __future__ import annotations
 
+import inspect
 from typing import Dict, List, Optional
 
 import torch
@@ -16,7 +17,8 @@ def tied_parameter_names(model: torch.nn.Module) -> set:
 
 
 class HFEngine(RolloutEngine):
-    """Batched transformers sampling; every prompt x sample is one row of one left-padded batch."""
+    """Batched transformers sampling; every prompt x sample is one row of one left-padded batch,
+    decoding from its prompt's KV cache (each distinct prompt is run once)."""
 
     def __init__(self, model_dir: str, *, seed: int = 0, dtype: str = "float32",
                  device: Optional[str] = None, cuda_graphs: bool = False):
@@ -39,18 +41,25 @@ class HFEngine(RolloutEngine):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._param_names = set(self.model.state_dict())
         self._aliased = tied_parameter_names(self.model)
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @torch.no_grad()
     def generate(self, prompts: List[List[int]], n: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
                  stop_token_ids: Optional[List[int]] = None) -> List[List[Generation]]:
-        rows = [p for p in prompts for _ in range(n)]
-        width = max(len(p) for p in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, p in enumerate(rows):  # left padding: the new tokens line up at column `width`
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding: the new tokens line up at column `width`
             input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
             attention_mask[i, width - len(p):] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        # each prompt's columns but its last run once, and its n rows start from that KV cache
+        # (generate runs only the columns the cache lacks); a static cache is sized by generate
+        cache = self._prefill(input_ids[:, :-1], attention_mask[:, :-1], n) \
+            if n > 1 and width > 1 and not self._generate_extra else None
+        rows = len(prompts) * n
+        input_ids, attention_mask = input_ids.repeat_interleave(n, 0), attention_mask.repeat_interleave(n, 0)
         stops = list(dict.fromkeys(self.eos_ids + list(stop_token_ids or [])))
         sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if temperature > 0 \
             else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -58,7 +67,7 @@ class HFEngine(RolloutEngine):
         with torch.random.fork_rng(devices=devices):  # seed this call without touching the caller's RNG
             torch.manual_seed(seed)
             out = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+                input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
                 max_new_tokens=max_new_tokens, min_new_tokens=0, eos_token_id=stops,
                 pad_token_id=self.pad_id, return_dict_in_generate=True, output_logits=True,
                 use_cache=True, **sampling, **self._generate_extra)
@@ -71,7 +80,7 @@ class HFEngine(RolloutEngine):
 
         stop_set = set(stops)
         generations = []
-        for i in range(len(rows)):
+        for i in range(rows):
             tokens = new_tokens[i].tolist()
             # after a row stops, generate pads it; cut at the first stop token, which is kept
             end = next((t + 1 for t, tok in enumerate(tokens) if tok in stop_set), None)
@@ -81,6 +90,14 @@ class HFEngine(RolloutEngine):
                 token_ids=tokens, logprobs=chosen[i, :len(tokens)].tolist(),
                 text=self.tokenizer.decode(tokens, skip_special_tokens=True), finish_reason=finish))
         return [generations[k * n:(k + 1) * n] for k in range(len(prompts))]
+
+    def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int):
+        """The KV cache of each prompt's columns, run once, repeated for its n sample rows."""
+        last_only = {"logits_to_keep": 1} if self._logits_to_keep else {}  # the logits are not used
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, **last_only)
+        out.past_key_values.batch_repeat_interleave(n)
+        return out.past_key_values
 
     @torch.no_grad()
     def score(self, prompt_ids: List[int], response_ids: List[int]) -> List[float]:

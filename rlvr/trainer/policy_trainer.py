@@ -49,6 +49,7 @@ from rlvr.trainer.batch import (MinibatchCounts, TrainBatch, _even_bounds, make_
                                 trim_padding)
 from rlvr.trainer.deepspeed_setup import PhaseClock, build_engine
 from rlvr.trainer.loss import METRIC_NAMES, abs_gap, micro_batch_loss, sequence_token_stats
+from rlvr.trainer.prompt_sharing import can_share, shared_prompt_logits
 from rlvr.trainer.settings import TRAIN_DTYPES, parse_section, validate
 from rlvr.trainer.weight_sender import WeightSender
 
@@ -108,6 +109,7 @@ class PolicyTrainer:
             self.model_dir, self.cfg, self.alg, dtype, self.rank, use_cuda, clock)
         self.device = self.engine.device
         self.sender = WeightSender(self.engine.module, self.rank, self.device, self.cfg.zero_stage)
+        self._can_share: Dict[int, bool] = {}
         self.startup = clock.report()
 
     # ---- forward helpers ---------------------------------------------------------------------
@@ -117,13 +119,27 @@ class PolicyTrainer:
                     position_ids=batch.position_ids, use_cache=False)
         return out.logits
 
-    def _token_stats(self, model, mb: TrainBatch):
-        """(log-prob, entropy) [B, T] of mb's tokens under softmax(logits / T) of `model`."""
-        logits = self._forward_logits(model, mb)
-        temperature = getattr(self, "_temperature", 1.0)
+    def _token_stats(self, model, mb: TrainBatch, temperature: Optional[float] = None):
+        """(log-prob, entropy) [B, T] of mb's tokens under softmax(logits / T) of `model` (0 at
+        prompt columns). With trainer.share_prompt_forward, rows that share a prompt share its
+        forward (rlvr.trainer.prompt_sharing)."""
+        temperature = getattr(self, "_temperature", 1.0) if temperature is None else temperature
+        shared = shared_prompt_logits(model, mb) if self._share_prompts(model) else None
+        logits, start = shared if shared is not None else (self._forward_logits(model, mb), 1)
         if temperature != 1.0:
             logits = logits / temperature
-        return sequence_token_stats(logits, mb.input_ids)
+        logprobs, entropy = sequence_token_stats(logits, mb.input_ids[:, start - 1:])
+        if start > 1:  # columns before the prompt's last one predict prompt tokens: not computed
+            pad = logprobs.new_zeros(len(mb), start - 1)
+            logprobs, entropy = torch.cat([pad, logprobs], dim=1), torch.cat([pad, entropy], dim=1)
+        return logprobs, entropy
+
+    def _share_prompts(self, model) -> bool:
+        if not self.cfg.share_prompt_forward:
+            return False
+        if id(model) not in self._can_share:  # the policy engine and the reference, checked once each
+            self._can_share[id(model)] = can_share(model)
+        return self._can_share[id(model)]
 
     # ---- training -----------------------------------------------------------------------------
 
@@ -369,7 +385,7 @@ class PolicyTrainer:
         out: List[float] = []
         for lo, hi in _even_bounds(n, max(1, math.ceil(n / self.cfg.micro_batch_size))):
             mb = trim_padding(batch.select(slice(lo, hi))).to(self.device)
-            logprobs, _ = sequence_token_stats(self._forward_logits(self.engine, mb), mb.input_ids)
+            logprobs, _ = self._token_stats(self.engine, mb, temperature=1.0)
             mask = mb.response_mask.bool()
             out.extend(torch.where(mask, logprobs, torch.zeros_like(logprobs)).sum(dim=1).tolist())
         self.engine.train()

@@ -1,0 +1,76 @@
+"""One forward per distinct prompt: the G responses of a group attend to their prompt's keys and
+values, computed once, instead of each row recomputing the same prompt.
+
+In GRPO-style training every prompt appears G times in a batch. The full forward runs the
+transformer over every row's prompt columns; here the micro-batch's distinct prompts run once
+(with the model's KV cache kept, gradients flowing through it), the cache is indexed out to
+every row, and the response columns run on it. Autograd sums each prompt's gradient over its
+rows, so log-probs and gradients equal the full forward's up to float rounding (the matmuls
+have other shapes). The trainer's cost falls by about the prompt's share of the tokens times
+(G - 1) / G. Layout as in rlvr.trainer.batch: left-padded prompts, responses from one column on.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from rlvr.trainer.batch import TrainBatch, position_ids_from_mask
+
+
+def first_response_column(response_mask: Tensor) -> Optional[int]:
+    """The column every response starts at (the prompt width), or None when no row has a
+    response token (then there is nothing to share a prompt for)."""
+    columns = response_mask.bool().any(dim=0).nonzero()
+    return int(columns[0]) if columns.numel() else None
+
+
+def distinct_prompts(input_ids: Tensor, attention_mask: Tensor, width: int) -> Tuple[Tensor, Tensor]:
+    """(first, inverse): `first[u]` is the first row holding distinct prompt u (its first
+    `width` columns, ids and mask), `inverse[b]` the distinct prompt of row b."""
+    head = torch.cat([input_ids[:, :width], attention_mask[:, :width].to(input_ids.dtype)], dim=1)
+    _, inverse = torch.unique(head, dim=0, return_inverse=True)
+    rows = torch.arange(len(inverse), device=inverse.device)
+    first = torch.full((int(inverse.max()) + 1,), len(inverse), dtype=torch.long, device=inverse.device)
+    return first.scatter_reduce(0, inverse, rows, reduce="amin"), inverse
+
+
+def _module(model) -> torch.nn.Module:
+    return getattr(model, "module", model)  # a DeepSpeed engine wraps the HF model
+
+
+def can_share(model) -> bool:
+    """Whether `model` can run the prompt/response split: an HF causal LM whose forward takes
+    `past_key_values` and `logits_to_keep`, without gradient checkpointing (HF turns the cache
+    off while it recomputes activations)."""
+    module = _module(model)
+    if getattr(module, "is_gradient_checkpointing", False):
+        return False
+    params = inspect.signature(module.forward).parameters
+    return "past_key_values" in params and "logits_to_keep" in params
+
+
+def shared_prompt_logits(model, batch: TrainBatch) -> Optional[Tuple[Tensor, int]]:
+    """(logits, start) with logits [B, T - start + 1, V] for columns start - 1 .. T - 1 of
+    `batch` (the prompt's last column, whose logits predict the first response token, then the
+    response columns), computed with one forward per distinct prompt; None when no two rows
+    share a prompt (or there is no response token), so the caller runs the full forward."""
+    start = first_response_column(batch.response_mask)
+    if start is None or start == 0:
+        return None
+    first, inverse = distinct_prompts(batch.input_ids, batch.attention_mask, start)
+    if len(first) == len(inverse):
+        return None
+    prompt_mask = batch.attention_mask[first, :start]
+    prompt = model(input_ids=batch.input_ids[first, :start], attention_mask=prompt_mask,
+                   position_ids=position_ids_from_mask(prompt_mask), use_cache=True, logits_to_keep=1)
+    cache = prompt.past_key_values
+    if cache is None:
+        raise RuntimeError(f"{type(_module(model)).__name__} returned no KV cache for the prompts: "
+                           "set trainer.share_prompt_forward = false")
+    cache.batch_select_indices(inverse)  # each row gets its prompt's keys and values
+    responses = model(input_ids=batch.input_ids[:, start:], attention_mask=batch.attention_mask,
+                      position_ids=batch.position_ids[:, start:], past_key_values=cache, use_cache=True)
+    return torch.cat([prompt.logits[:, -1:][inverse], responses.logits], dim=1), start
