@@ -17,8 +17,8 @@ arm's whole process tree (for rlvr: the driver, Ray's own processes and every ac
 startup (process start to step 1); held-out greedy ground-truth accuracy after the N steps
 (the same eval prompts and checker for all). rlvr's per-stage times (metrics.jsonl perf/*)
 are printed beside their floors measured by the bare loop: HF generate in-process, scoring
-in-process, one forward/backward/AdamW step, a copy_ of the state_dict into the
-generating model, and batch building.
+in-process, one forward/backward/AdamW step (each distinct prompt forwarded once, as rlvr's
+trainer does by default), a copy_ of the state_dict into the generating model, and batch building.
 
 `--load N` starts N CPU-bound processes before every arm and stops them after it (each also
 ends by itself if the bench dies), so a busy machine is reproducible: run once without and once
@@ -61,8 +61,8 @@ STAGE_FLOORS = {
     "rollout": "HF generate in-process (rlvr's HFEngine, no Ray)",
     "reward": "in-process scoring (the same RewardWorker.score)",
     "controller": "advantages + make_train_batch",
-    "train": "one forward/backward/AdamW step",
-    "train_compute": "one forward/backward/AdamW step (rlvr: inside the trainer actor, before the broadcast)",
+    "train": "one forward/backward/AdamW step, prompts shared",
+    "train_compute": "one forward/backward/AdamW step, prompts shared (rlvr: inside the trainer actor, before the broadcast)",
     "weight_sync": "copy_ of the state_dict into the generating model",
     "after_step": "nothing (no files written)",
     "step": "the whole bare step",
@@ -194,7 +194,8 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     from rlvr.models.warmup import greedy_accuracy
     from rlvr.rewards.worker import RewardWorker
     from rlvr.rollout.hf_engine import HFEngine
-    from rlvr.trainer.batch import make_train_batch, resolve_pad_id
+    from rlvr.trainer.batch import make_train_batch, resolve_pad_id, trim_padding
+    from rlvr.trainer.prompt_sharing import shared_prompt_logits
 
     cfg, _, held_out, schedule, verify = load_workload(spec, seed)
     alg, ro = cfg.algorithm, cfg.rollout
@@ -232,15 +233,19 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
                                  [g.logprobs for grp in gens for g in grp], [0.0] * proxy.numel(), pad_id=pad)
         batch.advantages = compute_advantages(alg.name, proxy, normalize_std=alg.normalize_std).flatten().float()
         t3 = time.time()
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       position_ids=batch.position_ids, use_cache=False).logits
+        batch = trim_padding(batch)
+        # as rlvr's trainer: a group's G rows share one forward of their prompt
+        shared = shared_prompt_logits(model, batch)
+        logits, start = shared if shared is not None else (model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+            use_cache=False).logits, 1)
         if ro.temperature != 1.0:
             logits = logits / ro.temperature
-        logprobs = token_logprobs(logits[:, :-1], batch.input_ids[:, 1:])
+        logprobs = token_logprobs(logits[:, :-1], batch.input_ids[:, start:])
         # one update per step: the pre-update policy is this forward, so old = detached (ratio 1)
         loss_tok, _, _ = policy_loss_terms(logprobs, logprobs.detach(), batch.advantages, alg.loss, low, high,
                                            alg.clip_ratio_c)
-        loss = aggregate(loss_tok, batch.response_mask[:, 1:], alg.loss_agg, alg.loss_agg_constant)
+        loss = aggregate(loss_tok, batch.response_mask[:, start:], alg.loss_agg, alg.loss_agg_constant)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.trainer.grad_clip)
