@@ -1,8 +1,9 @@
 """One forward per distinct prompt: the G responses of a group attend to their prompt's keys and
 values, computed once, instead of each row recomputing the same prompt.
 
-In GRPO-style training every prompt appears G times in a batch. The full forward runs the
-transformer over every row's prompt columns; here the micro-batch's distinct prompts run once
+In GRPO-style training every prompt appears G times in a batch, on G consecutive rows. The full
+forward runs the transformer over every row's prompt columns; here each run of rows with the
+same prompt runs it once
 (with the model's KV cache kept, gradients flowing through it), the cache is indexed out to
 every row, and the response columns run on it. Autograd sums each prompt's gradient over its
 rows, so log-probs and gradients equal the full forward's up to float rounding (the matmuls
@@ -28,13 +29,15 @@ def first_response_column(response_mask: Tensor) -> Optional[int]:
 
 
 def distinct_prompts(input_ids: Tensor, attention_mask: Tensor, width: int) -> Tuple[Tensor, Tensor]:
-    """(first, inverse): `first[u]` is the first row holding distinct prompt u (its first
-    `width` columns, ids and mask), `inverse[b]` the distinct prompt of row b."""
+    """(first, inverse) over runs of consecutive rows with the same prompt (their first `width`
+    columns, ids and mask): `first[u]` is the first row of run u, `inverse[b]` the run of row b.
+    A batch keeps each prompt's G samples together, so its runs are its groups; a prompt that
+    comes back later starts a run of its own (correct, only less shared). Comparing neighbours
+    costs far less than sorting the prompts (torch.unique took 0.7 ms of a 37 ms step)."""
     head = torch.cat([input_ids[:, :width], attention_mask[:, :width].to(input_ids.dtype)], dim=1)
-    _, inverse = torch.unique(head, dim=0, return_inverse=True)
-    rows = torch.arange(len(inverse), device=inverse.device)
-    first = torch.full((int(inverse.max()) + 1,), len(inverse), dtype=torch.long, device=inverse.device)
-    return first.scatter_reduce(0, inverse, rows, reduce="amin"), inverse
+    starts = torch.ones(len(head), dtype=torch.bool, device=head.device)
+    starts[1:] = (head[1:] != head[:-1]).any(dim=1)
+    return starts.nonzero().flatten(), starts.long().cumsum(0) - 1
 
 
 def _module(model) -> torch.nn.Module:
@@ -56,7 +59,8 @@ def shared_prompt_logits(model, batch: TrainBatch) -> Optional[Tuple[Tensor, int
     """(logits, start) with logits [B, T - start + 1, V] for columns start - 1 .. T - 1 of
     `batch` (the prompt's last column, whose logits predict the first response token, then the
     response columns), computed with one forward per distinct prompt; None when no two rows
-    share a prompt (or there is no response token), so the caller runs the full forward."""
+    share a prompt with the row before it (or there is no response token), so the caller runs
+    the full forward."""
     start = first_response_column(batch.response_mask)
     if start is None or start == 0:
         return None
