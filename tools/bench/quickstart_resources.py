@@ -56,7 +56,9 @@ def main() -> int:
     cmd = [str(ROOT / ".venv" / "bin" / "rlvr"), "train", str(ROOT / "recipes" / "quickstart.yaml"),
            f"output_dir={out}", "run_name=bench", *sys.argv[1:]]
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT)
+    # run from the fresh folder: from the checkout, the shared cache runs/_models (relative to the
+    # working directory) would hand the run an already warmed-up model
+    proc = subprocess.Popen(cmd, cwd=out)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, pss_bytes(children(proc.pid)))
