@@ -18,7 +18,7 @@ def tied_parameter_names(model: torch.nn.Module) -> set:
 
 class HFEngine(RolloutEngine):
     """Batched transformers sampling; every prompt x sample is one row of one left-padded batch,
-    decoding from its prompt's KV cache (each distinct prompt is run once)."""
+    decoding from its prompt's KV cache (each prompt is run once for its n samples)."""
 
     def __init__(self, model_dir: str, *, seed: int = 0, dtype: str = "float32",
                  device: Optional[str] = None, cuda_graphs: bool = False):

@@ -1,14 +1,14 @@
-"""One forward per distinct prompt: the G responses of a group attend to their prompt's keys and
-values, computed once, instead of each row recomputing the same prompt.
+"""One forward per prompt: the G responses of a group attend to their prompt's keys and values,
+computed once, instead of each row recomputing the same prompt.
 
 In GRPO-style training every prompt appears G times in a batch, on G consecutive rows. The full
-forward runs the transformer over every row's prompt columns; here each run of rows with the
-same prompt runs it once
-(with the model's KV cache kept, gradients flowing through it), the cache is indexed out to
-every row, and the response columns run on it. Autograd sums each prompt's gradient over its
-rows, so log-probs and gradients equal the full forward's up to float rounding (the matmuls
-have other shapes). The trainer's cost falls by about the prompt's share of the tokens times
-(G - 1) / G. Layout as in rlvr.trainer.batch: left-padded prompts, responses from one column on.
+forward runs the transformer over every row's prompt columns. Here each run of rows with the same
+prompt runs it once, keeping the model's KV cache (gradients flow through it); the cache is
+indexed out to every row of the run, and the response columns run on it. Autograd sums each
+prompt's gradient over its rows, so log-probs and gradients equal the full forward's up to float
+rounding (the matmuls have other shapes). The trainer's cost falls by about the prompt's share of
+the tokens times (G - 1) / G. Layout as in rlvr.trainer.batch: left-padded prompts, responses
+from one column on.
 """
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ def can_share(model) -> bool:
 def shared_prompt_logits(model, batch: TrainBatch) -> Optional[Tuple[Tensor, int]]:
     """(logits, start) with logits [B, T - start + 1, V] for columns start - 1 .. T - 1 of
     `batch` (the prompt's last column, whose logits predict the first response token, then the
-    response columns), computed with one forward per distinct prompt; None when no two rows
-    share a prompt with the row before it (or there is no response token), so the caller runs
-    the full forward."""
+    response columns), computed with one forward per run of rows with one prompt; None when no row
+    shares its prompt with the row before it (or there is no response token), so the caller
+    runs the full forward."""
     start = first_response_column(batch.response_mask)
     if start is None or start == 0:
         return None
