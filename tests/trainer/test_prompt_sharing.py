@@ -126,3 +126,24 @@ def test_train_step_and_sequence_logprobs_agree_with_the_full_forward(trainers):
         if not name.startswith("perf/"):
             assert shared[name] == pytest.approx(value, abs=1e-6, rel=1e-5), name
     assert full["policy/entropy"] > 0 and full["policy/grad_norm"] > 0
+
+
+def test_cache_rows_by_index_select_or_by_transformers_own_method():
+    from transformers import DynamicCache
+
+    from rlvr.trainer.prompt_sharing import _rows_of
+
+    keys, values = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4)
+    cache = DynamicCache()
+    cache.update(keys, values, 0)
+    inverse = torch.tensor([0, 0, 1, 1, 1])
+    _rows_of(cache, inverse)
+    assert torch.equal(cache.layers[0].keys, keys[inverse]) and torch.equal(cache.layers[0].values, values[inverse])
+
+    class OtherLayout:  # no per-layer keys/values: transformers' batch_select_indices does it
+        def batch_select_indices(self, indices):
+            self.selected = indices
+
+    other = OtherLayout()
+    _rows_of(other, inverse)
+    assert other.selected is inverse
