@@ -93,9 +93,11 @@ class HFEngine(RolloutEngine):
 
     def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int):
         """The KV cache of each prompt's columns, run once, repeated for its n sample rows."""
+        from rlvr.trainer.batch import position_ids_from_mask  # light: numpy and torch
+
         last_only = {"logits_to_keep": 1} if self._logits_to_keep else {}  # the logits are not used
         out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, **last_only)
+                         position_ids=position_ids_from_mask(attention_mask), use_cache=True, **last_only)
         out.past_key_values.batch_repeat_interleave(n)
         return out.past_key_values
 

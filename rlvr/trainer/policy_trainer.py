@@ -109,7 +109,9 @@ class PolicyTrainer:
             self.model_dir, self.cfg, self.alg, dtype, self.rank, use_cuda, clock)
         self.device = self.engine.device
         self.sender = WeightSender(self.engine.module, self.rank, self.device, self.cfg.zero_stage)
-        self._can_share: Dict[int, bool] = {}
+        # which models' forwards share prompts (rlvr.trainer.prompt_sharing), by id
+        self._shares_prompts = {id(m): self.cfg.share_prompt_forward and can_share(m)
+                                for m in (self.engine, self.reference) if m is not None}
         self.startup = clock.report()
 
     # ---- forward helpers ---------------------------------------------------------------------
@@ -124,7 +126,7 @@ class PolicyTrainer:
         prompt columns). With trainer.share_prompt_forward, rows that share a prompt share its
         forward (rlvr.trainer.prompt_sharing)."""
         temperature = getattr(self, "_temperature", 1.0) if temperature is None else temperature
-        shared = shared_prompt_logits(model, mb) if self._share_prompts(model) else None
+        shared = shared_prompt_logits(model, mb) if self._shares_prompts[id(model)] else None
         logits, start = shared if shared is not None else (self._forward_logits(model, mb), 1)
         if temperature != 1.0:
             logits = logits / temperature
@@ -133,13 +135,6 @@ class PolicyTrainer:
             pad = logprobs.new_zeros(len(mb), start - 1)
             logprobs, entropy = torch.cat([pad, logprobs], dim=1), torch.cat([pad, entropy], dim=1)
         return logprobs, entropy
-
-    def _share_prompts(self, model) -> bool:
-        if not self.cfg.share_prompt_forward:
-            return False
-        if id(model) not in self._can_share:  # the policy engine and the reference, checked once each
-            self._can_share[id(model)] = can_share(model)
-        return self._can_share[id(model)]
 
     # ---- training -----------------------------------------------------------------------------
 
