@@ -49,7 +49,7 @@ from rlvr.trainer.batch import (MinibatchCounts, TrainBatch, _even_bounds, make_
                                 trim_padding)
 from rlvr.trainer.deepspeed_setup import PhaseClock, build_engine
 from rlvr.trainer.loss import METRIC_NAMES, abs_gap, micro_batch_loss, sequence_token_stats
-from rlvr.trainer.prompt_sharing import can_share, shared_prompt_logits
+from rlvr.trainer.prompt_sharing import can_share, response_logits
 from rlvr.trainer.settings import TRAIN_DTYPES, parse_section, validate
 from rlvr.trainer.weight_sender import WeightSender
 
@@ -116,18 +116,12 @@ class PolicyTrainer:
 
     # ---- forward helpers ---------------------------------------------------------------------
 
-    def _forward_logits(self, model, batch: TrainBatch) -> Tensor:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, use_cache=False)
-        return out.logits
-
     def _token_stats(self, model, mb: TrainBatch, temperature: Optional[float] = None):
         """(log-prob, entropy) [B, T] of mb's tokens under softmax(logits / T) of `model` (0 at
         prompt columns). With trainer.share_prompt_forward, rows that share a prompt share its
         forward (rlvr.trainer.prompt_sharing)."""
         temperature = getattr(self, "_temperature", 1.0) if temperature is None else temperature
-        shared = shared_prompt_logits(model, mb) if self._shares_prompts[id(model)] else None
-        logits, start = shared if shared is not None else (self._forward_logits(model, mb), 1)
+        logits, start = response_logits(model, mb, self._shares_prompts[id(model)])
         if temperature != 1.0:
             logits = logits / temperature
         logprobs, entropy = sequence_token_stats(logits, mb.input_ids[:, start - 1:])

@@ -90,3 +90,13 @@ def _rows_of(cache, inverse: Tensor) -> None:
         return
     for layer in layers:
         layer.keys, layer.values = layer.keys.index_select(0, inverse), layer.values.index_select(0, inverse)
+
+
+def response_logits(model, batch: TrainBatch, share: bool) -> Tuple[Tensor, int]:
+    """(logits, start): shared_prompt_logits when `share` and some rows share a prompt, else
+    the full forward's logits [B, T, V] with start = 1 (their first column predicts column 1)."""
+    shared = shared_prompt_logits(model, batch) if share else None
+    if shared is not None:
+        return shared
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                 position_ids=batch.position_ids, use_cache=False).logits, 1

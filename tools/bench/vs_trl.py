@@ -195,7 +195,7 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
     from rlvr.rewards.worker import RewardWorker
     from rlvr.rollout.hf_engine import HFEngine
     from rlvr.trainer.batch import make_train_batch, resolve_pad_id, trim_padding
-    from rlvr.trainer.prompt_sharing import shared_prompt_logits
+    from rlvr.trainer.prompt_sharing import response_logits
 
     cfg, _, held_out, schedule, verify = load_workload(spec, seed)
     alg, ro = cfg.algorithm, cfg.rollout
@@ -235,10 +235,7 @@ def run_bare(spec: Dict[str, Any], seed: int, threads: Optional[int]) -> Dict[st
         t3 = time.time()
         batch = trim_padding(batch)
         # as rlvr's trainer: a group's G rows share one forward of their prompt
-        shared = shared_prompt_logits(model, batch)
-        logits, start = shared if shared is not None else (model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-            use_cache=False).logits, 1)
+        logits, start = response_logits(model, batch, share=True)
         if ro.temperature != 1.0:
             logits = logits / ro.temperature
         logprobs = token_logprobs(logits[:, :-1], batch.input_ids[:, start:])
