@@ -49,7 +49,7 @@ _RANGES = [
 _CHOICES = [
     ("model.dtype", {"float32", "bfloat16"}),  # float16 would need loss scaling in the trainer
     ("rollout.backend", {"hf", "vllm"}),
-    ("rollout.weight_sync", {"auto", "collective", "ipc", "object_store"}),
+    ("rollout.weight_sync", {"auto", "in_process", "collective", "ipc", "object_store"}),
     ("trainer.backend", {"auto", "gloo", "nccl"}),
     ("algorithm.name", {"grpo", "dr_grpo", "rloo", "reinforce", "reinforce_baseline", "reinforce_pp"}),
     ("algorithm.loss", {"ppo_clip", "pg"}),
@@ -99,7 +99,8 @@ def load_recipe(path: Optional[str], overrides: Sequence[str] = ()) -> RecipeCon
         raise RecipeError(f"{where}: {err}") from None
     if cfg.rollout.weight_sync == "auto":
         # written out so config.yaml (and a resume's drift check) shows the mode that ran
-        cfg.rollout.weight_sync = default_weight_sync(cfg.cluster.colocate, cfg.rollout.tensor_parallel_size)
+        cfg.rollout.weight_sync = default_weight_sync(cfg.cluster.colocate, cfg.rollout.tensor_parallel_size,
+                                                      cfg.rollout.in_trainer)
     from rlvr.rollout.engine_options import resolve_rollout_options, rollout_option_problems
 
     resolve_rollout_options(cfg)  # auto engine options written out, as weight_sync above
@@ -125,10 +126,13 @@ def _load_file(path: str):
                           "': ', ' #', braces or brackets") from None
 
 
-def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1) -> str:
-    """`rollout.weight_sync = auto`: an engine on its trainer rank's GPU takes weights by CUDA IPC
+def default_weight_sync(colocate: bool, tensor_parallel_size: int = 1, in_trainer: bool = False) -> str:
+    """`rollout.weight_sync = auto`: an engine inside trainer rank 0's process (rollout.in_trainer)
+    copies its weights in memory; an engine on its trainer rank's GPU takes weights by CUDA IPC
     handle (an NCCL group cannot hold two ranks on one GPU, and IPC moves nothing off the card);
     engines on GPUs of their own get the broadcast; colocated multi-GPU engines, the object store."""
+    if in_trainer:
+        return "in_process"
     if not colocate:
         return "collective"
     return "ipc" if tensor_parallel_size == 1 else "object_store"
@@ -286,6 +290,7 @@ def _check_resources(cfg: RecipeConfig, where: str) -> None:
     except ValueError as err:
         raise RecipeError(f"{where}: {err}") from None
     t, r, tp = cfg.trainer.num_gpus_per_rank, cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size
+    _check_in_trainer(cfg, where)
     if tp > 1 and cfg.rollout.backend != "vllm":
         raise RecipeError(f"{where}: rollout.tensor_parallel_size = {tp} needs rollout.backend = vllm")
     if tp > 1 and r == 0:
@@ -332,6 +337,35 @@ def _check_resources(cfg: RecipeConfig, where: str) -> None:
             raise RecipeError(f"{where}: cluster.num_gpus = {declared} declares GPUs but no actor asks for one: "
                               "set trainer.num_gpus_per_rank, rollout.num_gpus_per_worker and/or "
                               "reward.num_gpus_per_worker")
+
+
+def _check_in_trainer(cfg: RecipeConfig, where: str) -> None:
+    """rollout.in_trainer (one hf engine inside trainer rank 0's process) and the keys it rules out;
+    weight_sync = in_process only with it."""
+    rollout = cfg.rollout
+    if not rollout.in_trainer:
+        if rollout.weight_sync == "in_process":
+            raise RecipeError(f"{where}: rollout.weight_sync = in_process copies weights into an engine inside "
+                              "trainer rank 0's process: set rollout.in_trainer = true, or another weight_sync")
+        return
+    conflicts = [
+        (rollout.backend != "hf", f"rollout.backend = {rollout.backend}: only the hf engine runs inside the "
+                                  "trainer's process (vLLM starts its own processes and memory pool); set rollout.backend = hf"),
+        (rollout.num_workers != 1, f"rollout.num_workers = {rollout.num_workers}: the trainer's process holds one "
+                                   "engine; set rollout.num_workers = 1"),
+        (rollout.overlap, "rollout.overlap = true: generation and training in one process cannot overlap; set "
+                          "rollout.overlap = false"),
+        (rollout.num_gpus_per_worker > 0, f"rollout.num_gpus_per_worker = {rollout.num_gpus_per_worker:g}: the engine "
+                                          "uses trainer rank 0's device; set it to 0 (trainer.num_gpus_per_rank gives the GPU)"),
+        (cfg.cluster.colocate, "cluster.colocate = true places engines in bundles of their own on shared cards; "
+                               "set cluster.colocate = false"),
+        (rollout.weight_sync != "in_process", f"rollout.weight_sync = {rollout.weight_sync}: the engine takes rank "
+                                              "0's weights in memory; set rollout.weight_sync = in_process (or auto)"),
+    ]
+    for conflict, why in conflicts:
+        if conflict:
+            raise RecipeError(f"{where}: rollout.in_trainer = true runs the rollout engine inside trainer rank 0's "
+                              f"process, but {why}")
 
 
 def _check_reward(cfg: RecipeConfig, where: str) -> None:

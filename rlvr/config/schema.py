@@ -72,13 +72,14 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.5  # vLLM on GPU only: fraction of a card's memory the engine takes (keep it below its share on a shared card)
     num_gpus_per_worker: float = 0  # GPU share of each engine shard (0 = CPU; 1 = a whole card; 0.4 = share a card)
     tensor_parallel_size: int = 1  # vLLM tensor parallelism: each engine spans this many GPUs (one shard each)
-    weight_sync: str = "auto"  # auto (ipc if cluster.colocate, else collective) | collective (trainer rank 0 broadcasts over gloo/NCCL) | ipc (engine on the trainer's own GPU/node loads buckets by CUDA IPC / shared-memory handle) | object_store (Ray shared memory)
+    weight_sync: str = "auto"  # auto (in_process if rollout.in_trainer, ipc if cluster.colocate, else collective) | in_process (rollout.in_trainer: rank 0's weights copied into its engine) | collective (trainer rank 0 broadcasts over gloo/NCCL) | ipc (engine on the trainer's own GPU/node loads buckets by CUDA IPC / shared-memory handle) | object_store (Ray shared memory)
     sync_bucket_mb: float = 512.0  # collective and ipc sync: MiB per bucket, in model.dtype (the collective sender holds two buffers of the largest bucket); object_store on GPU: MiB per file an engine loads
     enforce_eager: Optional[bool] = None  # vLLM: true = no CUDA graphs or compilation; None = auto (written out at load: false when engines have GPUs, true on CPU)
     max_num_seqs: Optional[int] = None  # vLLM: most sequences in one decoding batch (>= 1); None = vLLM's default (on CPU it also sizes the KV cache, default 256)
     enable_prefix_caching: bool = True  # vLLM: reuse the KV blocks of a shared prompt prefix (the G samples of a prompt); vLLM's default
     sleep_while_training: bool = False  # vLLM on GPU with cluster.colocate: engines sleep (level 1: weights to CPU, KV cache freed) while the trainer steps, woken before the weight sync
     overlap: bool = False  # generate step t+1 while the trainer updates on step t (one step stale: changes results)
+    in_trainer: bool = False  # the engine runs inside trainer rank 0's process (a hybrid engine, as verl's): one actor fewer to start, weights copied in memory (weight_sync in_process); hf backend, one engine, no overlap
 
 
 @dataclass

@@ -121,16 +121,24 @@ class ActorPool:
         progress(f"starting {M} trainer rank(s), {N} rollout worker(s) ({engine}), {R} reward worker(s)"
                  + (f"; {threads} threads each" if threads > 1 else ""))
 
+        in_trainer = cfg.rollout.in_trainer
+        actor_class = None
+        if in_trainer:
+            from rlvr.trainer.with_engine import TrainerWithEngineActor as actor_class
+
         def start_trainer():  # trainer rank i sits in bundle i in every layout (rlvr/controller/layout.py)
             self.trainer = TrainerGroup(M, model_dir, asdict(cfg.trainer), asdict(cfg.algorithm),
                                         placement_group=self.placement, num_gpus_per_rank=cfg.trainer.num_gpus_per_rank,
                                         dtype=cfg.model.dtype, wait=False, expect_cuda=not rehearsal(cfg.cluster),
-                                        num_threads=threads)
+                                        num_threads=threads, actor_class=actor_class)
 
-        shared_cards = engines_start_first(cfg, layout.gpus)
+        shared_cards = engines_start_first(cfg, layout.gpus) and not in_trainer
         if not shared_cards:  # everything starts at once, the slowest (DeepSpeed) first
             start_trainer()
-        self.rollout = [self._rollout_actor(i, model_dir) for i in range(N)]
+        if in_trainer:  # the engine is built in rank 0 once the rank is up (calls to it run in order)
+            self.rollout = [self._engine_in_trainer(model_dir)]
+        else:
+            self.rollout = [self._rollout_actor(i, model_dir) for i in range(N)]
         self.reward = [self._reward_actor(j) for j in range(R)]
         self._pending_ready = []
         if cfg.reward.colocate:  # training samples are scored where they are generated
@@ -163,6 +171,19 @@ class ActorPool:
             **({"runtime_env": {"env_vars": env}} if env else {}),
         ).remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed + i, engine_kwargs=kwargs,
                  num_threads=self.threads)
+
+    def _engine_in_trainer(self, model_dir: str):
+        """rollout.in_trainer: the engine built inside trainer rank 0 (not waited for), and the
+        driver's RolloutWorker-like handle on it."""
+        from rlvr.controller.engine_in_trainer import EngineInTrainer
+        from rlvr.rollout.engine_options import engine_kwargs
+
+        cfg = self.cfg
+        rank0 = self.trainer.actors[0]
+        rank0.start_engine.remote(model_dir, backend=cfg.rollout.backend, seed=cfg.seed,
+                                  engine_kwargs=engine_kwargs(cfg.rollout, cfg.model.dtype, 1),
+                                  num_threads=self.threads)
+        return EngineInTrainer(rank0)
 
     def _reward_actor(self, j: int):
         """Reward worker j, created in its slot of the placement group (not waited for)."""

@@ -9,6 +9,8 @@ Two layouts, both one placement group:
     colocate (cluster.colocate=true)    [GPU 0..G-1][reward 0..R-1],  G = max(M, N*T)
         each bundle one whole GPU; trainer rank i takes t of GPU i, engine shard k takes r of
         GPU k: trainer and rollout share cards, and ranks and shards sit on distinct cards.
+    engine in trainer (rollout.in_trainer=true)   [trainer rank 0..M-1][reward 0..R-1]
+        the one hf engine runs in trainer rank 0's process: no bundle and no resources of its own.
 
 An engine with tensor_parallel_size T > 1 runs vLLM's Ray executor: the engine actor takes no
 GPU itself and vLLM starts one worker per shard in the shard bundles (VLLM_RAY_BUNDLE_INDICES).
@@ -61,6 +63,10 @@ class Layout:
         t = self.trainer[0].num_gpus if self.trainer else 0
         r = self.rollout[0].gpus_per_shard if self.rollout else 0
         tp = len(self.rollout[0].shard_bundles) if self.rollout else 1
+        if self.rollout and not self.rollout[0].num_cpus:  # rollout.in_trainer
+            return (f"{len(self.bundles)} bundles: {len(self.trainer)} trainer rank(s) x {t:g} GPU, the rollout "
+                    f"engine inside rank 0, {len(self.reward)} reward worker(s); {self.gpus} GPU and "
+                    f"{self.cpus:g} CPU in all")
         return (f"{len(self.bundles)} bundles: {len(self.trainer)} trainer rank(s) x {t:g} GPU, "
                 f"{len(self.rollout)} rollout engine(s) x {tp} shard(s) x {r:g} GPU, "
                 f"{len(self.reward)} reward worker(s); {self.gpus} GPU and {self.cpus:g} CPU in all")
@@ -91,7 +97,7 @@ def pack_gpus(fractions: Sequence[float]) -> int:
 
 def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per_shard: float,
                 tensor_parallel_size: int, num_reward_workers: int, colocate: bool,
-                gpus_per_reward_worker: float = 0.0) -> Layout:
+                gpus_per_reward_worker: float = 0.0, engine_in_trainer: bool = False) -> Layout:
     """The placement-group bundles and each actor's slot (see the module docstring).
 
     gpus_per_shard is rollout.num_gpus_per_worker: the share of a GPU each of an engine's
@@ -99,13 +105,20 @@ def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per
     (reward.num_gpus_per_worker) gives each reward worker's bundle a GPU share (a learned reward
     model's); in the colocate layout reward worker k shares card k % G when the trainer's and
     engine's shares there leave room, else gets a bundle (and a card) of its own.
+    `engine_in_trainer` (rollout.in_trainer): the engine's slot is trainer rank 0's bundle, and
+    it asks for nothing there (the rank's own CPU and GPU share serve both).
     """
     M, N, T, R = num_ranks, num_engines, tensor_parallel_size, num_reward_workers
     t, r = float(gpus_per_rank), float(gpus_per_shard)
     # With T > 1 the engine actor is a driver: vLLM's shard workers hold the GPUs.
     actor_gpus = r if T == 1 else 0.0
     bundles: List[Dict[str, float]] = []
-    if colocate:
+    if engine_in_trainer:
+        bundles = [_bundle(1.0, t) for _ in range(M)]
+        trainer = [Slot(i, 1.0, t) for i in range(M)]
+        rollout = [EngineSlot(0, 0.0, 0.0, (0,), 0.0) for _ in range(N)]
+        gpus = pack_gpus([b.get("GPU", 0.0) for b in bundles])
+    elif colocate:
         G = max(M, N * T)
         cpus = [0.0] * G
         for i in range(M):
@@ -174,7 +187,8 @@ def layout_for(cfg) -> Layout:
     """plan_layout for a RecipeConfig, with its roles' custom resources (pin_roles)."""
     layout = plan_layout(cfg.trainer.num_ranks, cfg.trainer.num_gpus_per_rank, cfg.rollout.num_workers,
                          cfg.rollout.num_gpus_per_worker, cfg.rollout.tensor_parallel_size,
-                         cfg.reward.num_workers, cfg.cluster.colocate, cfg.reward.num_gpus_per_worker)
+                         cfg.reward.num_workers, cfg.cluster.colocate, cfg.reward.num_gpus_per_worker,
+                         cfg.rollout.in_trainer)
     return pin_roles(layout, cfg.cluster.custom_resources)
 
 

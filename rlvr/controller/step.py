@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 from rlvr.config import RecipeConfig
 from rlvr.controller.faults import wait_each
 from rlvr.controller.prompts import split_round_robin, verifier_inputs
+from rlvr.controller.weight_sync import CollectiveSync, InProcessSync
 from rlvr.tasks import Prompt
 
 VERIFIER_ERRORS = ("timeout", "parse_error")  # verdict reasons that mean "could not check"
@@ -214,6 +215,11 @@ class StepRunner:
                 if not actors.faults.allow(err, name):
                     _drop_if_hung(used, name, err)
                     raise err
+                if role == "rollout" and self.cfg.rollout.in_trainer:
+                    from rlvr.controller.faults import ActorLost
+
+                    raise ActorLost(f"{name} lost: it ran inside trainer rank 0 (rollout.in_trainer), so "
+                                    f"every actor restarts ({type(err).__name__})") from err
                 if role == "rollout" and self.cfg.rollout.overlap and self._plan is not None:
                     # the lost call's weights (the version before the trainer's current one) exist
                     # nowhere now: every actor restarts from the last checkpoint instead
@@ -404,10 +410,9 @@ class StepRunner:
         return Rollout(step, list(prompts), generated, batch, metrics, samples)
 
     def _fused_sync(self) -> bool:
-        """Whether new weights ride on train_step and the next generate (the collective sync)."""
-        from rlvr.controller.weight_sync import CollectiveSync
-
-        return isinstance(self.actors.weight_sync, CollectiveSync)
+        """Whether new weights ride on train_step (and, with the collective sync, the next generate):
+        the collective and the in-process sync."""
+        return isinstance(self.actors.weight_sync, (CollectiveSync, InProcessSync))
 
     def _train_result(self, refs, engine_refs, engine_names=()) -> Dict[str, float]:
         """train_step's metrics; an engine call that fails meanwhile raises at once (a rank
@@ -494,9 +499,11 @@ class StepRunner:
         refs = actors.trainer.train_step(rollout.batch, temperature=cfg.rollout.temperature,
                                          broadcast_version=step if fused else None, wait=False)
         receives = []
+        # rollout.in_trainer: rank 0 loads its engine at the end of train_step, before any later call to it
+        loaded = fused and not isinstance(actors.weight_sync, CollectiveSync)
         if fused and self._ahead(later):
-            self.launch_step(later, *self._plan(later), receive_version=step)
-        elif fused:  # nothing left to generate: the engines take the weights for eval and sync_check
+            self.launch_step(later, *self._plan(later), receive_version=None if loaded else step)
+        elif fused and not loaded:  # nothing left to generate: the engines take the weights for eval and sync_check
             receives = [w.receive_weights.remote(step) for w in actors.rollout]
         if overlap and nxt in self._inflight:  # score step+1's samples while the trainer works
             made_for, nxt_epoch, launched = self._inflight.pop(nxt)

@@ -5,6 +5,7 @@ every engine (rlvr/comm/weight_group.py), set up once after the actors start.
 ipc: engines on a trainer rank's own machine and device (cluster.colocate) load each bucket from
 that rank's buffer by handle (CUDA IPC on GPU, a /dev/shm file on CPU; rlvr/comm/tensor_handles.py).
 object_store: rank 0's whole state dict goes through Ray's object store (shared memory).
+in_process: the engine lives in trainer rank 0's process (rollout.in_trainer); rank 0 copies.
 """
 from __future__ import annotations
 
@@ -49,6 +50,22 @@ class ObjectStoreSync:
         state_ref = self.trainer.full_state_dict_ref()
         _wait_all([(f"rollout worker {i}", w.update_weights.remote(state_ref, version))
                    for i, w in enumerate(self.rollout)], self.stage_timeout_s)
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessSync:
+    """rollout.in_trainer: trainer rank 0 copies its weights into the engine in its own process
+    (every rank takes part: under ZeRO-3 the full weights are gathered)."""
+
+    def __init__(self, trainer, stage_timeout_s: Optional[float] = None):
+        self.trainer, self.stage_timeout_s = trainer, stage_timeout_s
+        progress("weight sync: in process (the rollout engine runs inside trainer rank 0)")
+
+    def sync(self, version: int) -> None:
+        refs = self.trainer.submit("load_engine_weights", [(version,)] * self.trainer.num_ranks)
+        _wait_all([(f"trainer rank {r}", ref) for r, ref in enumerate(refs)], self.stage_timeout_s)
 
     def close(self) -> None:
         pass
@@ -147,7 +164,8 @@ class IpcSync:
 
 def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, bucket_mb: float,
                      stage_timeout_s: Optional[float] = None):
-    """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store") over started actors.
+    """The `rollout.weight_sync` strategy ("collective" | "ipc" | "object_store" | "in_process") over
+    started actors.
 
     "auto" is resolved by load_recipe (ipc when colocated); a config built without it gets collective.
     stage_timeout_s (cluster.stage_timeout_s): a sync with no call finishing for that long raises
@@ -161,7 +179,9 @@ def make_weight_sync(mode: str, trainer, rollout: Sequence[Any], dtype: str, buc
         return IpcSync(trainer, rollout, dtype, bucket_mb, stage_timeout_s=stage_timeout_s)
     if mode == "object_store":
         return ObjectStoreSync(trainer, rollout, stage_timeout_s)
-    raise ValueError(f"rollout.weight_sync = {mode!r} must be collective, ipc or object_store")
+    if mode == "in_process":
+        return InProcessSync(trainer, stage_timeout_s)
+    raise ValueError(f"rollout.weight_sync = {mode!r} must be collective, ipc, object_store or in_process")
 
 
 def _call_all_ray(workers: Sequence[Any], method: str) -> List[Any]:

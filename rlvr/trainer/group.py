@@ -89,11 +89,12 @@ class TrainerGroup:
                  algorithm: Mapping[str, Any], placement_group=None,
                  num_cpus_per_rank: float = 1, num_gpus_per_rank: float = 0,
                  startup_timeout_s: float = 900.0, dtype: str = "float32", wait: bool = True,
-                 expect_cuda: Optional[bool] = None, num_threads: Optional[int] = None):
+                 expect_cuda: Optional[bool] = None, num_threads: Optional[int] = None, actor_class=None):
         """expect_cuda: ranks given a GPU (num_gpus_per_rank > 0) fail without CUDA, unless it is
         False (a layout rehearsed on CPU with declared GPUs). num_threads: torch threads per rank
         (cluster.threads_per_actor, resolved by rlvr.controller.threads.actor_threads); None: one
-        per logical CPU of the rank."""
+        per logical CPU of the rank. actor_class: the ranks' Ray actor class, PolicyTrainerActor
+        unless given (rollout.in_trainer: rlvr.trainer.with_engine.TrainerWithEngineActor)."""
         if num_ranks < 1:
             raise ValueError(f"trainer.num_ranks = {num_ranks} must be >= 1")
         self.num_ranks = int(num_ranks)
@@ -132,7 +133,7 @@ class TrainerGroup:
         # Otherwise the variables go to __init__, so ranks may take Ray's already started
         # (pooled) worker processes: a runtime_env of their own would make Ray start new ones.
         for rank in range(self.num_ranks):
-            actor = PolicyTrainerActor.options(
+            actor = (actor_class or PolicyTrainerActor).options(
                 num_cpus=num_cpus_per_rank, num_gpus=num_gpus_per_rank,
                 scheduling_strategy=strategies[rank], **options,
             ).remote(rank, self.num_ranks, master_addr, master_port, str(model_dir),

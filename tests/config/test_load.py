@@ -61,7 +61,7 @@ def write(tmp_path, text):
     ("cluster:\n  num_gpus: 1\n", "declares GPUs but no actor asks for one"),
     ("checkpoint_keep_last: -1\n", "checkpoint_keep_last = -1 must be >= 0"),
     ("model:\n  path: ./no/such/model\n", "model.path = './no/such/model' does not exist"),
-    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['auto', 'collective', 'ipc', 'object_store']"),
+    ("rollout:\n  weight_sync: nccl\n", "rollout.weight_sync = 'nccl' must be one of ['auto', 'collective', 'in_process', 'ipc', 'object_store']"),
     ("rollout:\n  sync_bucket_mb: 0\n", "rollout.sync_bucket_mb = 0.0 must be >= 0.001"),
     ("cluster:\n  colocate: true\ntrainer:\n  num_gpus_per_rank: 0.5\nrollout:\n  num_gpus_per_worker: 0.4\n"
      "  weight_sync: collective\n", "an NCCL group cannot hold: set rollout.weight_sync = ipc (or auto)"),
@@ -144,3 +144,18 @@ def test_weight_sync_auto_resolves_to_ipc_when_colocated_and_ipc_is_accepted_the
     assert load_recipe(None, ["rollout.weight_sync=ipc"]).rollout.weight_sync == "ipc"  # CPU: the shared-memory twin
     for recipe in ("gpu_single.yaml", "quickstart.yaml"):
         load_recipe(str(ROOT / "recipes" / recipe))
+
+
+def test_engine_in_trainer_resolves_the_in_process_sync_and_names_each_key_it_rules_out():
+    cfg = load_recipe(None, ["rollout.in_trainer=true"])
+    assert cfg.rollout.weight_sync == "in_process"
+    assert load_recipe(None, ["rollout.in_trainer=true", "rollout.weight_sync=in_process"]).rollout.in_trainer
+    with pytest.raises(RecipeError, match="rollout.weight_sync = in_process .* set rollout.in_trainer = true"):
+        load_recipe(None, ["rollout.weight_sync=in_process"])
+    for override, key in [("rollout.backend=vllm", "rollout.backend = vllm"),
+                          ("rollout.num_workers=2", "rollout.num_workers = 2"),
+                          ("rollout.overlap=true algorithm.tis_cap=2.0", "rollout.overlap = true"),
+                          ("rollout.num_gpus_per_worker=0.5", "rollout.num_gpus_per_worker = 0.5"),
+                          ("rollout.weight_sync=collective", "rollout.weight_sync = collective")]:
+        with pytest.raises(RecipeError, match=f"rollout.in_trainer = true .*but {key}"):
+            load_recipe(None, ["rollout.in_trainer=true", *override.split()])

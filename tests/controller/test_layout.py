@@ -118,3 +118,14 @@ def test_custom_resources_refuse_what_no_node_could_mean(value, message):
 
     with pytest.raises(RecipeError, match=message):
         load_recipe(None, [f"cluster.custom_resources={value}"])
+
+
+def test_engine_in_trainer_takes_no_bundle_of_its_own():
+    layout = layout_for(load_recipe(None, ["rollout.in_trainer=true"]))
+    assert layout.bundles == [{"CPU": 1.0}] * 2  # trainer rank 0 (with the engine), reward worker
+    assert layout.rollout[0].bundle == 0 and layout.rollout[0].num_cpus == 0 and layout.rollout[0].num_gpus == 0
+    assert [s.bundle for s in layout.trainer + layout.reward] == [0, 1]
+    assert "the rollout engine inside rank 0" in layout.describe()
+    # on GPUs the ranks' shares are the only ones: 2 ranks x 1 GPU, a CPU reward worker
+    gpu = plan_layout(2, 1.0, 1, 0.0, 1, 1, colocate=False, engine_in_trainer=True)
+    assert gpu.bundles == [{"CPU": 1.0, "GPU": 1.0}] * 2 + [{"CPU": 1.0}] and gpu.gpus == 2

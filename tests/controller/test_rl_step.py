@@ -220,3 +220,39 @@ def test_kl_in_reward_subtracts_kl_coef_times_sequence_kl_before_advantages(cont
     assert [s["advantage"] for s in samples] == pytest.approx(expected, abs=1e-5)
     assert expected != pytest.approx(compute_advantages("rloo", proxy).flatten().tolist(), abs=1e-3)
     assert metrics["reward/kl_penalty_mean"] == pytest.approx(0.5 * 0.1 * sum(range(2 * G)) / (2 * G))
+
+
+class InProcessTrainer(FakeTrainer):
+    """rollout.in_trainer's rank: train_step(broadcast_version) loads the engine in its process."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine, self.broadcasts = engine, []
+
+    def train_step(self, batch, temperature=1.0, broadcast_version=None, wait=True):
+        self.batches.append(batch)
+        self.broadcasts.append(broadcast_version)
+        self.engine.version = broadcast_version
+        return [{"loss": 0.0, "perf/weight_broadcast_s": 0.25}]
+
+
+def test_engine_in_trainer_takes_the_weights_inside_train_step_and_generates_without_receiving(controller):
+    from rlvr.controller.engine_in_trainer import EngineInTrainer
+    from rlvr.controller.weight_sync import InProcessSync
+
+    c = controller({"name": "ground_truth"}, reward_workers=1, rollout_workers=1)
+    engine = FakeRollout()  # its generate takes no receive_version: a broadcast to receive would fail it
+
+    class Rank:  # the trainer rank actor: engine_call.remote(name, ...) runs the engine's method
+        engine_call = SimpleNamespace(remote=lambda name, *a, **k: getattr(engine, name)(*a, **k))
+
+    c.actors.rollout = [EngineInTrainer(Rank())]
+    c.actors.trainer = InProcessTrainer(engine)
+    c.actors.weight_sync = InProcessSync(c.actors.trainer)
+    c.follow(lambda step: (PROMPTS, 0), generate_until=3)
+    for step in (1, 2, 3):
+        metrics, samples = c.rl_step(step, PROMPTS, 0)
+        assert {s["policy_version"] for s in samples} == {step - 1}  # step 2 sampled from update 1
+        assert metrics["perf/weight_sync_s"] == 0.25  # the load's seconds, from train_step
+    assert c.actors.trainer.broadcasts == [1, 2, 3] and engine.version == 3
+    assert engine.calls == [2, 2, 2]  # one generate per step, none for a separate sync

@@ -27,7 +27,8 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def make_rank():
     """Factory of in-process PolicyTrainer ranks (world size 1, gloo, no Ray):
-    make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32").
+    make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32", cls=PolicyTrainer): `cls` may be
+    a subclass (rlvr.trainer.with_engine.TrainerWithEngine).
 
     The torch.distributed group is never destroyed: DeepSpeed can set one up only once per
     process, so every in-process trainer module shares the first. The env vars a rank sets
@@ -37,12 +38,12 @@ def make_rank():
 
     saved = dict(os.environ)
 
-    def make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32"):
+    def make(model_dir, trainer_cfg, algorithm_cfg=None, dtype="float32", cls=PolicyTrainer):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        return PolicyTrainer(0, 1, "127.0.0.1", port, str(model_dir), dict(trainer_cfg),
-                             dict(algorithm_cfg or {}), dtype=dtype)
+        return cls(0, 1, "127.0.0.1", port, str(model_dir), dict(trainer_cfg),
+                   dict(algorithm_cfg or {}), dtype=dtype)
 
     yield make
     os.environ.clear()
