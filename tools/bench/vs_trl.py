@@ -1,5 +1,5 @@
 # Run: .venv/bin/python tools/bench/vs_trl.py [--steps 30 --prompts 32 --samples 8 --rounds 3 --seeds 0,1,2
-#        --systems bare,rlvr,rlvr_overlap,trl,trl_1t --load 2 --json out.json] [recipe key=value ...]
+#        --systems bare,rlvr,rlvr_in_trainer,rlvr_overlap,trl,trl_1t --load 2 --json out.json] [recipe key=value ...]
 # (TRL arms need the bench extra: pip install -e ".[bench]"; expected hardware: any CPU, 2 cores or more)
 """rlvr beside TRL's GRPOTrainer and a bare single-process loop, on the quickstart workload.
 
@@ -51,10 +51,11 @@ SYSTEMS = {
     "rlvr_overlap": ("rlvr", None, "rlvr rollout.overlap=true, reward.colocate=true"),
     "rlvr_threads": ("rlvr", None, "rlvr sync, cluster.threads_per_actor=auto"),
     "rlvr_dp": ("rlvr", None, "rlvr sync, one actor per core per stage (1 thread each)"),
+    "rlvr_in_trainer": ("rlvr", None, "rlvr sync, rollout.in_trainer=true, reward.colocate=true"),
     "trl": ("trl", None, "TRL GRPOTrainer, default threads"),
     "trl_1t": ("trl", 1, "TRL GRPOTrainer, 1 thread"),
 }
-DEFAULT_SYSTEMS = "bare,rlvr,rlvr_dp,rlvr_overlap,trl,trl_1t"
+DEFAULT_SYSTEMS = "bare,rlvr,rlvr_dp,rlvr_in_trainer,rlvr_overlap,trl,trl_1t"
 # Per-step stage times (seconds) every arm that has them reports, in table order.
 STAGES = ("rollout", "reward", "controller", "train", "weight_sync", "after_step", "step")
 STAGE_FLOORS = {
@@ -435,9 +436,10 @@ def run_arm(system: str, spec: Dict[str, Any], seed: int) -> Dict[str, Any]:
     if kind == "bare":
         return run_bare(spec, seed, threads)
     if kind == "rlvr":
-        extra = {"rlvr_threads": ["cluster.threads_per_actor=auto"], "rlvr_dp": per_core_layout()}.get(system, [])
+        extra = {"rlvr_threads": ["cluster.threads_per_actor=auto"], "rlvr_dp": per_core_layout(),
+                 "rlvr_in_trainer": ["rollout.in_trainer=true"]}.get(system, [])
         return run_rlvr(spec, seed, overlap=system == "rlvr_overlap", extra=extra,
-                        colocate_reward=system == "rlvr_dp")
+                        colocate_reward=system in ("rlvr_dp", "rlvr_in_trainer"))
     return run_trl(spec, seed, threads)
 
 
