@@ -20,6 +20,8 @@ Per trainer GPU, with P parameters, N = trainer.num_ranks, w = 2 bytes (bf16) or
   logits            micro-batch x sequence x V x w x 2 (the logits and their gradient; one
                     copy more when rollout.temperature != 1 divides them)
   engine share      rollout.gpu_memory_utilization x card, when an engine shares the card
+  engine in rank 0  rollout.in_trainer: the hf engine's weights w P, and while it generates (not
+                    while training) its KV cache, prompts x G sequences of max_model_len
   sync buffers      2 x rollout.sync_bucket_mb on rank 0 (collective and ipc weight sync)
   CUDA context      1 GB for the trainer process (context, NCCL, allocator slack)
 
@@ -176,7 +178,7 @@ class MemoryPlan:
         if self.trainer:
             block("per trainer GPU (rank 0), while training", self.trainer)
         if self.generating:
-            block("the same GPU while the engine is awake", self.generating)
+            block("the same GPU while the engine generates", self.generating)
         if self.engine is not None:
             e = self.engine
             where = "shares a trainer GPU" if e.shared_with_trainer else "on a GPU of its own"
@@ -264,6 +266,17 @@ def build_plan(cfg, shape, card_gb: float, card_source: str) -> MemoryPlan:
                             "rollout.sync_bucket_mb")]
         context = Item("CUDA context, NCCL, allocator slack", CUDA_CONTEXT_BYTES)
         plan.trainer = items + buffers + [context]
+        if r.in_trainer:  # the hf engine lives in rank 0's process, on its card: its weights stay,
+            # its KV cache (the step's sequences at once) exists only while it generates
+            engine_weights = Item(f"engine weights in rank 0 ({dtype})", w * P,
+                                  "rollout.in_trainer=false (an engine on a card of its own)")
+            sequences = r.prompts_per_step * r.samples_per_prompt
+            kv = Item(f"engine KV cache ({sequences} sequences x {seq} tokens)",
+                      2.0 * shape.layers * shape.kv_dim * w * seq * sequences,
+                      "rollout.prompts_per_step or rollout.max_model_len")
+            plan.trainer.insert(-1, engine_weights)
+            resident = [item for item in items if not item.name.startswith(("activations", "logits"))]
+            plan.generating = resident + [engine_weights, kv] + buffers + [context]
         if sleeping:  # trainer idle (no activations) while the woken engine generates
             resident = [item for item in items if not item.name.startswith(("activations", "logits"))]
             plan.generating = resident + [engine_share] + buffers + [context]

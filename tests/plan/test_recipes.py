@@ -95,3 +95,22 @@ def test_a_sleeping_engine_is_counted_while_generating_not_while_training():
     assert "engine share" not in names(asleep.trainer)
     assert "engine share" in names(asleep.generating) and "activations" not in names(asleep.generating)
     assert asleep.total(asleep.trainer) == pytest.approx(awake.total(awake.trainer) - 0.35 * 80e9)
+
+
+def test_an_engine_in_the_trainer_counts_its_weights_always_and_its_kv_cache_while_generating():
+    inside = ("rollout.backend=hf", "rollout.in_trainer=true", "rollout.num_gpus_per_worker=0",
+              "rollout.weight_sync=auto", "cluster.colocate=false", "trainer.num_gpus_per_rank=1")
+    cfg = load(ROOT / "recipes/gpu_single.yaml", *inside)
+    plan = plan_recipe(cfg)
+    by_name = {item.name.split(" (")[0]: item.bytes for item in plan.trainer}
+    assert plan.trainer[0].name.startswith("parameters")
+    assert plan.trainer[0].bytes > 0
+    assert by_name["engine weights in rank 0"] == pytest.approx(plan.trainer[0].bytes)  # w P, as the rank's (ZeRO < 3)
+    kv = [item for item in plan.generating if item.name.startswith("engine KV cache")]
+    r = cfg.rollout
+    assert kv and f"{r.prompts_per_step * r.samples_per_prompt} sequences" in kv[0].name
+    assert not any(item.name.startswith(("activations", "logits")) for item in plan.generating)
+    # a step's sequences that cannot fit beside the trainer's states are refused, naming the fix
+    big = load(ROOT / "recipes/gpu_single.yaml", *inside, "rollout.prompts_per_step=4096")
+    (problem,) = memory_problems(big)
+    assert "while generating" in problem and "engine KV cache" in problem and "rollout.prompts_per_step" in problem
