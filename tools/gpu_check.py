@@ -5,8 +5,8 @@ Each case runs in a fresh process (DeepSpeed keeps global state; peak memory is 
 a bf16 HF engine on the device generates G samples per prompt, a one-rank PolicyTrainer
 (DeepSpeed bf16, ZeRO-2 or ZeRO-3 + gradient checkpointing, NCCL with world size 1)
 recomputes old log-probs and takes a GRPO step, and the new weights are handed over on the
-same device: to the generating engine as a state dict through host memory (object_store's
-way), and to a second engine in another process by CUDA IPC handles, bucket by bucket
+same device: to the generating engine in the same process as a state dict through host memory
+(object_store's way, and rollout.in_trainer's: the hf engine beside the rank in one process), and to a second engine in another process by CUDA IPC handles, bucket by bucket
 (rollout.weight_sync = ipc: rlvr/comm/tensor_handles.py, the functions IpcSync runs under Ray).
 Columns: generation tokens/s; the engine-vs-trainer log-prob gap (mean / max per token, the
 `policy/logprob_mismatch_*` metrics); |ratio_mean - 1| (0 when old log-probs are recomputed);
@@ -316,7 +316,7 @@ def _run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: 
         gap_maxes.append(metrics["policy/logprob_mismatch_max"])
         ratios.append(abs(metrics["policy/ratio_mean"] - 1.0))
         t0 = time.perf_counter()
-        engine.load_weights(trainer.full_state_dict())  # through host memory, as object_store does
+        engine.load_weights(trainer.full_state_dict())  # through host memory, as object_store and in_process do
         _sync(device)
         sync_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
