@@ -44,6 +44,7 @@ class EngineSlot(Slot):
 
     shard_bundles: tuple = ()
     gpus_per_shard: float = 0.0
+    in_trainer: bool = False  # rollout.in_trainer: the engine runs in trainer rank 0's process
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Layout:
         t = self.trainer[0].num_gpus if self.trainer else 0
         r = self.rollout[0].gpus_per_shard if self.rollout else 0
         tp = len(self.rollout[0].shard_bundles) if self.rollout else 1
-        if self.rollout and not self.rollout[0].num_cpus:  # rollout.in_trainer
+        if self.rollout and self.rollout[0].in_trainer:
             return (f"{len(self.bundles)} bundles: {len(self.trainer)} trainer rank(s) x {t:g} GPU, the rollout "
                     f"engine inside rank 0, {len(self.reward)} reward worker(s); {self.gpus} GPU and "
                     f"{self.cpus:g} CPU in all")
@@ -116,7 +117,7 @@ def plan_layout(num_ranks: int, gpus_per_rank: float, num_engines: int, gpus_per
     if engine_in_trainer:
         bundles = [_bundle(1.0, t) for _ in range(M)]
         trainer = [Slot(i, 1.0, t) for i in range(M)]
-        rollout = [EngineSlot(0, 0.0, 0.0, (0,), 0.0) for _ in range(N)]
+        rollout = [EngineSlot(0, 0.0, 0.0, (0,), 0.0, in_trainer=True) for _ in range(N)]
         gpus = pack_gpus([b.get("GPU", 0.0) for b in bundles])
     elif colocate:
         G = max(M, N * T)

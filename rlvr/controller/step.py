@@ -500,7 +500,7 @@ class StepRunner:
                                          broadcast_version=step if fused else None, wait=False)
         receives = []
         # rollout.in_trainer: rank 0 loads its engine at the end of train_step, before any later call to it
-        loaded = fused and not isinstance(actors.weight_sync, CollectiveSync)
+        loaded = isinstance(actors.weight_sync, InProcessSync)
         if fused and self._ahead(later):
             self.launch_step(later, *self._plan(later), receive_version=None if loaded else step)
         elif fused and not loaded:  # nothing left to generate: the engines take the weights for eval and sync_check

@@ -406,17 +406,21 @@ class PolicyTrainer:
             torch.distributed.destroy_process_group()
 
 
-_ACTOR_CLASS = None
+_ACTOR_CLASSES: Dict[type, Any] = {}
+
+
+def remote_class(cls: type):
+    """`cls` as a Ray actor class, made on first use and kept (importing a trainer module needs no
+    Ray: tools/gpu_check.py runs PolicyTrainer on machines without it)."""
+    if cls not in _ACTOR_CLASSES:
+        import ray
+
+        _ACTOR_CLASSES[cls] = ray.remote(cls)
+    return _ACTOR_CLASSES[cls]
 
 
 def __getattr__(name: str):
-    """`PolicyTrainerActor`, the Ray actor class, made on first use: importing this module
-    needs no Ray (tools/gpu_check.py runs PolicyTrainer on machines without it)."""
-    global _ACTOR_CLASS
+    """`PolicyTrainerActor`, the Ray actor class (remote_class)."""
     if name == "PolicyTrainerActor":
-        if _ACTOR_CLASS is None:
-            import ray
-
-            _ACTOR_CLASS = ray.remote(PolicyTrainer)
-        return _ACTOR_CLASS
+        return remote_class(PolicyTrainer)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from rlvr.trainer.policy_trainer import PolicyTrainer
+from rlvr.trainer.policy_trainer import PolicyTrainer, remote_class
 
 
 class TrainerWithEngine(PolicyTrainer):
@@ -67,16 +67,8 @@ class TrainerWithEngine(PolicyTrainer):
         super().close()
 
 
-_ACTOR_CLASS = None
-
-
 def __getattr__(name: str):
-    """`TrainerWithEngineActor`, the Ray actor class, made on first use (as PolicyTrainerActor)."""
-    global _ACTOR_CLASS
+    """`TrainerWithEngineActor`, the Ray actor class (made on first use, as PolicyTrainerActor)."""
     if name == "TrainerWithEngineActor":
-        if _ACTOR_CLASS is None:
-            import ray
-
-            _ACTOR_CLASS = ray.remote(TrainerWithEngine)
-        return _ACTOR_CLASS
+        return remote_class(TrainerWithEngine)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

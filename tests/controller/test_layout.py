@@ -124,6 +124,7 @@ def test_engine_in_trainer_takes_no_bundle_of_its_own():
     layout = layout_for(load_recipe(None, ["rollout.in_trainer=true"]))
     assert layout.bundles == [{"CPU": 1.0}] * 2  # trainer rank 0 (with the engine), reward worker
     assert layout.rollout[0].bundle == 0 and layout.rollout[0].num_cpus == 0 and layout.rollout[0].num_gpus == 0
+    assert layout.rollout[0].in_trainer and not layout_for(load_recipe(None)).rollout[0].in_trainer
     assert [s.bundle for s in layout.trainer + layout.reward] == [0, 1]
     assert "the rollout engine inside rank 0" in layout.describe()
     # on GPUs the ranks' shares are the only ones: 2 ranks x 1 GPU, a CPU reward worker
