@@ -218,8 +218,8 @@ class StepRunner:
                 if role == "rollout" and self.cfg.rollout.in_trainer:
                     from rlvr.controller.faults import ActorLost
 
-                    raise ActorLost(f"{name} lost: it ran inside trainer rank 0 (rollout.in_trainer), so "
-                                    f"every actor restarts ({type(err).__name__})") from err
+                    raise ActorLost(f"trainer rank 0 lost, and {name} inside it (rollout.in_trainer): every "
+                                    f"actor restarts ({type(err).__name__})") from err
                 if role == "rollout" and self.cfg.rollout.overlap and self._plan is not None:
                     # the lost call's weights (the version before the trainer's current one) exist
                     # nowhere now: every actor restarts from the last checkpoint instead
