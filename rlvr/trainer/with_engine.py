@@ -14,6 +14,7 @@ rlvr.controller.engine_in_trainer.EngineInTrainer, which looks like a RolloutWor
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Dict, Optional
 
 from rlvr.trainer.policy_trainer import PolicyTrainer, remote_class
@@ -49,11 +50,13 @@ class TrainerWithEngine(PolicyTrainer):
 
     def load_engine_weights(self, version: int) -> float:
         """The rank's current weights into the engine here, stamped `version` (rank 0; every rank
-        calls: under ZeRO-3 the full weights are gathered from all). Returns the load's seconds."""
+        calls: under ZeRO-3 the full weights are gathered from all). Returns the seconds of the
+        gather and the load."""
+        start = time.perf_counter()
         state = self.full_state_dict()
-        if self.rollout_worker is None:
-            return 0.0
-        return self.rollout_worker.update_weights(state, version)
+        if self.rollout_worker is not None:
+            self.rollout_worker.update_weights(state, version)
+        return time.perf_counter() - start
 
     def broadcast_weights(self, version: int) -> float:
         """The fused sync at the end of train_step (broadcast_version): the copy into this
