@@ -61,7 +61,8 @@ def test_tiny_run_of_the_bare_and_rlvr_arms_prints_both_tables(tmp_path):
     systems = "bare,rlvr,trl_1t" if importlib.util.find_spec("trl") else "bare,rlvr"
     out = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, str(ROOT / "tools" / "bench" / "vs_trl.py"), "--steps", "2", "--rounds", "1",
+    # steps 2..4 are timed: one ~20 ms step of the bare arm can read 0 CPU seconds (10 ms clock ticks)
+    cmd = [sys.executable, str(ROOT / "tools" / "bench" / "vs_trl.py"), "--steps", "4", "--rounds", "1",
            "--prompts", "4", "--samples", "2", "--systems", systems, "--output-dir", str(tmp_path),
            "--json", str(out), "warmup.enabled=false", "task.train_size=64", "task.eval_size=16",
            "eval.audit_prompts=4"]
