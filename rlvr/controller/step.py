@@ -509,8 +509,10 @@ class StepRunner:
             made_for, nxt_epoch, launched = self._inflight.pop(nxt)
             self._ready[nxt] = self.prepare(nxt, made_for, nxt_epoch, self.gather(launched))
         engine_refs = receives + [f for _, _, launched in self._inflight.values() for f in launched.futures]
-        engine_names = [f"rollout worker {k}" for k in range(len(receives))] + [
-            f"rollout worker {call[0]}" for _, _, launched in self._inflight.values() for call in launched.calls]
+        # rollout.in_trainer: an engine call fails when the rank holding the engine is lost: name the rank
+        engine = "trainer rank 0 (holding rollout worker {})" if cfg.rollout.in_trainer else "rollout worker {}"
+        engine_names = [engine.format(k) for k in range(len(receives))] + [
+            engine.format(call[0]) for _, _, launched in self._inflight.values() for call in launched.calls]
         train_metrics = self._train_result(refs, engine_refs if fused else [], engine_names)
         t_train = time.time() - t1
         if fused:
