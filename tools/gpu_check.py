@@ -6,7 +6,8 @@ a bf16 HF engine on the device generates G samples per prompt, a one-rank Policy
 (DeepSpeed bf16, ZeRO-2 or ZeRO-3 + gradient checkpointing, NCCL with world size 1)
 recomputes old log-probs and takes a GRPO step, and the new weights are handed over on the
 same device: to the generating engine in the same process as a state dict through host memory
-(object_store's way, and rollout.in_trainer's: the hf engine beside the rank in one process), and to a second engine in another process by CUDA IPC handles, bucket by bucket
+(object_store's way, and rollout.in_trainer's: the hf engine beside the rank in one process),
+and to a second engine in another process by CUDA IPC handles, bucket by bucket
 (rollout.weight_sync = ipc: rlvr/comm/tensor_handles.py, the functions IpcSync runs under Ray).
 Columns: generation tokens/s; the engine-vs-trainer log-prob gap (mean / max per token, the
 `policy/logprob_mismatch_*` metrics); |ratio_mean - 1| (0 when old log-probs are recomputed);
@@ -316,7 +317,7 @@ def _run_case(name: str, model_dir: str, device_name: str, steps: int, prompts: 
         gap_maxes.append(metrics["policy/logprob_mismatch_max"])
         ratios.append(abs(metrics["policy/ratio_mean"] - 1.0))
         t0 = time.perf_counter()
-        engine.load_weights(trainer.full_state_dict())  # through host memory, as object_store and in_process do
+        engine.load_weights(trainer.full_state_dict())  # via host memory, as object_store, in_process
         _sync(device)
         sync_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
