@@ -97,6 +97,9 @@ class Controller:
         return evaluation.sync_check(self.actors, self.steps.tokenizer, prompt)
 
     def checkpoint(self, folder: RunFolder, state: Dict[str, Any]) -> None:
+        if self.steps.trained_ahead(state["step"] + 1):  # the trainer would save update step + 1's weights
+            raise RuntimeError(f"checkpoint of step {state['step']}: step {state['step'] + 1}'s update was already "
+                               "sent to the trainer (StepRunner.train_ahead must not run before a checkpoint)")
         save_checkpoint(self.cfg, self.actors.trainer, folder, state, self.steps.ready_ahead(state["step"] + 1))
 
     def end_cluster(self) -> None:
@@ -150,7 +153,10 @@ class Controller:
             plan = lambda s: (sampler.batch(s, size), sampler.epoch(s, size))  # noqa: E731
             # overlap: the last step's update overlaps step steps+1's generation too, which the
             # final checkpoint keeps, so a run extended with resume=true continues exactly
-            self.steps.follow(plan, cfg.steps + (1 if cfg.rollout.overlap else 0))
+            self.steps.follow(plan, cfg.steps + (1 if cfg.rollout.overlap else 0),
+                              holds=lambda s: (s >= cfg.steps or stop.requested is not None
+                                               or bool(cfg.eval_every and s % cfg.eval_every == 0)
+                                               or bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)))
             self.actors.wait_ready(model_dir)
             self.actors.open_weight_sync()
             if resume is None:
@@ -200,7 +206,9 @@ class Controller:
                     tracker.log(metrics)
                     if cfg.logging.log_samples_every and step % cfg.logging.log_samples_every == 0:
                         folder.write_samples(step, samples)
-                    stopping = stop.requested is not None and step < cfg.steps
+                    # a stop that came after step + 1's update was sent (StepRunner.train_ahead) ends after it
+                    stopping = (stop.requested is not None and step < cfg.steps
+                                and not self.steps.trained_ahead(step + 1))
                     if step == cfg.steps or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                         self.checkpoint(folder, {**state, "step": step, "evals": evals})
                 except Exception as err:  # noqa: BLE001 - a lost actor restarts the run's actors; else re-raised

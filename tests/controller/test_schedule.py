@@ -161,6 +161,35 @@ def test_overlap_samples_step_t_plus_1_from_the_weights_before_update_t(make, sy
     assert c._ready[5].generated["policy_version"] == 3
 
 
+@pytest.mark.parametrize("sync", ["collective", "object_store"])
+def test_overlap_sends_the_next_update_ahead_unless_the_loop_holds_the_step(make, sync):
+    """StepRunner.train_ahead: with the fused sync, update t+1 is sent while step t runs (its
+    batch is ready), except after a step the loop holds (here step 2, as for a checkpoint) and
+    the last; the trainer gets the same batches in the same order as without it."""
+    import torch
+
+    plain, _ = make(overlap=True, sync=sync)
+    for step in range(1, 5):
+        plain.rl_step(step, *plain._plan(step))
+    c, engines = make(overlap=True, sync=sync)
+    c.follow(c._plan, c._generate_until, holds=lambda s: s in (2, 4))
+    updates_after = []
+    for step in range(1, 5):
+        metrics, samples = c.rl_step(step, *c._plan(step))
+        updates_after.append(c.actors.trainer.updates)
+        assert metrics["policy/version"] == max(step - 2, 0) and metrics["perf/train_s"] >= 0
+        assert c.trained_ahead(step + 1) == (sync == "collective" and step in (1, 3))
+    # the stand-in trains when called: updates 2 and 4 ran during steps 1 and 3
+    assert updates_after == ([2, 2, 4, 4] if sync == "collective" else [1, 2, 3, 4])
+    assert c.actors.trainer.weights_at_train == [0, 1, 2, 3]
+    for ours, theirs in zip(c.actors.trainer.batches, plain.actors.trainer.batches, strict=True):
+        assert all(torch.equal(getattr(ours, f), getattr(theirs, f)) for f in
+                   ("input_ids", "attention_mask", "response_mask", "old_logprobs", "advantages"))
+    assert [e.version for e in engines] == [4, 4] and all(not e.inbox for e in engines)
+    c.reset()  # a restart forgets an update sent ahead
+    assert not c._trained_ahead
+
+
 def test_overlap_is_not_started_by_an_rl_step_without_the_loops_plan(make):
     c, engines = make(overlap=True, sync="object_store")
     c._plan = None

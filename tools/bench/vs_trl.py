@@ -686,6 +686,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"(timed: 2..{args.steps}); {args.rounds} round(s) x seeds {seeds}; eval on {len(held_out)} held-out prompts",
           flush=True)
 
+    Path(output_dir).mkdir(parents=True, exist_ok=True)  # --output-dir may name a folder not made yet
     work = Path(tempfile.mkdtemp(prefix="vs_trl-", dir=output_dir))
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
