@@ -9,7 +9,9 @@ Schedule of step t (docs/loop.md has the timeline). Version v = the weights afte
   from the weights the engines hold then (version t-1); version t reaches the engines after
   the update, at the start of step t+2's generate. So step t's samples come from version
   max(t-2, 0) (one step stale from step 2 on: policy/version_lag = 1) and the run's results
-  differ from a synchronous one, which is why it is off by default.
+  differ from a synchronous one, which is why it is off by default. Step t+1's batch is ready
+  before update t ends, so with the collective sync its train_step is sent at once, queued
+  behind update t (StepRunner.train_ahead: the same updates, the trainer never idle).
 In both, an evaluation at step t runs after version t reached the engines (its generate
 queues behind the one that received it).
 """
