@@ -30,6 +30,16 @@ from rlvr.tracking.run_folder import RunFolder
 from rlvr.tracking.tracker import Tracker, progress
 
 
+def evaluates_at(cfg: RecipeConfig, step: int) -> bool:
+    """Whether the loop evaluates on the held-out prompts after step `step`."""
+    return bool(cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
+
+
+def checkpoints_at(cfg: RecipeConfig, step: int) -> bool:
+    """Whether the loop saves a checkpoint after step `step` (a stop saves one too)."""
+    return bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps
+
+
 def default_run_name(cfg: RecipeConfig) -> str:
     """cleanrl-style `{task}__{design}__{seed}__{time}`."""
     design = cfg.reward.design.get("name", "design")
@@ -154,9 +164,8 @@ class Controller:
             # overlap: the last step's update overlaps step steps+1's generation too, which the
             # final checkpoint keeps, so a run extended with resume=true continues exactly
             self.steps.follow(plan, cfg.steps + (1 if cfg.rollout.overlap else 0),
-                              holds=lambda s: (s >= cfg.steps or stop.requested is not None
-                                               or bool(cfg.eval_every and s % cfg.eval_every == 0)
-                                               or bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)))
+                              holds=lambda s: (stop.requested is not None or evaluates_at(cfg, s)
+                                               or checkpoints_at(cfg, s)))
             self.actors.wait_ready(model_dir)
             self.actors.open_weight_sync()
             if resume is None:
@@ -196,7 +205,7 @@ class Controller:
                     inject(self.actors, inject_plan, step)
                     t0 = time.time()
                     metrics, samples = self.rl_step(step, *plan(step))
-                    if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                    if evaluates_at(cfg, step):
                         metrics.update(self.evaluate(eval_prompts, step))
                         evals.append(metrics["eval/gt_accuracy"])
                     metrics["perf/step_s"] = time.time() - t0
@@ -209,7 +218,7 @@ class Controller:
                     # a stop that came after step + 1's update was sent (StepRunner.train_ahead) ends after it
                     stopping = (stop.requested is not None and step < cfg.steps
                                 and not self.steps.trained_ahead(step + 1))
-                    if step == cfg.steps or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    if stopping or checkpoints_at(cfg, step):
                         self.checkpoint(folder, {**state, "step": step, "evals": evals})
                 except Exception as err:  # noqa: BLE001 - a lost actor restarts the run's actors; else re-raised
                     if not faults.allow(err, f"an actor of step {step}"):
