@@ -82,3 +82,28 @@ def test_with_overlap_a_killed_engine_restarts_from_the_checkpoint_and_its_pendi
     assert (event["step"], event["actor"]) == (3, "rollout worker 0")
     assert "restarted from step_000002" in event["action"]
     assert_same_run(uninterrupted / "overlap_clean", run, steps=4)
+
+
+@pytest.mark.e2e
+def test_with_overlap_a_trainer_killed_with_an_update_sent_ahead_restarts_and_ends_equal(uninterrupted, monkeypatch):
+    # eval and checkpoint at steps 2 and 4 only: step 4's update goes to the trainer during step 3
+    # (StepRunner.train_ahead), and the rank is killed before step 4 with it queued or running
+    args = ["eval_every=4", *OVERLAP]
+    clean = train(short_run(uninterrupted, *ARGS, *args, "run_name=ahead_clean"))
+    assert clean["status"] == "finished"
+    from rlvr.controller.step import StepRunner
+
+    real, sent = StepRunner.train_ahead, []
+
+    def recording(self, step):
+        sends = real(self, step)
+        if sends:
+            sent.append(step)
+        return sends
+
+    monkeypatch.setattr(StepRunner, "train_ahead", recording)
+    run, event = _injected_run(uninterrupted, monkeypatch, "kill:trainer:0@4", "ahead_lost", *args)
+    assert 3 in sent  # step 4's update was sent during step 3, before the kill
+    assert (event["step"], event["actor"]) == (4, "trainer rank 0")
+    assert "restarted from step_000002" in event["action"]
+    assert_same_run(uninterrupted / "ahead_clean", run, steps=4)
