@@ -266,6 +266,8 @@ def build_plan(cfg, shape, card_gb: float, card_source: str) -> MemoryPlan:
                             "rollout.sync_bucket_mb")]
         context = Item("CUDA context, NCCL, allocator slack", CUDA_CONTEXT_BYTES)
         plan.trainer = items + buffers + [context]
+        # what stays on rank 0's card while it is not training (no activations, no logits)
+        resident = [item for item in items if not item.name.startswith(("activations", "logits"))]
         if r.in_trainer:  # the hf engine lives in rank 0's process, on its card: its weights stay,
             # its KV cache (the step's sequences at once) exists only while it generates
             engine_weights = Item(f"engine weights in rank 0 ({dtype})", w * P,
@@ -275,10 +277,8 @@ def build_plan(cfg, shape, card_gb: float, card_source: str) -> MemoryPlan:
                       2.0 * shape.layers * shape.kv_dim * w * seq * sequences,
                       "rollout.prompts_per_step or rollout.max_model_len")
             plan.trainer.insert(-1, engine_weights)
-            resident = [item for item in items if not item.name.startswith(("activations", "logits"))]
             plan.generating = resident + [engine_weights, kv] + buffers + [context]
         if sleeping:  # trainer idle (no activations) while the woken engine generates
-            resident = [item for item in items if not item.name.startswith(("activations", "logits"))]
             plan.generating = resident + [engine_share] + buffers + [context]
     if r.num_gpus_per_worker > 0 and r.backend == "vllm":
         tp = r.tensor_parallel_size
