@@ -1,5 +1,6 @@
-"""The embedded (cluster.address=local) Ray cluster listens on loopback only, and none of its
-processes outlives a driver killed with SIGKILL (Ray alone leaves its agents behind)."""
+"""The embedded (cluster.address=local) Ray cluster listens on loopback only, starts without
+Ray's API server and autoscaler monitor, and none of its processes outlives a driver killed with
+SIGKILL (Ray alone leaves its agents behind)."""
 import ipaddress
 import os
 import signal
@@ -17,8 +18,11 @@ DRIVER = """
 import psutil, time
 from rlvr.config import load_recipe
 from rlvr.controller.cluster import start_ray
+from ray._private.node import Node
+methods = (Node.start_api_server, Node.start_monitor)
 start_ray(load_recipe(None, ["cluster.num_cpus=3"]).cluster, 3)
 import ray
+assert (Node.start_api_server, Node.start_monitor) == methods, "Ray's Node methods not restored"
 
 @ray.remote(num_cpus=0)
 def node_ip():
@@ -71,6 +75,11 @@ def test_embedded_cluster_is_loopback_only_and_dies_with_a_killed_driver():
         procs = [psutil.Process(int(pid)) for pid in line.split()]
         names = {p.name() for p in procs}
         assert {"raylet", "gcs_server", "ray::DashboardAgent"} <= names, names
+        scripts = [" ".join(p.cmdline()) for p in procs]
+        assert any("log_monitor.py" in c for c in scripts), scripts  # actors' output reaches the driver
+        skipped = [c for c in scripts if "dashboard/dashboard.py" in c or "autoscaler/_private/monitor.py" in c
+                   or "autoscaler/v2/monitor.py" in c]
+        assert not skipped, skipped
         sockets = listening([psutil.Process(driver.pid), *procs])
         assert sockets and all(is_loopback(ip) for _, ip, _ in sockets), \
             sorted(s for s in sockets if not is_loopback(s[1]))

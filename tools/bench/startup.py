@@ -8,9 +8,9 @@ found cached) by an untimed first run from each checkout. Prints per phase the m
 min-max over rounds.
 
 Each round also times the stack's floor on this machine, beside the runs: a plain script that
-starts the same embedded Ray cluster (3 logical CPUs, no dashboard) and three actors that only
-import what rlvr's trainer, rollout and reward actors import from other packages (torch,
-transformers' Llama model code, DeepSpeed), then exit. No rlvr code runs in it: what rlvr adds
+starts the same embedded Ray cluster (3 logical CPUs, no dashboard, API server or autoscaler
+monitor) and three actors that only import what rlvr's trainer, rollout and reward actors
+import from other packages (torch, transformers' Llama model code, DeepSpeed), then exit. No rlvr code runs in it: what rlvr adds
 to start-up is the difference. A second floor starts one actor that imports all of it: the least
 any design built on Ray, transformers and DeepSpeed can take to step 1, before its model is loaded.
 """
@@ -54,7 +54,10 @@ FLOOR = """
 import sys
 
 import ray
+from ray._private.node import Node
 
+# as rlvr's embedded cluster starts: no API server, no autoscaler monitor
+Node.start_api_server = Node.start_monitor = lambda self, *args, **kwargs: None
 ray.init(address="local", num_cpus=3, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1")
 
 @ray.remote(num_cpus=1)
