@@ -10,9 +10,10 @@ min-max over rounds.
 Each round also times the stack's floor on this machine, beside the runs: a plain script that
 starts the same embedded Ray cluster (3 logical CPUs, no dashboard, API server or autoscaler
 monitor) and three actors that only import what rlvr's trainer, rollout and reward actors
-import from other packages (torch, transformers' Llama model code, DeepSpeed), then exit. No rlvr code runs in it: what rlvr adds
-to start-up is the difference. A second floor starts one actor that imports all of it: the least
-any design built on Ray, transformers and DeepSpeed can take to step 1, before its model is loaded.
+import from other packages (torch, transformers' Llama model code, DeepSpeed), then exit. No
+rlvr code runs in it: what rlvr adds to start-up is the difference. A second floor starts one
+actor that imports all of it: the least any design built on Ray, transformers and DeepSpeed can
+take to step 1, before its model is loaded.
 """
 from __future__ import annotations
 
