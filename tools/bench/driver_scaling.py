@@ -243,10 +243,12 @@ def fit_power(xs: Sequence[float], ys: Sequence[float]) -> Dict[str, float]:
 
 
 def crossing(fit: Dict[str, float], budget: float) -> float:
-    """x at which a * x^b reaches `budget` (inf when the fit does not grow)."""
+    """x at which a * x^b reaches `budget`: inf when the fit does not grow, or grows so slowly
+    that the crossing lies beyond any float (a near-flat fit of a few noisy rows)."""
     if fit["b"] <= 0:
         return math.inf
-    return (budget / fit["a"]) ** (1.0 / fit["b"])
+    log_x = math.log(budget / fit["a"]) / fit["b"]
+    return math.exp(log_x) if log_x < math.log(sys.float_info.max) else math.inf
 
 
 def render(rows: Sequence[Dict[str, Any]], title: str) -> str:
@@ -284,7 +286,7 @@ def describe(analysis, key: str, target_label: str) -> str:
         line = f"- {m} ~ {f['a']:.3g} * {key}^{f['b']:.2f}; at {target_label}: {f['at_target']:.4g}"
         if "budget_x" in f:
             bx = f["budget_x"]
-            line += f"; passes {BUDGET_S:.0f} s (5% of 60 s) at {key} = " + ("never (no growth)" if math.isinf(bx)
+            line += f"; passes {BUDGET_S:.0f} s (5% of 60 s) at {key} = " + ("never (no measurable growth)" if math.isinf(bx)
                                                                                else f"{bx:,.0f}")
         lines.append(line)
     return "\n".join(lines)
