@@ -286,8 +286,8 @@ def describe(analysis, key: str, target_label: str) -> str:
         line = f"- {m} ~ {f['a']:.3g} * {key}^{f['b']:.2f}; at {target_label}: {f['at_target']:.4g}"
         if "budget_x" in f:
             bx = f["budget_x"]
-            line += f"; passes {BUDGET_S:.0f} s (5% of 60 s) at {key} = " + ("never (no measurable growth)" if math.isinf(bx)
-                                                                               else f"{bx:,.0f}")
+            where = "never (no measurable growth)" if math.isinf(bx) else f"{bx:,.0f}"
+            line += f"; passes {BUDGET_S:.0f} s (5% of 60 s) at {key} = {where}"
         lines.append(line)
     return "\n".join(lines)
 
